@@ -1,0 +1,1 @@
+"""Trains genre models and writes versioned checkpoints into the model repository."""
