@@ -1,0 +1,208 @@
+"""The asyncio client: :class:`client.client.GenreClient`'s API with ``async`` methods.
+
+Construct it inside a running event loop (grpc.aio binds the channel to the loop it is made in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Self
+
+import grpc
+import grpc.aio
+import numpy.typing as npt
+
+from client.errors import from_rpc_error
+from client.options import DEFAULT_RETRY, CallSettings, RetryPolicy, merged_channel_options
+from client.requests import (
+    Encoding,
+    StreamSettings,
+    audio_request,
+    dense_request,
+    features_request,
+)
+from client.results import FeaturesResult, ModelInfo, StreamUpdate
+from client.retry import acall_with_retry
+from client.stubs import AsyncGenreStub, make_async_stub
+from genre.v1 import genre_pb2
+
+
+class AsyncGenreClient:
+    """Talks to one genre-serve target; use ``async with`` or ``await close()``.
+
+    Deadlines, retries, errors and channel options behave exactly as in ``GenreClient``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        deadline_seconds: float = 10.0,
+        stream_deadline_seconds: float = 3600.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        channel_options: Mapping[str, int | str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._settings = CallSettings(deadline_seconds, stream_deadline_seconds, retry)
+        options = merged_channel_options(channel_options)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+        self._stub = make_async_stub(self._channel)
+        self.target = target
+
+    @property
+    def stub(self) -> AsyncGenreStub:
+        """The raw generated stub over the asyncio channel."""
+        return self._stub
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def list_models(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the server
+    ) -> list[ModelInfo]:
+        """Every model version the server has loaded."""
+
+        async def attempt(seconds: float) -> genre_pb2.ListModelsResponse:
+            return await self._stub.ListModels(genre_pb2.ListModelsRequest(), timeout=seconds)
+
+        response = await acall_with_retry(
+            attempt,
+            method="ListModels",
+            policy=self._settings.retry,
+            total_seconds=self._settings.unary_timeout(timeout),
+        )
+        return [ModelInfo.from_proto(info) for info in response.models]
+
+    async def classify_features(
+        self,
+        model: str,
+        rows: Sequence[Mapping[str, float]],
+        *,
+        version: str = "",
+        top_k: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the server
+    ) -> FeaturesResult:
+        """One ranked genre list per row; a feature left out of a row is imputed if it can be."""
+        request = features_request(model, rows, version=version, top_k=top_k)
+        return await self._classify(request, timeout)
+
+    async def classify_dense(
+        self,
+        model: str,
+        feature_names: Sequence[str],
+        values: npt.ArrayLike,
+        *,
+        version: str = "",
+        top_k: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the server
+    ) -> FeaturesResult:
+        """Bulk form: ``values`` is ``(N, F)``, columns in ``feature_names`` order."""
+        request = dense_request(model, feature_names, values, version=version, top_k=top_k)
+        return await self._classify(request, timeout)
+
+    async def _classify(
+        self, request: genre_pb2.ClassifyFeaturesRequest, override: float | None
+    ) -> FeaturesResult:
+        async def attempt(seconds: float) -> genre_pb2.ClassifyFeaturesResponse:
+            return await self._stub.ClassifyFeatures(request, timeout=seconds)
+
+        response = await acall_with_retry(
+            attempt,
+            method="ClassifyFeatures",
+            policy=self._settings.retry,
+            total_seconds=self._settings.unary_timeout(override),
+        )
+        return FeaturesResult.from_proto(response)
+
+    def stream_audio(
+        self,
+        model: str,
+        chunks: Iterable[bytes] | AsyncIterable[bytes],
+        *,
+        sample_rate: int,
+        encoding: Encoding = "s16le",
+        channels: int = 1,
+        hop_seconds: float = 0.0,
+        top_k: int = 0,
+        version: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamUpdate]:
+        """An async generator of answers to the PCM ``chunks`` (sync or async iterable).
+
+        Arguments are checked here, when called, not at the first ``anext()``. Never retried.
+        """
+        settings = StreamSettings(
+            model, sample_rate, encoding, channels, hop_seconds, top_k, version
+        )
+        return self._stream(settings, chunks, self._settings.stream_timeout(timeout))
+
+    async def _stream(
+        self,
+        settings: StreamSettings,
+        chunks: Iterable[bytes] | AsyncIterable[bytes],
+        seconds: float,
+    ) -> AsyncIterator[StreamUpdate]:
+        source = _RecordingChunks(chunks)
+        call = self._stub.ClassifyAudioStream(_requests(settings, source), timeout=seconds)
+        cancel: Callable[[], bool] = call.cancel
+        try:
+            async for response in call:
+                yield StreamUpdate.from_proto(response)
+        except grpc.RpcError as error:
+            if source.error is not None:
+                raise source.error from error
+            raise from_rpc_error(error, method="ClassifyAudioStream") from error
+        finally:
+            cancel()
+
+
+class _RecordingChunks(AsyncIterable[bytes]):
+    """The caller's chunk source (sync or async), remembering the exception it raised, so the
+    stream re-raises it instead of gRPC's bare CANCELLED."""
+
+    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        self._chunks = chunks
+        self.error: Exception | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            if isinstance(self._chunks, AsyncIterable):
+                async for chunk in self._chunks:
+                    yield chunk
+            else:
+                for chunk in self._chunks:
+                    yield chunk
+        except Exception as error:
+            self.error = error
+            raise
+
+
+async def _requests(
+    settings: StreamSettings, chunks: AsyncIterable[bytes]
+) -> AsyncIterator[genre_pb2.ClassifyAudioStreamRequest]:
+    """The config message, then one message per non-empty chunk, in order."""
+    yield settings.config_request()
+    async for chunk in chunks:
+        if chunk:
+            yield audio_request(chunk)
