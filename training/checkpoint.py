@@ -115,7 +115,9 @@ def _weights_path(version_directory: Path, manifest: Mapping[str, Any]) -> Path:
         raise CheckpointError(f"{version_directory}: manifest weights needs file and sha256")
     file_name = str(weights["file"])
     if Path(file_name).name != file_name or file_name in ("", ".", ".."):
-        raise CheckpointError(f"{version_directory}: weights file {file_name!r} escapes its version")
+        raise CheckpointError(
+            f"{version_directory}: weights file {file_name!r} escapes its version"
+        )
     if not file_name.endswith(".safetensors"):
         raise CheckpointError(f"{version_directory}: weights must be safetensors, not {file_name}")
     return version_directory / file_name
@@ -171,7 +173,9 @@ def write_checkpoint(
             if Path(file_name).name != file_name:
                 raise ValueError(f"extra file {file_name!r} must be a plain file name")
             (staging / file_name).write_bytes(content)
-        chosen = version if version is not None else max(list_versions(model_directory), default=0) + 1
+        chosen = (
+            version if version is not None else max(list_versions(model_directory), default=0) + 1
+        )
         full_manifest = {
             **manifest,
             "format_version": FORMAT_VERSION,

@@ -55,14 +55,40 @@ class Imputer:
 
 
 @dataclass(frozen=True)
+class LogTransform:
+    """Replaces a non-negative, heavy-tailed feature by ``log(value + offset)`` before scaling.
+
+    Example: GTZAN's ``*_var`` columns span several orders of magnitude; on a log scale they
+    standardise into a range an MLP can use. Values at or below ``-offset`` map to
+    ``log(offset)`` rather than NaN, so a bad input cannot poison a batch.
+    """
+
+    feature: str
+    offset: float
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.offset) or self.offset <= 0:
+            raise ValueError("log offset must be finite and positive")
+
+    def apply(self, values: FloatArray) -> FloatArray:
+        shifted = np.maximum(values.astype(np.float64) + self.offset, self.offset)
+        return np.log(shifted).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class FeaturePreprocessor:
-    """Maps raw feature rows ``(N, F)`` (NaN = omitted) to standardised model input ``(N, F)``."""
+    """Maps raw feature rows ``(N, F)`` (NaN = omitted) to standardised model input ``(N, F)``.
+
+    Order: unit repairs, imputation, log transforms (optional), then standardisation with
+    ``mean``/``std`` (which are statistics of the log-transformed columns where one applies).
+    """
 
     feature_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     unit_repairs: tuple[UnitRepair, ...] = ()
     imputers: tuple[Imputer, ...] = ()
+    log_transforms: tuple[LogTransform, ...] = ()
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +117,9 @@ class FeaturePreprocessor:
                         "required nor imputed before it"
                     )
             available.add(imputer.feature)
+        logged = [transform.feature for transform in self.log_transforms]
+        if len(set(logged)) != len(logged) or not set(logged) <= set(index):
+            raise ValueError("log transforms must name distinct known features")
 
     @property
     def imputable(self) -> frozenset[str]:
@@ -129,6 +158,9 @@ class FeaturePreprocessor:
 
     def transform(self, rows: npt.ArrayLike) -> FloatArray:
         filled = self.fill(rows)
+        for log_transform in self.log_transforms:
+            position = self._index[log_transform.feature]
+            filled[:, position] = log_transform.apply(filled[:, position])
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         return ((filled - mean) / std).astype(np.float32, copy=False)
@@ -152,6 +184,9 @@ class FeaturePreprocessor:
                 }
                 for i in self.imputers
             ],
+            "log_transforms": [
+                {"feature": t.feature, "offset": t.offset} for t in self.log_transforms
+            ],
         }
 
     @classmethod
@@ -173,6 +208,10 @@ class FeaturePreprocessor:
                     round_to_integer=bool(i.get("round_to_integer", False)),
                 )
                 for i in data.get("imputers", [])
+            ),
+            log_transforms=tuple(
+                LogTransform(str(t["feature"]), float(t["offset"]))
+                for t in data.get("log_transforms", [])
             ),
         )
 

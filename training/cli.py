@@ -1,0 +1,123 @@
+"""``genre-train``: train a model and publish it as a new version in the model repository.
+
+    genre-train features --dataset gtzan30 --data ../shared/data --out models/
+
+``--data``: for ``gtzan30``/``gtzan3`` the feature CSV or a directory holding it (directly or
+under ``gtzan/``; the split lists are read from ``splits/`` beside the CSV unless ``--splits``
+says otherwise); for ``spotify11`` ``train.csv`` or a directory holding it (directly or under
+``spotify_11class/``); for ``spotify-tracks`` the ``dataset.csv`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from training.config import DEVICES, SCHEDULES, RunConfig, defaults_for
+from training.datasets import DATASETS
+from training.tabular import DataFormatError
+
+DEFAULT_NAMES = {
+    "gtzan30": "gtzan-features-mlp",
+    "gtzan3": "gtzan3-features-mlp",
+    "spotify11": "spotify11-mlp",
+    "spotify-tracks": "spotify-tracks-mlp",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genre-train", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    features = commands.add_parser("features", help="train an MLP on a track-feature table")
+    features.add_argument("--dataset", choices=DATASETS, required=True)
+    features.add_argument("--data", type=Path, required=True, help="CSV file or data directory")
+    features.add_argument("--out", type=Path, default=Path("models"), help="model repository")
+    features.add_argument("--name", help="model name (default: per dataset)")
+    features.add_argument("--seed", type=int, help="seed for splits, initialisation, batches")
+    features.add_argument("--epochs", type=int, help="maximum epochs (schedule length)")
+    features.add_argument("--hidden", type=_sizes, help="hidden widths, e.g. 256,128")
+    features.add_argument("--dropout", type=float)
+    features.add_argument("--batch-size", type=int)
+    features.add_argument("--lr", type=float, help="peak learning rate")
+    features.add_argument("--weight-decay", type=float)
+    features.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    features.add_argument("--schedule", choices=SCHEDULES)
+    features.add_argument("--label-smoothing", type=float)
+    features.add_argument("--device", choices=DEVICES, default="auto")
+    features.add_argument("--drop-bad-rows", action="store_true", help="drop and count bad rows")
+    features.add_argument("--genres", nargs="+", help="spotify-tracks genre subset, in order")
+    features.add_argument("--splits", type=Path, help="GTZAN split-list directory")
+    features.add_argument("--no-refit", action="store_true", help="ship the train-only model")
+    features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected widths like 256,128, got {text!r}") from error
+    if not sizes:
+        raise argparse.ArgumentTypeError("give at least one hidden width")
+    return sizes
+
+
+def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
+    model, train = defaults_for(arguments.dataset)
+    model_overrides = {"hidden_sizes": arguments.hidden, "dropout": arguments.dropout}
+    train_overrides = {
+        "seed": arguments.seed,
+        "epochs": arguments.epochs,
+        "batch_size": arguments.batch_size,
+        "learning_rate": arguments.lr,
+        "weight_decay": arguments.weight_decay,
+        "patience": arguments.patience,
+        "schedule": arguments.schedule,
+        "label_smoothing": arguments.label_smoothing,
+        "device": arguments.device,
+    }
+    model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
+    train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    return RunConfig(
+        dataset=arguments.dataset,
+        data=arguments.data,
+        out=arguments.out,
+        name=arguments.name or DEFAULT_NAMES[arguments.dataset],
+        model=model,
+        train=train,
+        drop_bad_rows=arguments.drop_bad_rows,
+        genres=tuple(arguments.genres) if arguments.genres else None,
+        splits_dir=arguments.splits,
+        refit=not arguments.no_refit,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        config = config_from_arguments(arguments)
+    except ValueError as error:
+        print(f"genre-train: {error}", file=sys.stderr)
+        return 2
+    from training.pipeline import run_features  # heavy (torch, matplotlib): after parsing
+
+    try:
+        outcome = run_features(config, progress=not arguments.no_progress)
+    except (DataFormatError, ValueError) as error:
+        print(f"genre-train: {error}", file=sys.stderr)
+        return 1
+    metrics = outcome.manifest["metrics"]
+    print(f"data: {outcome.report['data_report']}")
+    print(f"wrote {outcome.directory}")
+    print(f"split: {metrics['split_protocol']}")
+    print(
+        "metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Training configuration: frozen, validated on construction, serialisable into the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from training.models.mlp import ACTIVATIONS
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``MLPClassifier`` hyper-parameters other than the input and output sizes."""
+
+    hidden_sizes: tuple[int, ...] = (256, 128)
+    dropout: float = 0.3
+    batch_norm: bool = True
+    activation: str = "gelu"
+
+    def __post_init__(self) -> None:
+        if not self.hidden_sizes or any(size <= 0 for size in self.hidden_sizes):
+            raise ValueError("hidden_sizes needs at least one positive width")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+
+    def architecture(self, input_dim: int, num_classes: int) -> dict[str, Any]:
+        """The manifest's ``architecture`` entry: every ``MLPClassifier`` keyword."""
+        return {
+            "type": "mlp",
+            "params": {
+                "input_dim": input_dim,
+                "num_classes": num_classes,
+                "hidden_sizes": list(self.hidden_sizes),
+                "dropout": self.dropout,
+                "batch_norm": self.batch_norm,
+                "activation": self.activation,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and stopping rule. ``epochs`` is the schedule's length and the cap;
+    early stopping on validation macro-F1 with ``patience`` usually ends sooner."""
+
+    epochs: int = 150
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"
+    patience: int = 40
+    class_weighting: bool = True
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size <= 0 or self.patience <= 0:
+            raise ValueError("epochs, batch_size and patience must be positive")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be positive and weight_decay non-negative")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("label_smoothing must be in [0, 1)")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}")
+        if self.seed < 0:
+            raise ValueError("seed must be non-negative")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One ``genre-train features`` run: what to load, how to split, train and publish."""
+
+    dataset: str
+    data: Path
+    out: Path
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    drop_bad_rows: bool = False
+    genres: tuple[str, ...] | None = None
+    splits_dir: Path | None = None
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.15
+    refit: bool = True
+    importance_repeats: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.valid_fraction < 1 or not 0 <= self.test_fraction < 1:
+            raise ValueError("valid_fraction must be in (0, 1) and test_fraction in [0, 1)")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise ValueError("valid and test fractions must leave rows for training")
+        if self.importance_repeats < 0:
+            raise ValueError("importance_repeats must be non-negative")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """What the manifest records as ``training.hyperparameters``."""
+        values = {**asdict(self.model), **asdict(self.train)}
+        values["hidden_sizes"] = list(self.model.hidden_sizes)
+        values.update(
+            valid_fraction=self.valid_fraction,
+            test_fraction=self.test_fraction,
+            refit_on_train_and_valid=self.refit,
+            drop_bad_rows=self.drop_bad_rows,
+        )
+        if self.genres is not None:
+            values["genres"] = list(self.genres)
+        return values
+
+
+# Per-dataset defaults, chosen on each dataset's own validation part (never on a test part).
+DATASET_DEFAULTS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    "gtzan30": (ModelConfig((256, 128), dropout=0.4), TrainConfig(epochs=200, batch_size=32)),
+    "gtzan3": (ModelConfig((256, 128), dropout=0.3), TrainConfig(epochs=60, batch_size=128)),
+    "spotify11": (
+        ModelConfig((256, 128), dropout=0.3),
+        TrainConfig(epochs=60, batch_size=128, learning_rate=2e-3, patience=15),
+    ),
+    "spotify-tracks": (
+        ModelConfig((256, 128), dropout=0.3),
+        TrainConfig(epochs=60, batch_size=128, learning_rate=2e-3, patience=15),
+    ),
+}
+
+
+def defaults_for(dataset: str) -> tuple[ModelConfig, TrainConfig]:
+    model, train = DATASET_DEFAULTS[dataset]
+    return replace(model), replace(train)

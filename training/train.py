@@ -1,0 +1,259 @@
+"""The training loop for feature MLPs: AdamW, a learning-rate schedule, class weights, early
+stopping on validation macro-F1, and temperature scaling fitted on validation logits.
+
+Runs are deterministic given the seed on the CPU: every random source (initialisation, batch
+order, dropout) draws from seeded generators and deterministic kernels are requested.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from training.config import ModelConfig, TrainConfig
+from training.models import build_model
+from training.preprocessing import FeaturePreprocessor
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    learning_rate: float
+    valid_loss: float | None = None
+    valid_accuracy: float | None = None
+    valid_macro_f1: float | None = None
+
+
+@dataclass
+class TrainResult:
+    """The chosen weights (best epoch, or the last when training for a fixed count)."""
+
+    model: nn.Module
+    architecture: dict[str, object]
+    best_epoch: int
+    epochs_run: int
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seeds every generator and asks for deterministic kernels, restoring the global
+    determinism flag afterwards so code sharing the process (tests, a server) is unaffected."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    previous = torch.are_deterministic_algorithms_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def class_weights(labels: IntArray, num_classes: int) -> torch.Tensor:
+    """Inverse class frequency, normalised to mean 1 (``balanced``); absent classes get 1."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def train_classifier(
+    x_train: FloatArray,
+    y_train: IntArray,
+    num_classes: int,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    x_valid: FloatArray | None = None,
+    y_valid: IntArray | None = None,
+    fixed_epochs: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Trains on standardised rows ``(N, F)``.
+
+    With validation rows it stops early on macro-F1 and returns the best epoch's weights; with
+    ``fixed_epochs`` (a refit) it runs that many epochs of the same ``config.epochs``-long
+    schedule and returns the last weights, so the refit sees the learning rates the chosen
+    epoch saw.
+    """
+    if (x_valid is None) == (fixed_epochs is None):
+        raise ValueError("give either validation rows or fixed_epochs")
+    device = resolve_device(config.device)
+    with seeded(config.seed, device):
+        return _train(
+            x_train,
+            y_train,
+            num_classes,
+            model_config,
+            config,
+            device,
+            x_valid,
+            y_valid,
+            fixed_epochs,
+            progress,
+        )
+
+
+def _train(
+    x_train: FloatArray,
+    y_train: IntArray,
+    num_classes: int,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    device: torch.device,
+    x_valid: FloatArray | None,
+    y_valid: IntArray | None,
+    fixed_epochs: int | None,
+    progress: bool,
+) -> TrainResult:
+    architecture = model_config.architecture(int(x_train.shape[1]), num_classes)
+    model = build_model(architecture).to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    features = torch.from_numpy(x_train)
+    targets = torch.from_numpy(y_train)
+    steps_per_epoch = max(1, -(-len(features) // config.batch_size))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = _scheduler(optimizer, config, steps_per_epoch)
+    weights = class_weights(y_train, num_classes) if config.class_weighting else None
+    loss_function = nn.CrossEntropyLoss(
+        weight=weights.to(device) if weights is not None else None,
+        label_smoothing=config.label_smoothing,
+    )
+    last_epoch = fixed_epochs if fixed_epochs is not None else config.epochs
+    history: list[EpochRecord] = []
+    best: tuple[float, float] = (-1.0, float("-inf"))
+    best_state = copy.deepcopy(model.state_dict())
+    best_epoch = 0
+    bar = tqdm(range(1, last_epoch + 1), desc="epochs", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(features), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            if len(batch) < 2 and model_config.batch_norm:
+                continue  # BatchNorm cannot normalise a single row
+            logits = model(features[batch].to(device))
+            loss = loss_function(logits, targets[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(batch)
+        record = EpochRecord(epoch, total / len(features), optimizer.param_groups[0]["lr"])
+        if x_valid is not None and y_valid is not None:
+            record = _validate(model, record, x_valid, y_valid, loss_function, device)
+            score = (record.valid_macro_f1 or 0.0, -(record.valid_loss or 0.0))
+            if score > best:
+                best, best_epoch = score, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(f1=f"{record.valid_macro_f1:.3f}", best=best_epoch)
+            if epoch - best_epoch >= config.patience:
+                history.append(record)
+                break
+        history.append(record)
+    if fixed_epochs is not None:
+        best_epoch, best_state = last_epoch, model.state_dict()
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model.cpu(), architecture, best_epoch, len(history), history)
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.learning_rate, total_steps=total + 1, pct_start=0.2
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total + 1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _validate(
+    model: nn.Module,
+    record: EpochRecord,
+    x_valid: FloatArray,
+    y_valid: IntArray,
+    loss_function: nn.Module,
+    device: torch.device,
+) -> EpochRecord:
+    logits = logits_of(model, x_valid, device)
+    predictions = logits.argmax(dim=1).numpy()
+    loss = float(loss_function(logits.to(device), torch.from_numpy(y_valid).to(device)))
+    return EpochRecord(
+        epoch=record.epoch,
+        train_loss=record.train_loss,
+        learning_rate=record.learning_rate,
+        valid_loss=loss,
+        valid_accuracy=float((predictions == y_valid).mean()),
+        valid_macro_f1=float(f1_score(y_valid, predictions, average="macro", zero_division=0.0)),
+    )
+
+
+def logits_of(model: nn.Module, x: FloatArray, device: torch.device | None = None) -> torch.Tensor:
+    """Logits ``(N, C)`` on the CPU for standardised rows ``(N, F)``, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    target = device or next(model.parameters()).device
+    with torch.no_grad():
+        logits: torch.Tensor = model(torch.from_numpy(x).to(target)).cpu()
+    model.train(was_training)
+    return logits
+
+
+def fit_temperature(logits: torch.Tensor, labels: IntArray) -> float:
+    """The temperature T minimising log-loss of ``softmax(logits / T)`` (LBFGS on log T)."""
+    log_temperature = torch.zeros(1, requires_grad=True)
+    targets = torch.from_numpy(labels)
+    optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(logits / log_temperature.exp(), targets)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return float(log_temperature.detach().exp().clamp(0.05, 20.0))
+
+
+def predict_probabilities(
+    model: nn.Module,
+    preprocessor: FeaturePreprocessor,
+    rows: npt.ArrayLike,
+    temperature: float = 1.0,
+) -> FloatArray:
+    """Raw feature rows ``(N, F)`` (NaN = omitted) -> calibrated probabilities ``(N, C)``,
+    exactly as the server computes them from the manifest."""
+    logits = logits_of(model, preprocessor.transform(rows), torch.device("cpu"))
+    return torch.softmax(logits / temperature, dim=1).numpy().astype(np.float32)
