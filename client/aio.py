@@ -5,6 +5,7 @@ Construct it inside a running event loop (grpc.aio binds the channel to the loop
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
@@ -151,6 +152,9 @@ class AsyncGenreClient:
         """An async generator of answers to the PCM ``chunks`` (sync or async iterable).
 
         Arguments are checked here, when called, not at the first ``anext()``. Never retried.
+        Known gRPC bug (grpc/grpc#36066, grpcio 1.85): when the server ends the stream with an
+        error while this client is still sending, grpc.aio may report ``INTERNAL: Internal error
+        from Core`` instead of the server's status; the blocking client reports it correctly.
         """
         settings = StreamSettings(
             model, sample_rate, encoding, channels, hop_seconds, top_k, version
@@ -173,6 +177,12 @@ class AsyncGenreClient:
             if source.error is not None:
                 raise source.error from error
             raise from_rpc_error(error, method="ClassifyAudioStream") from error
+        except asyncio.CancelledError:
+            # grpc.aio cancels the call locally when the request source raises; only then is
+            # the cancellation ours to translate. Any other cancellation propagates untouched.
+            if source.error is not None:
+                raise source.error from None
+            raise
         finally:
             cancel()
 

@@ -57,7 +57,7 @@ def hosted(
     try:
         yield Hosted(server, f"127.0.0.1:{port}")
     finally:
-        server.stop(grace=None).wait()
+        server.stop(grace=1.0).wait()
 
 
 @pytest.fixture(scope="module")
