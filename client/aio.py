@@ -6,7 +6,15 @@ Construct it inside a running event loop (grpc.aio binds the channel to the loop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Self
 
@@ -148,10 +156,11 @@ class AsyncGenreClient:
         top_k: int = 0,
         version: str = "",
         timeout: float | None = None,
-    ) -> AsyncIterator[StreamUpdate]:
+    ) -> AsyncGenerator[StreamUpdate, None]:
         """An async generator of answers to the PCM ``chunks`` (sync or async iterable).
 
-        Arguments are checked here, when called, not at the first ``anext()``. Never retried.
+        Arguments are checked here, when called, not at the first ``anext()``; ``aclose()`` the
+        generator to cancel the call early. Never retried.
         Known gRPC bug (grpc/grpc#36066, grpcio 1.85): when the server ends the stream with an
         error while this client is still sending, grpc.aio may report ``INTERNAL: Internal error
         from Core`` instead of the server's status; the blocking client reports it correctly.
@@ -166,7 +175,7 @@ class AsyncGenreClient:
         settings: StreamSettings,
         chunks: Iterable[bytes] | AsyncIterable[bytes],
         seconds: float,
-    ) -> AsyncIterator[StreamUpdate]:
+    ) -> AsyncGenerator[StreamUpdate, None]:
         source = _RecordingChunks(chunks)
         call = self._stub.ClassifyAudioStream(_requests(settings, source), timeout=seconds)
         cancel: Callable[[], bool] = call.cancel

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -137,13 +137,13 @@ class GenreClient:
         top_k: int = 0,
         version: str = "",
         timeout: float | None = None,
-    ) -> Iterator[StreamUpdate]:
+    ) -> Generator[StreamUpdate, None, None]:
         """Streams raw PCM ``chunks`` (any size) and yields each answer as it arrives.
 
         gRPC reads ``chunks`` on its own thread while this iterator yields answers, so a paced
         source (:func:`client.pacing.paced`) gets rolling answers in real time. The last update
-        has ``final=True``. Never retried: the chunks cannot be replayed. Arguments are checked
-        here, before the first ``next()``.
+        has ``final=True``; ``close()`` the generator to cancel the call early. Never retried:
+        the chunks cannot be replayed. Arguments are checked here, before the first ``next()``.
         """
         settings = StreamSettings(
             model, sample_rate, encoding, channels, hop_seconds, top_k, version
@@ -152,7 +152,7 @@ class GenreClient:
 
     def _stream(
         self, settings: StreamSettings, chunks: Iterable[bytes], timeout: float
-    ) -> Iterator[StreamUpdate]:
+    ) -> Generator[StreamUpdate, None, None]:
         source = _RecordingChunks(chunks)
         call = self._stub.ClassifyAudioStream(stream_requests(settings, source), timeout=timeout)
         # grpc-stubs leaves RpcContext.cancel untyped; a typed name keeps mypy strict happy.

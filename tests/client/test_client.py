@@ -191,3 +191,30 @@ def test_unreachable_target_is_unavailable_after_retries(servicer: ScriptedServi
         genre.list_models(timeout=2.0)
     assert raised.value.code is grpc.StatusCode.UNAVAILABLE
     assert raised.value.attempts == FAST_RETRY.max_attempts
+
+
+def test_stream_error_status_surfaces_as_client_error(
+    client: GenreClient, servicer: ScriptedServicer
+) -> None:
+    servicer.fail("ClassifyAudioStream", grpc.StatusCode.INVALID_ARGUMENT, "sample_rate 4000")
+
+    with pytest.raises(GenreClientError) as raised:
+        list(client.stream_audio("gtzan-cnn", [b"\x00\x00"], sample_rate=4000))
+
+    assert (raised.value.code, raised.value.details) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "sample_rate 4000",
+    )
+
+
+def test_leaving_a_stream_early_cancels_it(client: GenreClient) -> None:
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b"\x00" * 320
+
+    updates = client.stream_audio("gtzan-cnn", endless(), sample_rate=8000)
+    first = next(updates)
+    updates.close()
+
+    assert first.final is False
+    assert client.list_models()  # the channel is still usable
