@@ -1,0 +1,1 @@
+"""The genre-serve gRPC server: model repository, dynamic batching, metrics and logs."""

@@ -1,0 +1,200 @@
+"""Builds, starts and drains the server: gRPC, health, reflection, /metrics and model loading.
+
+``create_server(config)`` returns a started ``App`` whose ports are the bound ones (tests bind 0).
+The gRPC port opens before models load, with health NOT_SERVING, so an orchestrator's startup
+probe sees a live process that is not ready yet; health turns SERVING once every model is loaded
+and warm. ``App.drain()`` is the SIGTERM path: NOT_SERVING, refuse new calls, let in-flight ones
+finish within the grace period, then stop the batchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import torch
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.batcher import BatcherSettings
+from server.config import ServerConfig
+from server.logs import get_logger
+from server.metrics import ServerMetrics
+from server.registry import ModelRegistry, ModelTable
+from server.runner import select_device
+from server.servicer import GenreClassifierServicer, ServingState
+
+log = get_logger("server.app")
+SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
+
+
+def model_health_name(model: str) -> str:
+    """Per-model health service name, e.g. ``genre.v1.GenreClassifier/gtzan-features-mlp``."""
+    return f"{SERVICE_NAME}/{model}"
+
+
+@dataclass
+class App:
+    config: ServerConfig
+    server: grpc.aio.Server
+    grpc_port: int
+    metrics_port: int
+    registry: ModelRegistry
+    metrics: ServerMetrics
+    health: HealthServicer
+    state: ServingState
+    _metrics_http: Any
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _served_names: set[str] = field(default_factory=set)
+
+    async def reload(self) -> ModelTable:
+        """Rescans the model repository (SIGHUP and the poll interval call this)."""
+        table = await self.registry.reload()
+        await self._publish_health(table)
+        return table
+
+    async def _publish_health(self, table: ModelTable) -> None:
+        if self.state.draining:
+            return
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        names = set(table.versions)
+        for name in names:
+            await self.health.set(model_health_name(name), serving)
+        for name in self._served_names - names:
+            await self.health.set(model_health_name(name), not_serving)
+        self._served_names = names
+        overall = serving if names else not_serving
+        await self.health.set("", overall)
+        await self.health.set(SERVICE_NAME, overall)
+
+    def start_polling(self) -> None:
+        interval = self.config.reload_interval_seconds
+        if interval > 0:
+            self._background.append(asyncio.create_task(self._poll(interval), name="reload-poll"))
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception:  # a failed scan must not end polling
+                log.exception("reload_failed")
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Refuses new calls, gives in-flight ones ``grace`` seconds, then shuts down.
+
+        New calls are refused by the servicer with UNAVAILABLE (a status clients retry on another
+        replica) while the port stays open; the gRPC server itself stops only once in-flight
+        calls are done, because calls that race a core shutdown end CANCELLED instead.
+        """
+        grace = self.config.drain_grace_seconds if grace is None else grace
+        if self.state.draining:
+            return
+        self.state.draining = True
+        started = asyncio.get_running_loop().time()
+        log.info("draining", grace_seconds=grace, active_calls=self.state.active_calls)
+        await self.health.enter_graceful_shutdown()
+        for task in self._background:
+            task.cancel()
+        finished = await self.state.wait_idle(grace)
+        if not finished:
+            log.warning("drain_grace_expired", active_calls=self.state.active_calls)
+        remaining = max(0.0, grace - (asyncio.get_running_loop().time() - started))
+        await self.server.stop(remaining)
+        await self.registry.close()
+        self._metrics_http.shutdown()
+        self._metrics_http.server_close()
+        log.info("stopped")
+
+
+def configure_torch(threads: int) -> int:
+    """Inference threads, set deliberately: a few per process beats oversubscribing the cores."""
+    chosen = threads if threads > 0 else max(1, min(4, os.cpu_count() or 1))
+    torch.set_num_threads(chosen)
+    with contextlib.suppress(RuntimeError):  # only settable before any inter-op work started
+        torch.set_num_interop_threads(1)
+    return chosen
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    if config.max_connection_age_seconds > 0:
+        age_ms = int(config.max_connection_age_seconds * 1000)
+        options += [
+            ("grpc.max_connection_age_ms", age_ms),
+            ("grpc.max_connection_age_grace_ms", int(config.drain_grace_seconds * 1000)),
+        ]
+    return options
+
+
+async def create_server(config: ServerConfig) -> App:
+    threads = configure_torch(config.torch_threads)
+    device = select_device(config.device)
+    metrics = ServerMetrics.create()
+    settings = BatcherSettings(
+        max_batch_size=config.max_batch_size,
+        max_queue_delay=config.max_queue_delay_ms / 1000.0,
+        max_queue_rows=config.max_queue_rows,
+    )
+    registry = ModelRegistry(
+        config.model_repository,
+        names=config.models,
+        pins=config.pins,
+        device=device,
+        settings=settings,
+        metrics=metrics,
+    )
+    state = ServingState()
+    server = grpc.aio.server(options=grpc_options(config))
+    servicer = GenreClassifierServicer(registry, metrics, state, config.max_rows_per_request)
+    genre_pb2_grpc.add_GenreClassifierServicer_to_server(servicer, server)
+    health_servicer = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    if grpc_port == 0:
+        raise RuntimeError(f"could not bind gRPC to {config.grpc_host}:{config.grpc_port}")
+    metrics_http, _ = start_http_server(
+        config.metrics_port, addr=config.metrics_host, registry=metrics.registry
+    )
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    await health_servicer.set("", not_serving)
+    await health_servicer.set(SERVICE_NAME, not_serving)
+    await server.start()
+    app = App(
+        config=config,
+        server=server,
+        grpc_port=grpc_port,
+        metrics_port=int(metrics_http.server_port),
+        registry=registry,
+        metrics=metrics,
+        health=health_servicer,
+        state=state,
+        _metrics_http=metrics_http,
+    )
+    log.info(
+        "starting",
+        grpc_port=grpc_port,
+        metrics_port=app.metrics_port,
+        device=str(device),
+        torch_threads=threads,
+        repository=str(config.model_repository),
+    )
+    table = await app.reload()
+    app.start_polling()
+    log.info("ready", models=[f"{s.name}/{s.version}" for s in table.all()])
+    return app

@@ -1,0 +1,206 @@
+"""An asyncio-native dynamic batcher: many callers' rows, one forward pass.
+
+Callers ``submit`` arrays of rows; one task per batcher collects queued work until the batch holds
+``max_batch_size`` rows or the oldest waiting request has waited ``max_queue_delay`` seconds,
+concatenates it, runs the runner once in a dedicated worker thread (so the event loop keeps
+serving), and hands each caller its own slice in order. While a batch computes, new work queues
+up, so load itself grows the batches. The queue is bounded in rows: past the bound a caller fails
+at once with RESOURCE_EXHAUSTED rather than waiting in a queue that cannot drain in time. Work
+whose deadline has passed, or whose caller went away, never reaches the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from server.errors import DeadlineExpired, Draining, Overloaded
+from server.metrics import ServerMetrics
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class BatcherSettings:
+    max_batch_size: int = 256
+    max_queue_delay: float = 0.002
+    max_queue_rows: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size <= 0 or self.max_queue_rows < self.max_batch_size:
+            raise ValueError("need 0 < max_batch_size <= max_queue_rows")
+        if self.max_queue_delay < 0:
+            raise ValueError("max_queue_delay must not be negative")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A caller's outputs and how they were produced (for its log line)."""
+
+    outputs: FloatArray
+    batch_rows: int
+    queue_seconds: float
+
+
+@dataclass
+class _Pending:
+    inputs: FloatArray
+    future: asyncio.Future[BatchResult]
+    deadline: float | None
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+class DynamicBatcher:
+    """One per served model version. ``start()`` inside a running loop, ``close()`` to drain."""
+
+    def __init__(
+        self,
+        run: Callable[[FloatArray], FloatArray],
+        settings: BatcherSettings,
+        metrics: ServerMetrics,
+        labels: tuple[str, str],
+    ) -> None:
+        self._run = run
+        self._settings = settings
+        self._metrics = metrics
+        self._labels = labels
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_rows = 0
+        self._work_arrived = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{labels[0]}")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._queue_gauge = metrics.queue_rows.labels(*labels)
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._serve_forever(), name=f"batcher-{self._labels[0]}-{self._labels[1]}"
+            )
+
+    async def submit(self, inputs: FloatArray, deadline: float | None = None) -> BatchResult:
+        """Queues ``inputs`` (N, ...) and waits for their outputs (N, C).
+
+        ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless.
+        """
+        if self._closing:
+            raise Draining("the server is shutting down; retry on another replica")
+        rows = int(inputs.shape[0])
+        if self._queued_rows + rows > self._settings.max_queue_rows:
+            raise Overloaded(
+                f"model {self._labels[0]} version {self._labels[1]} has "
+                f"{self._queued_rows} rows queued "
+                f"(limit {self._settings.max_queue_rows}); retry later"
+            )
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExpired("the deadline passed before the request was queued")
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(inputs, future, deadline))
+        self._queued_rows += rows
+        self._queue_gauge.set(self._queued_rows)
+        self._work_arrived.set()
+        if self._queued_rows >= self._settings.max_batch_size:
+            self._batch_full.set()
+        return await future
+
+    async def close(self) -> None:
+        """Refuses new work, finishes what is queued, then stops the worker."""
+        self._closing = True
+        self._work_arrived.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    async def _serve_forever(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._work_arrived.clear()
+                await self._work_arrived.wait()
+                continue
+            await self._wait_for_fill()
+            batch = self._take_batch()
+            if batch:
+                await self._execute(batch)
+
+    async def _wait_for_fill(self) -> None:
+        if self._queued_rows >= self._settings.max_batch_size or self._closing:
+            return
+        remaining = self._queue[0].enqueued + self._settings.max_queue_delay - time.monotonic()
+        if remaining <= 0:
+            return
+        self._batch_full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._batch_full.wait(), remaining)
+
+    def _take_batch(self) -> list[_Pending]:
+        """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
+        batch: list[_Pending] = []
+        rows = 0
+        now = time.monotonic()
+        while self._queue:
+            pending = self._queue[0]
+            if batch and rows + pending.rows > self._settings.max_batch_size:
+                break
+            self._queue.popleft()
+            self._queued_rows -= pending.rows
+            if pending.future.done():  # the caller was cancelled while waiting
+                continue
+            if pending.deadline is not None and pending.deadline <= now:
+                pending.future.set_exception(
+                    DeadlineExpired("the deadline passed while the request was queued")
+                )
+                continue
+            batch.append(pending)
+            rows += pending.rows
+        self._queue_gauge.set(self._queued_rows)
+        return batch
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
+        rows = int(inputs.shape[0])
+        started = time.monotonic()
+        for pending in batch:
+            self._metrics.queue_time.labels(*self._labels).observe(started - pending.enqueued)
+        try:
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, inputs
+            )
+            if outputs.shape[0] != rows:
+                raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
+        except Exception as error:  # every caller of the batch learns of the failure
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        finally:
+            self._metrics.compute_time.labels(*self._labels).observe(time.monotonic() - started)
+        self._metrics.batch_size.labels(*self._labels).observe(rows)
+        self._metrics.inferred_rows.labels(*self._labels).inc(rows)
+        self._metrics.batch_executions.labels(*self._labels).inc()
+        offset = 0
+        for pending in batch:
+            part = outputs[offset : offset + pending.rows]
+            offset += pending.rows
+            if not pending.future.done():
+                pending.future.set_result(
+                    BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
+                )

@@ -1,0 +1,146 @@
+"""ClassifyFeatures wire format <-> numpy: decoding with validation, and ranked responses.
+
+Both request forms become one ``(N, F)`` float32 matrix in the model's column order, NaN where a
+caller omitted a feature the model can impute. Every rejection names the field, the row and the
+feature, so a caller can fix the request without reading server logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from genre.v1 import genre_pb2
+from server.errors import InvalidArgument, TooLarge
+from training.preprocessing import FeaturePreprocessor
+
+FloatArray = npt.NDArray[np.float32]
+_FieldOfRow = Callable[[int], str]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def decode_features(
+    request: genre_pb2.ClassifyFeaturesRequest,
+    preprocessor: FeaturePreprocessor,
+    max_rows: int,
+) -> FloatArray:
+    has_rows = len(request.rows) > 0
+    has_dense = request.HasField("dense") and (
+        len(request.dense.feature_names) > 0 or len(request.dense.values) > 0
+    )
+    if has_rows and has_dense:
+        raise InvalidArgument("rows, dense: give one form of input, not both")
+    if has_dense:
+        return _decode_dense(request.dense, preprocessor, max_rows)
+    if not has_rows:
+        raise InvalidArgument("rows: no rows given (send rows or dense)")
+    return _decode_rows(request.rows, preprocessor, max_rows)
+
+
+def _check_row_count(count: int, field_name: str, max_rows: int) -> None:
+    if count > max_rows:
+        raise TooLarge(f"{field_name}: {count} rows exceed the limit of {max_rows} per call")
+
+
+def _decode_rows(
+    rows: Sequence[genre_pb2.FeatureRow], preprocessor: FeaturePreprocessor, max_rows: int
+) -> FloatArray:
+    _check_row_count(len(rows), "rows", max_rows)
+    names = preprocessor.feature_names
+    known = set(names)
+    matrix = np.empty((len(rows), len(names)), dtype=np.float32)
+    for index, row in enumerate(rows):
+        features = dict(row.features)
+        if len(features) == 0:
+            raise InvalidArgument(f"rows[{index}].features: empty row")
+        if not known.issuperset(features):
+            unknown = sorted(set(features) - known)
+            raise InvalidArgument(
+                f"rows[{index}].features: unknown feature {unknown[0]!r}"
+                f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}"
+            )
+        for name, value in features.items():
+            if not math.isfinite(value):
+                raise InvalidArgument(f"rows[{index}].features[{name!r}]: {value} is not finite")
+            if abs(value) > FLOAT32_MAX:  # a finite double can still overflow the model's float32
+                raise InvalidArgument(
+                    f"rows[{index}].features[{name!r}]: value out of float32 range"
+                )
+        matrix[index] = [features.get(name, math.nan) for name in names]
+    _check_required(matrix, preprocessor, lambda row: f"rows[{row}].features")
+    return matrix
+
+
+def _decode_dense(
+    dense: genre_pb2.DenseFeatures, preprocessor: FeaturePreprocessor, max_rows: int
+) -> FloatArray:
+    given = list(dense.feature_names)
+    if not given:
+        raise InvalidArgument("dense.feature_names: required with dense.values")
+    if len(set(given)) != len(given):
+        duplicate = next(name for name in given if given.count(name) > 1)
+        raise InvalidArgument(f"dense.feature_names: {duplicate!r} appears more than once")
+    columns = {name: position for position, name in enumerate(preprocessor.feature_names)}
+    unknown = [name for name in given if name not in columns]
+    if unknown:
+        raise InvalidArgument(f"dense.feature_names: unknown feature {unknown[0]!r}")
+    count = len(dense.values)
+    if count == 0 or count % len(given):
+        raise InvalidArgument(
+            f"dense.values: {count} values do not fill whole rows of {len(given)} features"
+        )
+    _check_row_count(count // len(given), "dense.values", max_rows)
+    values = np.fromiter(dense.values, dtype=np.float32, count=count).reshape(-1, len(given))
+    not_finite = ~np.isfinite(values)
+    if not_finite.any():
+        row, column = (int(i) for i in np.argwhere(not_finite)[0])
+        raise InvalidArgument(
+            f"dense.values[row {row}, {given[column]!r}]: {values[row, column]} is not finite"
+        )
+    matrix = np.full((values.shape[0], len(columns)), np.nan, dtype=np.float32)
+    matrix[:, [columns[name] for name in given]] = values
+    _check_required(matrix, preprocessor, lambda _row: "dense.feature_names")
+    return matrix
+
+
+def _check_required(
+    matrix: FloatArray, preprocessor: FeaturePreprocessor, field_of_row: _FieldOfRow
+) -> None:
+    """Omitted features must be ones this model imputes; name the first that is not."""
+    missing = np.isnan(matrix)
+    if not missing.any():
+        return
+    imputable = preprocessor.imputable
+    for column in np.flatnonzero(missing.any(axis=0)):
+        name = preprocessor.feature_names[column]
+        if name not in imputable:
+            row = int(np.flatnonzero(missing[:, column])[0])
+            can = ", ".join(sorted(imputable)) or "none"
+            raise InvalidArgument(
+                f"{field_of_row(row)}: missing feature {name!r}, which this model cannot impute "
+                f"(imputable: {can})"
+            )
+
+
+def ranked(
+    probabilities: FloatArray, labels: Sequence[str], top_k: int
+) -> list[genre_pb2.Classification]:
+    """One Classification per row, scores sorted by probability, highest first."""
+    classes = probabilities.shape[1]
+    keep = classes if top_k == 0 else min(top_k, classes)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :keep]
+    chosen = np.take_along_axis(probabilities, order, axis=1)
+    results = []
+    for indices, scores in zip(order.tolist(), chosen.tolist(), strict=True):
+        results.append(
+            genre_pb2.Classification(
+                scores=[
+                    genre_pb2.GenreScore(genre=labels[index], probability=score)
+                    for index, score in zip(indices, scores, strict=True)
+                ]
+            )
+        )
+    return results

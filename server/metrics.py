@@ -1,0 +1,104 @@
+"""Prometheus metrics, one registry per server instance so several servers can share a process.
+
+Names follow Prometheus conventions: ``genre_`` prefix, base units, ``_total`` for counters. The
+average batch size is ``genre_inferred_rows_total / genre_batch_executions_total``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class ServerMetrics:
+    registry: CollectorRegistry
+    requests: Counter
+    request_latency: Histogram
+    in_flight: Gauge
+    queue_time: Histogram
+    compute_time: Histogram
+    batch_size: Histogram
+    inferred_rows: Counter
+    batch_executions: Counter
+    queue_rows: Gauge
+    model_info: Gauge
+    model_load_failures: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> ServerMetrics:
+        registry = registry if registry is not None else CollectorRegistry()
+        model = ("model", "version")
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "genre_requests",
+                "Finished RPCs by method, model, version and status code.",
+                ("method", "model", "version", "status"),
+                registry=registry,
+            ),
+            request_latency=Histogram(
+                "genre_request_duration_seconds",
+                "Wall time of an RPC inside the server, from receipt to response.",
+                ("method", "model"),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "genre_in_flight_requests",
+                "RPCs being handled right now (an autoscaling signal).",
+                ("method",),
+                registry=registry,
+            ),
+            queue_time=Histogram(
+                "genre_queue_duration_seconds",
+                "Time a request's rows waited in the batcher before their forward pass began.",
+                model,
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            compute_time=Histogram(
+                "genre_compute_duration_seconds",
+                "Time of one batched execution: preprocessing, forward pass, softmax.",
+                model,
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "genre_batch_size_rows",
+                "Rows in one batched execution.",
+                model,
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            inferred_rows=Counter(
+                "genre_inferred_rows", "Rows that went through a model.", model, registry=registry
+            ),
+            batch_executions=Counter(
+                "genre_batch_executions",
+                "Batched forward passes executed.",
+                model,
+                registry=registry,
+            ),
+            queue_rows=Gauge(
+                "genre_queue_rows", "Rows waiting in a model's batcher.", model, registry=registry
+            ),
+            model_info=Gauge(
+                "genre_model_info",
+                "1 per loaded model version; is_default marks the one unversioned calls get.",
+                ("model", "version", "kind", "is_default"),
+                registry=registry,
+            ),
+            model_load_failures=Counter(
+                "genre_model_load_failures",
+                "Model versions refused at load (corrupt, incomplete, unsupported).",
+                ("model",),
+                registry=registry,
+            ),
+        )

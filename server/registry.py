@@ -1,0 +1,222 @@
+"""The served model table: what the repository holds, verified, loaded, warmed and batched.
+
+Each loaded version gets its own runner and batcher, so a request resolved to a version is
+answered wholly by it, and a new version can be switched in with a single reference swap while
+calls already queued on the old one finish there. A corrupt or incomplete version is refused with
+a log line and a metric, and everything else keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from server.batcher import BatcherSettings, DynamicBatcher
+from server.errors import InvalidArgument, ModelNotFound
+from server.logs import get_logger
+from server.metrics import ServerMetrics
+from server.runner import Runner, build_runner
+from training.checkpoint import CheckpointError, list_versions, load_checkpoint
+
+log = get_logger("server.registry")
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    name: str
+    version: int
+    kind: str
+    manifest: Mapping[str, Any]
+    runner: Runner
+    batcher: DynamicBatcher
+    fingerprint: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.runner.labels
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """An immutable snapshot: name -> version -> ServedVersion, plus each name's default."""
+
+    versions: Mapping[str, Mapping[int, ServedVersion]]
+    defaults: Mapping[str, int]
+
+    def all(self) -> list[ServedVersion]:
+        return [
+            served
+            for name in sorted(self.versions)
+            for _, served in sorted(self.versions[name].items())
+        ]
+
+
+class ModelRegistry:
+    """Loads the repository and swaps in new snapshots on ``reload()``."""
+
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        names: tuple[str, ...],
+        pins: Mapping[str, int],
+        device: torch.device,
+        settings: BatcherSettings,
+        metrics: ServerMetrics,
+    ) -> None:
+        self._repository = repository
+        self._names = names
+        self._pins = dict(pins)
+        self._device = device
+        self._settings = settings
+        self._metrics = metrics
+        self._table = ModelTable(versions={}, defaults={})
+        self._reload_lock = asyncio.Lock()
+        self._refused: dict[Path, str] = {}
+
+    @property
+    def table(self) -> ModelTable:
+        return self._table
+
+    def resolve(self, name: str, version: str) -> ServedVersion:
+        """The version a request names, or the default; NOT_FOUND names what exists."""
+        if not name:
+            raise InvalidArgument("model.name: required (ListModels shows what is served)")
+        table = self._table
+        versions = table.versions.get(name)
+        if not versions:
+            known = ", ".join(sorted(table.versions)) or "none"
+            raise ModelNotFound(f"model.name: no model {name!r} is served (served: {known})")
+        if not version:
+            return versions[table.defaults[name]]
+        if not version.isdigit() or int(version) not in versions:
+            have = ", ".join(str(v) for v in sorted(versions))
+            raise ModelNotFound(f"model.version: {name!r} has no version {version!r} (have {have})")
+        return versions[int(version)]
+
+    async def reload(self) -> ModelTable:
+        """Rescans the repository; unchanged versions are kept, new ones loaded off the loop."""
+        async with self._reload_lock:
+            previous = self._table
+            loop = asyncio.get_running_loop()
+            candidates = await loop.run_in_executor(None, self._discover)
+            versions: dict[str, dict[int, ServedVersion]] = {}
+            for name, version, directory, fingerprint in candidates:
+                kept = previous.versions.get(name, {}).get(version)
+                if kept is not None and kept.fingerprint == fingerprint:
+                    versions.setdefault(name, {})[version] = kept
+                    continue
+                if self._refused.get(directory) == fingerprint:
+                    continue  # already refused in this exact state; do not log it every poll
+                served = await loop.run_in_executor(None, self._load, name, version, directory)
+                if served is None:
+                    self._refused[directory] = fingerprint
+                    continue
+                served.batcher.start()
+                versions.setdefault(name, {})[version] = served
+            table = ModelTable(versions=versions, defaults=self._defaults(versions))
+            self._table = table
+            self._publish(previous, table)
+            retired = [
+                served
+                for served in previous.all()
+                if versions.get(served.name, {}).get(served.version) is not served
+            ]
+            for served in retired:
+                log.info("model_retired", model=served.name, version=served.version)
+                await served.batcher.close()
+            return table
+
+    async def close(self) -> None:
+        for served in self._table.all():
+            await served.batcher.close()
+
+    def _discover(self) -> list[tuple[str, int, Path, str]]:
+        """(name, version, directory, fingerprint) for every version directory to consider."""
+        if not self._repository.is_dir():
+            log.error("model_repository_missing", path=str(self._repository))
+            return []
+        found: list[tuple[str, int, Path, str]] = []
+        for model_directory in sorted(self._repository.iterdir()):
+            name = model_directory.name
+            if not model_directory.is_dir() or name.startswith("."):
+                continue
+            if self._names and name not in self._names:
+                continue
+            for version in list_versions(model_directory):
+                directory = model_directory / str(version)
+                found.append((name, version, directory, _fingerprint(directory)))
+        return found
+
+    def _load(self, name: str, version: int, directory: Path) -> ServedVersion | None:
+        try:
+            checkpoint = load_checkpoint(directory)
+            runner = build_runner(checkpoint, self._device)
+            runner.warm_up(self._settings.max_batch_size)
+        except CheckpointError as error:
+            log.error("model_refused", model=name, version=version, reason=str(error))
+            self._metrics.model_load_failures.labels(name).inc()
+            return None
+        except Exception:  # a bug in one model must not stop the others from serving
+            log.exception("model_refused", model=name, version=version, reason="load failed")
+            self._metrics.model_load_failures.labels(name).inc()
+            return None
+        log.info(
+            "model_loaded",
+            model=name,
+            version=version,
+            kind=checkpoint.manifest["kind"],
+            device=str(self._device),
+            sha256=checkpoint.manifest["weights"]["sha256"][:12],
+        )
+        batcher = DynamicBatcher(runner.run, self._settings, self._metrics, (name, str(version)))
+        return ServedVersion(
+            name=name,
+            version=version,
+            kind=str(checkpoint.manifest["kind"]),
+            manifest=checkpoint.manifest,
+            runner=runner,
+            batcher=batcher,
+            fingerprint=_fingerprint(directory),
+        )
+
+    def _defaults(self, versions: Mapping[str, Mapping[int, ServedVersion]]) -> dict[str, int]:
+        defaults: dict[str, int] = {}
+        for name, available in versions.items():
+            pinned = self._pins.get(name)
+            if pinned is not None and pinned in available:
+                defaults[name] = pinned
+            else:
+                if pinned is not None:
+                    log.warning("pinned_version_unavailable", model=name, version=pinned)
+                defaults[name] = max(available)
+        return defaults
+
+    def _publish(self, previous: ModelTable, table: ModelTable) -> None:
+        info = self._metrics.model_info
+        for served in previous.all():
+            is_default = previous.defaults.get(served.name) == served.version
+            info.remove(served.name, str(served.version), served.kind, str(is_default).lower())
+        for served in table.all():
+            is_default = table.defaults.get(served.name) == served.version
+            labels = (served.name, str(served.version), served.kind, str(is_default).lower())
+            info.labels(*labels).set(1)
+
+
+def _fingerprint(directory: Path) -> str:
+    """Changes whenever the manifest or weights change, so a replaced version is reloaded."""
+    parts = []
+    for file_name in ("manifest.json", "model.safetensors"):
+        path = directory / file_name
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            parts.append(f"{file_name}:absent")
+            continue
+        parts.append(f"{file_name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)

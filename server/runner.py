@@ -1,0 +1,100 @@
+"""Runners turn a batch of raw inputs into class probabilities; the batcher calls them off the loop.
+
+A runner owns one model version on one device. It is built from a verified checkpoint, checked
+for consistency (state dict, labels, input width) and warmed up before it serves, so the first
+caller pays no lazy-initialisation cost.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from training.checkpoint import Checkpoint, CheckpointError
+from training.models import build_model
+from training.preprocessing import FeaturePreprocessor
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class Runner(Protocol):
+    """What a batcher needs: a pure batched function from inputs ``(N, ...)`` to ``(N, C)``."""
+
+    labels: tuple[str, ...]
+
+    def run(self, inputs: FloatArray) -> FloatArray: ...
+
+    def warm_up(self, max_batch_size: int) -> None: ...
+
+
+def select_device(preference: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for ``cuda`` without it is a configuration error."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for but CUDA is not available")
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class FeaturesRunner:
+    """Preprocessing from the manifest, then the MLP, then temperature-scaled softmax."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        manifest = checkpoint.manifest
+        self.device = device
+        self.labels: tuple[str, ...] = tuple(str(label) for label in manifest["labels"])
+        try:
+            self.preprocessor = FeaturePreprocessor.from_dict(manifest["preprocessing"])
+            self.temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
+            model = build_model(manifest["architecture"])
+            model.load_state_dict(checkpoint.state_dict, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{checkpoint.directory}: inconsistent checkpoint ({error})"
+            ) from error
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise CheckpointError(f"{checkpoint.directory}: temperature must be positive")
+        self.model = model.eval().to(device)
+        self._check_shapes(checkpoint)
+
+    def _check_shapes(self, checkpoint: Checkpoint) -> None:
+        width = len(self.preprocessor.feature_names)
+        try:
+            with torch.inference_mode():
+                logits = self.model(torch.zeros(2, width, device=self.device))
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{checkpoint.directory}: model does not take {width} features ({error})"
+            ) from error
+        if logits.shape[1] != len(self.labels):
+            raise CheckpointError(
+                f"{checkpoint.directory}: model has {logits.shape[1]} outputs "
+                f"but {len(self.labels)} labels"
+            )
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.preprocessor.feature_names
+
+    def run(self, inputs: FloatArray) -> FloatArray:
+        """(N, F) raw features, NaN where omitted -> (N, C) calibrated probabilities."""
+        standardised = torch.from_numpy(self.preprocessor.transform(inputs))
+        with torch.inference_mode():
+            logits = self.model(standardised.to(self.device, non_blocking=True))
+            probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
+        return probabilities.cpu().numpy()
+
+    def warm_up(self, max_batch_size: int) -> None:
+        mean = np.asarray(self.preprocessor.mean, dtype=np.float32)
+        for size in sorted({1, min(8, max_batch_size), max_batch_size}):
+            self.run(np.tile(mean, (size, 1)))
+
+
+def build_runner(checkpoint: Checkpoint, device: torch.device) -> Runner:
+    kind = checkpoint.manifest["kind"]
+    if kind == "features":
+        return FeaturesRunner(checkpoint, device)
+    raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models yet")

@@ -1,0 +1,232 @@
+"""The GenreClassifier servicer: a thin adapter from gRPC to the registry and batchers.
+
+Each RPC runs inside ``observe_call``, the one place that turns ``ServiceError`` into its status,
+anything unexpected into INTERNAL (traceback logged, nothing leaked), and writes the request's
+metrics and its single log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.errors import Draining, InvalidArgument, ServiceError
+from server.features import decode_features, ranked
+from server.logs import get_logger
+from server.metrics import ServerMetrics
+from server.registry import ModelRegistry, ServedVersion
+from server.runner import FeaturesRunner
+
+log = get_logger("server.requests")
+REQUEST_ID_KEY = "x-request-id"
+
+
+@dataclass
+class ServingState:
+    """Shared with the app: whether the process is draining, and how many calls are active."""
+
+    draining: bool = False
+    active_calls: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    def call_started(self) -> None:
+        self.active_calls += 1
+        self._idle.clear()
+
+    def call_finished(self) -> None:
+        self.active_calls -= 1
+        if self.active_calls == 0:
+            self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """True when no call is active any more, False when ``seconds`` ran out first."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class CallRecord:
+    """What one call's log line and metrics say about it; filled in as the call proceeds."""
+
+    method: str
+    model: str = ""
+    version: str = ""
+    rows: int = 0
+    batch_rows: int = 0
+    status: str = "OK"
+
+
+@contextlib.asynccontextmanager
+async def observe_call(
+    method: str,
+    context: grpc.aio.ServicerContext[Any, Any],
+    metrics: ServerMetrics,
+    state: ServingState,
+) -> AsyncIterator[CallRecord]:
+    record = CallRecord(method=method)
+    request_id = _request_id(context)
+    started = time.perf_counter()
+    in_flight = metrics.in_flight.labels(method)
+    in_flight.inc()
+    state.call_started()
+    failure: ServiceError | None = None
+    with structlog_context(request_id=request_id):
+        try:
+            if state.draining:
+                raise Draining("the server is draining; retry on another replica")
+            yield record
+        except ServiceError as error:
+            failure = error
+        except asyncio.CancelledError:
+            record.status = "CANCELLED"
+            raise
+        except Exception:
+            log.exception("unhandled_error", method=method)
+            failure = ServiceError("internal error; the server log has the details")
+        finally:
+            if failure is not None:
+                record.status = failure.code.name
+            in_flight.dec()
+            state.call_finished()
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(method, record.model, record.version, record.status).inc()
+            metrics.request_latency.labels(method, record.model).observe(elapsed)
+            log.info(
+                "request",
+                method=method,
+                model=record.model,
+                version=record.version,
+                rows=record.rows,
+                batch=record.batch_rows,
+                latency_ms=round(elapsed * 1000, 3),
+                status=record.status,
+                peer=context.peer(),
+            )
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        if failure is not None:
+            await context.abort(failure.code, str(failure))
+
+
+@contextlib.contextmanager
+def structlog_context(**values: str) -> Iterator[None]:
+    tokens = structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: ServerMetrics,
+        state: ServingState,
+        max_rows_per_request: int,
+    ) -> None:
+        self._registry = registry
+        self._metrics = metrics
+        self._state = state
+        self._max_rows = max_rows_per_request
+
+    async def ClassifyFeatures(
+        self,
+        request: genre_pb2.ClassifyFeaturesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> genre_pb2.ClassifyFeaturesResponse:
+        async with observe_call("ClassifyFeatures", context, self._metrics, self._state) as call:
+            served = self._registry.resolve(request.model.name, request.model.version)
+            call.model, call.version = served.name, str(served.version)
+            runner = served.runner
+            if not isinstance(runner, FeaturesRunner):
+                raise InvalidArgument(
+                    f"model.name: {served.name!r} is an {served.kind} model; "
+                    "use ClassifyAudioStream"
+                )
+            matrix = decode_features(request, runner.preprocessor, self._max_rows)
+            call.rows = int(matrix.shape[0])
+            result = await served.batcher.submit(matrix, _deadline(context))
+            call.batch_rows = result.batch_rows
+            return genre_pb2.ClassifyFeaturesResponse(
+                model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
+                results=ranked(result.outputs, served.labels, request.top_k),
+            )
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+    async def ClassifyAudioStream(
+        self,
+        request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "ClassifyAudioStream is not implemented yet"
+        )
+        yield genre_pb2.ClassifyAudioStreamResponse()  # pragma: no cover - abort raised
+
+    async def ListModels(
+        self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> genre_pb2.ListModelsResponse:
+        async with observe_call("ListModels", context, self._metrics, self._state):
+            table = self._registry.table
+            return genre_pb2.ListModelsResponse(
+                models=[
+                    describe_version(served, table.defaults.get(served.name) == served.version)
+                    for served in table.all()
+                ]
+            )
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+
+def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:
+    manifest: Mapping[str, Any] = served.manifest
+    metrics = manifest.get("metrics", {})
+    info = genre_pb2.ModelVersionInfo(
+        model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
+        kind=genre_pb2.FEATURES if served.kind == "features" else genre_pb2.AUDIO,
+        labels=list(served.labels),
+        metrics=[
+            genre_pb2.Metric(name=str(key), value=float(value))
+            for key, value in sorted(metrics.items())
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ],
+        split_protocol=str(metrics.get("split_protocol", "")),
+        is_default=is_default,
+        created=str(manifest.get("created", "")),
+        weights_sha256=str(manifest["weights"]["sha256"]),
+    )
+    runner = served.runner
+    if isinstance(runner, FeaturesRunner):
+        imputable = runner.preprocessor.imputable
+        info.features.extend(
+            genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
+            for name in runner.feature_names
+        )
+    return info

@@ -1,0 +1,1 @@
+"""Helpers the test packages share: tiny deterministic checkpoints and a server harness."""

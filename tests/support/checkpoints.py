@@ -1,0 +1,80 @@
+"""Writes tiny, deterministic features checkpoints in the real repository format.
+
+The models are untrained (seeded random weights): the serving tests check plumbing, numbers and
+statuses, not accuracy. They go through ``write_checkpoint``, so they are real safetensors files
+with real checksums that the server verifies like any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.checkpoint import write_checkpoint
+from training.models import build_model
+from training.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
+
+FEATURE_NAMES = ("tempo", "energy", "loudness", "duration_ms", "key")
+LABELS = ("rock", "jazz", "classical")
+IMPUTABLE = ("key",)
+
+
+def tiny_preprocessor() -> FeaturePreprocessor:
+    return FeaturePreprocessor(
+        feature_names=FEATURE_NAMES,
+        mean=(120.0, 0.5, -8.0, 200000.0, 5.0),
+        std=(30.0, 0.2, 4.0, 60000.0, 3.0),
+        unit_repairs=(UnitRepair("duration_ms", below=100.0, multiply=60000.0),),
+        imputers=(
+            Imputer("key", 2.0, (("energy", 6.0),), clip=(0.0, 11.0), round_to_integer=True),
+        ),
+    )
+
+
+def write_tiny_model(
+    repository: Path,
+    name: str = "tiny-mlp",
+    version: int | None = None,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (16,),
+) -> Path:
+    torch.manual_seed(seed)
+    architecture = {
+        "type": "mlp",
+        "params": {
+            "input_dim": len(FEATURE_NAMES),
+            "num_classes": len(LABELS),
+            "hidden_sizes": list(hidden),
+            "dropout": 0.0,
+            "batch_norm": True,
+            "activation": "gelu",
+        },
+    }
+    model = build_model(architecture)
+    with torch.no_grad():  # non-trivial running statistics so BatchNorm is exercised
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                assert module.running_mean is not None
+                assert module.running_var is not None
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    preprocessor = tiny_preprocessor()
+    manifest = {
+        "name": name,
+        "kind": "features",
+        "architecture": architecture,
+        "labels": list(LABELS),
+        "preprocessing": preprocessor.to_dict(),
+        "input_schema": {"features": list(FEATURE_NAMES), "imputable": list(IMPUTABLE)},
+        "calibration": {"temperature": 1.5},
+        "metrics": {"split_protocol": "untrained test model", "accuracy": 0.0},
+        "training": {"dataset": "none", "seed": seed},
+    }
+    return write_checkpoint(repository, manifest, model.state_dict(), version=version)
+
+
+def example_row(**overrides: float) -> dict[str, float]:
+    row = {"tempo": 128.0, "energy": 0.8, "loudness": -5.0, "duration_ms": 210000.0, "key": 7.0}
+    row.update(overrides)
+    return row

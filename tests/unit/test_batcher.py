@@ -1,0 +1,110 @@
+"""DynamicBatcher in isolation: slicing, ordering, failure fan-out, cancellation, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from server.batcher import BatcherSettings, DynamicBatcher
+from server.errors import DeadlineExpired, Draining, Overloaded
+from server.metrics import ServerMetrics
+
+
+class RecordingRunner:
+    """Doubles each row and records the batch sizes it saw (thread-safe, it runs off the loop)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        with self._lock:
+            self.batches.append(int(inputs.shape[0]))
+        return (inputs * 2).astype(np.float32)
+
+
+def batcher(
+    runner: RecordingRunner, max_batch_size: int, max_queue_delay: float, max_queue_rows: int
+) -> DynamicBatcher:
+    settings = BatcherSettings(max_batch_size, max_queue_delay, max_queue_rows)
+    made = DynamicBatcher(runner, settings, ServerMetrics.create(), ("test", "1"))
+    made.start()
+    return made
+
+
+def rows(start: int, count: int) -> np.ndarray:
+    return np.arange(start, start + count, dtype=np.float32).reshape(count, 1)
+
+
+async def test_each_caller_gets_its_own_rows_back_in_order() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=0.05, max_queue_rows=256)
+    results = await asyncio.gather(*(subject.submit(rows(10 * i, i + 1)) for i in range(6)))
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result.outputs, rows(10 * i, i + 1) * 2)
+    assert sum(runner.batches) == sum(range(1, 7))
+    assert len(runner.batches) == 1
+    assert results[0].batch_rows == 21
+    await subject.close()
+
+
+async def test_batches_never_exceed_max_batch_size_except_one_large_request() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=4, max_queue_delay=0.01, max_queue_rows=64)
+    await asyncio.gather(
+        *(subject.submit(rows(i, 3)) for i in range(5)), subject.submit(rows(0, 9))
+    )
+    assert runner.batches.count(9) == 1
+    assert all(size <= 4 for size in runner.batches if size != 9)
+    await subject.close()
+
+
+async def test_a_runner_failure_reaches_every_caller_of_the_batch() -> None:
+    def explode(inputs: np.ndarray) -> np.ndarray:
+        raise RuntimeError("boom")
+
+    subject = DynamicBatcher(
+        explode, BatcherSettings(4, 0.05, 64), ServerMetrics.create(), ("test", "1")
+    )
+    subject.start()
+    outcomes = await asyncio.gather(
+        subject.submit(rows(0, 1)), subject.submit(rows(1, 1)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+    await subject.close()
+
+
+async def test_cancelled_and_expired_work_is_skipped() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=0.1, max_queue_rows=256)
+    cancelled = asyncio.ensure_future(subject.submit(rows(0, 5)))
+    expiring = asyncio.ensure_future(subject.submit(rows(0, 7), deadline=time.monotonic() + 0.02))
+    kept = asyncio.ensure_future(subject.submit(rows(0, 2)))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(DeadlineExpired):
+        await expiring
+    assert len((await kept).outputs) == 2
+    assert runner.batches == [2]
+    await subject.close()
+
+
+async def test_queue_bound_and_closing_refuse_new_work() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=8, max_queue_delay=0.2, max_queue_rows=8)
+    waiting = asyncio.ensure_future(subject.submit(rows(0, 6)))
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):
+        await subject.submit(rows(0, 3))
+    closing = asyncio.ensure_future(subject.close())
+    await asyncio.sleep(0)
+    with pytest.raises(Draining):
+        await subject.submit(rows(0, 1))
+    assert len((await waiting).outputs) == 6  # queued work still finishes on close
+    await closing
