@@ -13,7 +13,8 @@ from genre.v1 import genre_pb2
 
 Encoding = Literal["s16le", "f32le"]
 
-ENCODINGS: dict[str, genre_pb2.AudioEncoding.ValueType] = {
+# Left to inference: the enum's static type differs between protoc's and mypy-protobuf's stubs.
+ENCODINGS = {
     "s16le": genre_pb2.PCM_S16LE,
     "f32le": genre_pb2.PCM_F32LE,
 }

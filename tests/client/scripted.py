@@ -25,12 +25,10 @@ PROBABILITIES = (0.4, 0.3, 0.2, 0.1)
 GTZAN_FEATURES = (("tempo", False), ("rms_mean", True), ("chroma_stft_mean", True))
 
 
-def _model(
-    name: str, version: str, kind: genre_pb2.ModelKind.ValueType, *, default: bool
-) -> genre_pb2.ModelVersionInfo:
+def _model(name: str, version: str, *, audio: bool, default: bool) -> genre_pb2.ModelVersionInfo:
     info = genre_pb2.ModelVersionInfo(
         model=genre_pb2.ModelRef(name=name, version=version),
-        kind=kind,
+        kind=genre_pb2.AUDIO if audio else genre_pb2.FEATURES,
         labels=LABELS,
         metrics=[
             genre_pb2.Metric(name="accuracy", value=0.75),
@@ -39,19 +37,19 @@ def _model(
         split_protocol="grouped by artist, 80/10/10",
         is_default=default,
     )
-    if kind == genre_pb2.FEATURES:
-        info.features.extend(genre_pb2.FeatureSpec(name=n, imputable=i) for n, i in GTZAN_FEATURES)
-    else:
+    if audio:
         info.audio.CopyFrom(
             genre_pb2.AudioFrontEnd(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=128)
         )
+    else:
+        info.features.extend(genre_pb2.FeatureSpec(name=n, imputable=i) for n, i in GTZAN_FEATURES)
     return info
 
 
 MODELS = (
-    _model("gtzan-mlp", "1", genre_pb2.FEATURES, default=False),
-    _model("gtzan-mlp", "2", genre_pb2.FEATURES, default=True),
-    _model("gtzan-cnn", "1", genre_pb2.AUDIO, default=True),
+    _model("gtzan-mlp", "1", audio=False, default=False),
+    _model("gtzan-mlp", "2", audio=False, default=True),
+    _model("gtzan-cnn", "1", audio=True, default=True),
 )
 
 
