@@ -39,9 +39,14 @@ def models_table(models: Sequence[ModelInfo]) -> str:
                 for name, value in list(info.metrics.items())[:HEADLINE_METRICS]
             ),
         ]
-        for info in sorted(models, key=lambda info: (info.name, info.version))
+        for info in sorted(models, key=lambda info: (info.name, version_order(info.version)))
     ]
     return table(["MODEL", "VERSION", "KIND", "DEFAULT", "METRICS"], rows)
+
+
+def version_order(version: str) -> tuple[int, int, str]:
+    """Numeric versions in numeric order ("2" before "10"), any others after them by name."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
 def models_json(models: Sequence[ModelInfo]) -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from client.cli import main
+from client.formatting import version_order
 from genre.v1 import genre_pb2
 from tests.client.scripted import ScriptedServicer, expected_scores
 
@@ -225,3 +226,7 @@ def test_stream_decodes_a_file_and_sends_f32le(
     updates = [json.loads(line) for line in out.splitlines()]
     assert updates[-1]["final"] is True
     assert updates[0]["window"][0]["genre"] == expected_scores([1])[0][0]
+
+
+def test_versions_sort_numerically_in_the_models_table() -> None:
+    assert sorted(["10", "2", "b", "1", "a"], key=version_order) == ["1", "2", "10", "a", "b"]
