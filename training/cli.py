@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     features.add_argument("--schedule", choices=SCHEDULES)
     features.add_argument("--label-smoothing", type=float)
+    features.add_argument(
+        "--class-weights", choices=("balanced", "none"), help="loss weights for imbalance"
+    )
     features.add_argument("--device", choices=DEVICES, default="auto")
     features.add_argument("--drop-bad-rows", action="store_true", help="drop and count bad rows")
     features.add_argument("--genres", nargs="+", help="spotify-tracks genre subset, in order")
@@ -78,6 +81,9 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         "schedule": arguments.schedule,
         "label_smoothing": arguments.label_smoothing,
         "device": arguments.device,
+        "class_weighting": None
+        if arguments.class_weights is None
+        else arguments.class_weights == "balanced",
     }
     model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})

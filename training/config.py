@@ -117,17 +117,17 @@ class RunConfig:
 
 
 # Per-dataset defaults, chosen on each dataset's own validation part (never on a test part).
+# Spotify: balanced class weights cost ~6 points of accuracy on valid for ~1 point of macro-F1,
+# and accuracy/log-loss are the headline figures, so they are off there.
+_SPOTIFY = (
+    ModelConfig((256, 128), dropout=0.3),
+    TrainConfig(epochs=100, batch_size=256, patience=25, class_weighting=False),
+)
 DATASET_DEFAULTS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    "gtzan30": (ModelConfig((256, 128), dropout=0.4), TrainConfig(epochs=200, batch_size=32)),
+    "gtzan30": (ModelConfig((256, 128), dropout=0.4), TrainConfig(epochs=150, batch_size=32)),
     "gtzan3": (ModelConfig((256, 128), dropout=0.3), TrainConfig(epochs=60, batch_size=128)),
-    "spotify11": (
-        ModelConfig((256, 128), dropout=0.3),
-        TrainConfig(epochs=60, batch_size=128, learning_rate=2e-3, patience=15),
-    ),
-    "spotify-tracks": (
-        ModelConfig((256, 128), dropout=0.3),
-        TrainConfig(epochs=60, batch_size=128, learning_rate=2e-3, patience=15),
-    ),
+    "spotify11": _SPOTIFY,
+    "spotify-tracks": _SPOTIFY,
 }
 
 
