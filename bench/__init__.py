@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that write JSON and a Markdown table under bench/results/."""

@@ -1,0 +1,109 @@
+"""A ``python -m server`` child process on loopback, its ports read from its 'starting' log line.
+
+Benchmarks and the process-level tests both need one. A thread drains the child's stderr from the
+start, because a server logging a line per request would otherwise block on a full pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    grpc_port: int = 0
+    metrics_port: int = 0
+    log_lines: list[dict[str, object]] = field(default_factory=list)
+    _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def read_logs_until(self, event: str, timeout: float = 60.0) -> dict[str, object]:
+        """Consumes JSON log lines until one has ``event``; fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if not line.startswith("{"):
+                continue
+            record: dict[str, object] = json.loads(line)
+            self.log_lines.append(record)
+            if record.get("event") == event:
+                return record
+        raise AssertionError(f"server never logged {event!r}; last lines {self.log_lines[-5:]}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        code = self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    try:
+        for line in stream:
+            lines.put(line)
+    except ValueError:  # the stream was closed by stop()
+        pass
+    finally:
+        lines.put(None)
+
+
+def start_server_process(
+    repository: Path, extra_env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> ServerProcess:
+    """Starts the server on free loopback ports and returns once it logged 'ready'."""
+    env = {
+        **os.environ,
+        "GENRE_GRPC_HOST": "127.0.0.1",
+        "GENRE_GRPC_PORT": "0",
+        "GENRE_METRICS_HOST": "127.0.0.1",
+        "GENRE_METRICS_PORT": "0",
+        "GENRE_MODEL_REPOSITORY": str(repository),
+        "GENRE_LOG_FORMAT": "json",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    handle = ServerProcess(process)
+    assert process.stderr is not None
+    threading.Thread(target=_pump, args=(process.stderr, handle._lines), daemon=True).start()
+    try:
+        starting = handle.read_logs_until("starting", timeout)
+        handle.grpc_port = int(str(starting["grpc_port"]))
+        handle.metrics_port = int(str(starting["metrics_port"]))
+        handle.read_logs_until("ready", timeout)
+    except BaseException:
+        process.kill()
+        handle.stop()
+        raise
+    return handle
