@@ -129,6 +129,8 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        # Accept client keepalive pings every 30 s (the default 5 min strikes out 60 s clients).
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
     ]
     if config.max_connection_age_seconds > 0:
         age_ms = int(config.max_connection_age_seconds * 1000)
