@@ -1,0 +1,43 @@
+"""The loaders and splits on the real shared data (skipped, with the reason, without it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.config import RunConfig
+from training.datasets import load_dataset
+from training.pipeline import make_split
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_gtzan30_follows_the_filtered_lists(data_dir: Path) -> None:
+    dataset = load_dataset("gtzan30", data_dir)
+    assert len(dataset) == 640
+    split = make_split(dataset, RunConfig("gtzan30", data_dir, Path("unused"), "x"))
+    assert (len(split.train), len(split.valid), len(split.test)) == (443, 197, 0)
+
+
+def test_gtzan3_subset_groups_segments_by_track(data_dir: Path) -> None:
+    path = data_dir / "gtzan" / "features_3_sec.classical_jazz_rock_subset.csv"
+    dataset = load_dataset("gtzan3", path)
+    split = make_split(dataset, RunConfig("gtzan3", path, Path("unused"), "x"))
+    split.assert_grouped(dataset.track_ids)
+    assert {dataset.label_names[i] for i in set(dataset.labels.tolist())} == {
+        "classical",
+        "jazz",
+        "rock",
+    }
+
+
+def test_spotify11_faults_are_counted(data_dir: Path) -> None:
+    dataset = load_dataset("spotify11", data_dir)
+    report = dataset.report
+    assert report.rows_read == 15252
+    assert report.rows_kept + report.duplicates_removed + report.conflicting_duplicates_removed == (
+        15252
+    )
+    split = make_split(dataset, RunConfig("spotify11", data_dir, Path("unused"), "x"))
+    split.assert_grouped(dataset.groups)
