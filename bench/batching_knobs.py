@@ -107,8 +107,10 @@ def measure(
     cells = []
     try:
         request = feature_request(target, model)
-        asyncio.run(drive(target, request, 8, 1.0))  # warm-up
         for concurrency in levels:
+            # Warm-up at this level for longer than the batcher remembers the previous level's
+            # concurrency (two 1 s windows), so each cell measures a settled server.
+            asyncio.run(drive(target, request, concurrency, 2.5))
             rows_before, executions_before = batch_totals(metrics_port)
             latencies, errors = asyncio.run(drive(target, request, concurrency, seconds))
             rows_after, executions_after = batch_totals(metrics_port)

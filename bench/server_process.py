@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -74,21 +74,30 @@ def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
 
 
 def start_server_process(
-    repository: Path, extra_env: Mapping[str, str] | None = None, timeout: float = 120.0
+    repository: Path | None,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    command: Sequence[str] = (sys.executable, "-m", "server"),
 ) -> ServerProcess:
-    """Starts the server on free loopback ports and returns once it logged 'ready'."""
+    """Starts the server on free loopback ports and returns once it logged 'ready'.
+
+    ``repository=None`` leaves the model repository to the server's default (this checkout's
+    ``models/``), as ``make serve`` does.
+    """
     env = {
         **os.environ,
         "GENRE_GRPC_HOST": "127.0.0.1",
         "GENRE_GRPC_PORT": "0",
         "GENRE_METRICS_HOST": "127.0.0.1",
         "GENRE_METRICS_PORT": "0",
-        "GENRE_MODEL_REPOSITORY": str(repository),
         "GENRE_LOG_FORMAT": "json",
         **(extra_env or {}),
     }
+    env.pop("GENRE_MODEL_REPOSITORY", None)
+    if repository is not None:
+        env["GENRE_MODEL_REPOSITORY"] = str(repository)
     process = subprocess.Popen(
-        [sys.executable, "-m", "server"],
+        list(command),
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -1,12 +1,18 @@
 """An asyncio-native dynamic batcher: many callers' rows, one forward pass.
 
 Callers ``submit`` arrays of rows; one task per batcher collects queued work until the batch holds
-``max_batch_size`` rows or the oldest waiting request has waited ``max_queue_delay`` seconds,
-concatenates it, runs the runner once in a dedicated worker thread (so the event loop keeps
-serving), and hands each caller its own slice in order. While a batch computes, new work queues
-up, so load itself grows the batches. The queue is bounded in rows: past the bound a caller fails
-at once with RESOURCE_EXHAUSTED rather than waiting in a queue that cannot drain in time. Work
-whose deadline has passed, or whose caller went away, never reaches the model.
+``max_batch_size`` rows, or as many requests as were recently outstanding at once, or the oldest
+waiting request has waited ``max_queue_delay`` seconds. It then concatenates the batch, runs the
+runner once in a dedicated worker thread (so the event loop keeps serving), and hands each caller
+its own slice in order. While a batch computes, new work queues up, so load itself grows the
+batches. The queue is bounded in rows: past the bound a caller fails at once with
+RESOURCE_EXHAUSTED rather than waiting in a queue that cannot drain in time. Work whose deadline
+has passed, or whose caller went away, never reaches the model.
+
+Waiting for company only pays when company is coming. A lone closed-loop caller would wait the
+whole delay for nothing, so the batcher waits only while fewer requests are queued than were
+outstanding together in the last second or two (``RecentPeak``): a single caller is served at
+once, eight concurrent callers are gathered into one batch.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ FloatArray = npt.NDArray[np.float32]
 @dataclass(frozen=True)
 class BatcherSettings:
     max_batch_size: int = 256
-    max_queue_delay: float = 0.002
+    max_queue_delay: float = 0.005
     max_queue_rows: int = 8192
 
     def __post_init__(self) -> None:
@@ -39,6 +45,31 @@ class BatcherSettings:
             raise ValueError("need 0 < max_batch_size <= max_queue_rows")
         if self.max_queue_delay < 0:
             raise ValueError("max_queue_delay must not be negative")
+
+
+class RecentPeak:
+    """The highest value observed in the current and the previous window of ``window`` seconds."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self._window = window
+        self._started = time.monotonic()
+        self._current = 0
+        self._previous = 0
+
+    def observe(self, value: int) -> None:
+        self._roll()
+        self._current = max(self._current, value)
+
+    def peak(self) -> int:
+        self._roll()
+        return max(self._current, self._previous)
+
+    def _roll(self) -> None:
+        elapsed = time.monotonic() - self._started
+        if elapsed >= self._window:
+            self._previous = self._current if elapsed < 2 * self._window else 0
+            self._current = 0
+            self._started = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,9 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._queue_gauge = metrics.queue_rows.labels(*labels)
+        self._outstanding = 0
+        self._recent_peak = RecentPeak()
+        self._expected_requests = 1
 
     @property
     def queued_rows(self) -> int:
@@ -115,10 +149,18 @@ class DynamicBatcher:
         self._queue.append(_Pending(inputs, future, deadline))
         self._queued_rows += rows
         self._queue_gauge.set(self._queued_rows)
+        self._outstanding += 1
+        self._recent_peak.observe(self._outstanding)
         self._work_arrived.set()
-        if self._queued_rows >= self._settings.max_batch_size:
+        if (
+            self._queued_rows >= self._settings.max_batch_size
+            or len(self._queue) >= self._expected_requests
+        ):
             self._batch_full.set()
-        return await future
+        try:
+            return await future
+        finally:
+            self._outstanding -= 1
 
     async def close(self) -> None:
         """Refuses new work, finishes what is queued, then stops the worker."""
@@ -142,7 +184,13 @@ class DynamicBatcher:
                 await self._execute(batch)
 
     async def _wait_for_fill(self) -> None:
-        if self._queued_rows >= self._settings.max_batch_size or self._closing:
+        """Waits for company only while more requests were recently outstanding than queued."""
+        self._expected_requests = self._recent_peak.peak()
+        if (
+            self._queued_rows >= self._settings.max_batch_size
+            or len(self._queue) >= self._expected_requests
+            or self._closing
+        ):
             return
         remaining = self._queue[0].enqueued + self._settings.max_queue_delay - time.monotonic()
         if remaining <= 0:

@@ -40,7 +40,7 @@ class ServerConfig:
     )
     max_batch_size: int = field(default=256, metadata={"help": "rows per forward pass"})
     max_queue_delay_ms: float = field(
-        default=2.0, metadata={"help": "longest wait for a batch to fill, in milliseconds"}
+        default=5.0, metadata={"help": "longest wait for a batch to fill, in milliseconds"}
     )
     max_queue_rows: int = field(
         default=8192, metadata={"help": "rows waiting per model before RESOURCE_EXHAUSTED"}

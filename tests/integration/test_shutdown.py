@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from tests.support.checkpoints import example_row, write_tiny_model
-from tests.support.harness import sample_value, scrape, start_server_process
+from tests.support.harness import prime_concurrency, sample_value, scrape, start_server_process
 
 
 def request(rows: int) -> genre_pb2.ClassifyFeaturesRequest:
@@ -35,6 +35,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path: Path) 
         async with grpc.aio.insecure_channel(server.target) as channel:
             stub = genre_pb2_grpc.GenreClassifierStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
+            await prime_concurrency(stub, "tiny-mlp", example_row(), 16)
             in_flight = [asyncio.ensure_future(stub.ClassifyFeatures(request(2))) for _ in range(5)]
             deadline = time.monotonic() + 10
             while sample_value(scrape(server.metrics_port), "genre_queue_rows") < 10:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.server_process import ServerProcess, start_server_process
+from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.config import ServerConfig
 
 
@@ -46,4 +48,28 @@ def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) 
     return total
 
 
-__all__ = ["ServerProcess", "loopback_config", "sample_value", "scrape", "start_server_process"]
+__all__ = [
+    "ServerProcess",
+    "loopback_config",
+    "prime_concurrency",
+    "sample_value",
+    "scrape",
+    "start_server_process",
+]
+
+
+async def prime_concurrency(
+    stub: genre_pb2_grpc.GenreClassifierAsyncStub,
+    model: str,
+    row: Mapping[str, float],
+    callers: int,
+) -> None:
+    """A burst of concurrent calls: afterwards the batcher expects company and waits for it.
+
+    Tests that need work to sit in the queue (deadlines, a full queue, drain) prime first; a
+    lone caller is otherwise served at once, without any queue delay.
+    """
+    request = genre_pb2.ClassifyFeaturesRequest(
+        model=genre_pb2.ModelRef(name=model), rows=[genre_pb2.FeatureRow(features=row)]
+    )
+    await asyncio.gather(*(stub.ClassifyFeatures(request) for _ in range(callers)))

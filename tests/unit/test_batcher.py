@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from server.batcher import BatcherSettings, DynamicBatcher
+from server.batcher import BatcherSettings, DynamicBatcher, RecentPeak
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
 
@@ -80,9 +80,45 @@ async def test_a_runner_failure_reaches_every_caller_of_the_batch() -> None:
     await subject.close()
 
 
+async def prime(subject: DynamicBatcher, callers: int) -> None:
+    """A burst of concurrent callers, after which the batcher expects that much company."""
+    await asyncio.gather(*(subject.submit(rows(0, 1)) for _ in range(callers)))
+
+
+async def test_a_lone_caller_is_not_kept_waiting_for_company() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=5.0, max_queue_rows=256)
+    result = await asyncio.wait_for(subject.submit(rows(0, 1)), timeout=2.5)
+    assert result.batch_rows == 1
+    await subject.close()
+
+
+async def test_after_a_burst_the_batcher_waits_to_gather_callers() -> None:
+    runner = RecordingRunner()
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=0.5, max_queue_rows=256)
+    await prime(subject, 4)
+    first = asyncio.ensure_future(subject.submit(rows(0, 1)))
+    await asyncio.sleep(0.05)  # arrives later than the first, inside the delay
+    second = asyncio.ensure_future(subject.submit(rows(1, 1)))
+    assert (await first).batch_rows == (await second).batch_rows == 2
+    await subject.close()
+
+
+def test_recent_peak_forgets_after_two_windows() -> None:
+    peak = RecentPeak(window=0.05)
+    peak.observe(7)
+    assert peak.peak() == 7
+    time.sleep(0.06)
+    assert peak.peak() == 7  # still the previous window
+    time.sleep(0.11)
+    assert peak.peak() == 0
+
+
 async def test_cancelled_and_expired_work_is_skipped() -> None:
     runner = RecordingRunner()
     subject = batcher(runner, max_batch_size=64, max_queue_delay=0.1, max_queue_rows=256)
+    await prime(subject, 10)
+    runner.batches.clear()
     cancelled = asyncio.ensure_future(subject.submit(rows(0, 5)))
     expiring = asyncio.ensure_future(subject.submit(rows(0, 7), deadline=time.monotonic() + 0.02))
     kept = asyncio.ensure_future(subject.submit(rows(0, 2)))
@@ -98,6 +134,7 @@ async def test_cancelled_and_expired_work_is_skipped() -> None:
 async def test_queue_bound_and_closing_refuse_new_work() -> None:
     runner = RecordingRunner()
     subject = batcher(runner, max_batch_size=8, max_queue_delay=0.2, max_queue_rows=8)
+    await prime(subject, 4)
     waiting = asyncio.ensure_future(subject.submit(rows(0, 6)))
     await asyncio.sleep(0)
     with pytest.raises(Overloaded):
