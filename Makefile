@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CHECKED := server training client tests scripts bench
+
 
 # make serve listens on localhost unless told otherwise; every GENRE_* variable passes through.
 export GENRE_GRPC_HOST ?= 127.0.0.1
