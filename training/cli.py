@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from training.config import DEVICES, SCHEDULES, RunConfig, defaults_for
+from training.config import DEVICES, SCHEDULES, STOPPING_METRICS, RunConfig, defaults_for
 from training.datasets import DATASETS
 from training.tabular import DataFormatError
 
@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     features.add_argument("--schedule", choices=SCHEDULES)
     features.add_argument("--label-smoothing", type=float)
+    features.add_argument("--members", type=int, help="MLPs averaged in an ensemble (1: one MLP)")
+    features.add_argument("--stop-on", choices=STOPPING_METRICS, help="early-stopping metric")
+    features.add_argument("--input-noise", type=float, help="Gaussian noise on standardised inputs")
+    features.add_argument(
+        "--bootstrap",
+        action=argparse.BooleanOptionalAction,
+        help="each ensemble member trains on a bootstrap sample of the rows",
+    )
     features.add_argument(
         "--class-weights", choices=("balanced", "none"), help="loss weights for imbalance"
     )
@@ -70,7 +78,11 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
     model, train = defaults_for(arguments.dataset)
-    model_overrides = {"hidden_sizes": arguments.hidden, "dropout": arguments.dropout}
+    model_overrides = {
+        "hidden_sizes": arguments.hidden,
+        "dropout": arguments.dropout,
+        "members": arguments.members,
+    }
     train_overrides = {
         "seed": arguments.seed,
         "epochs": arguments.epochs,
@@ -80,6 +92,9 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         "patience": arguments.patience,
         "schedule": arguments.schedule,
         "label_smoothing": arguments.label_smoothing,
+        "stop_on": arguments.stop_on,
+        "input_noise": arguments.input_noise,
+        "bootstrap": arguments.bootstrap,
         "device": arguments.device,
         "class_weighting": None
         if arguments.class_weights is None

@@ -9,17 +9,20 @@ from typing import Any
 from training.models.mlp import ACTIVATIONS
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+STOPPING_METRICS = ("macro_f1", "accuracy", "log_loss")
 DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``MLPClassifier`` hyper-parameters other than the input and output sizes."""
+    """``MLPClassifier`` hyper-parameters other than the input and output sizes; with
+    ``members`` above 1, an ``MLPEnsemble`` of that many such MLPs."""
 
     hidden_sizes: tuple[int, ...] = (256, 128)
     dropout: float = 0.3
     batch_norm: bool = True
     activation: str = "gelu"
+    members: int = 1
 
     def __post_init__(self) -> None:
         if not self.hidden_sizes or any(size <= 0 for size in self.hidden_sizes):
@@ -28,26 +31,38 @@ class ModelConfig:
             raise ValueError("dropout must be in [0, 1)")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+        if self.members < 1:
+            raise ValueError("members must be at least 1")
+
+    def member(self) -> ModelConfig:
+        """The configuration of one member (itself when ``members`` is 1)."""
+        return replace(self, members=1)
 
     def architecture(self, input_dim: int, num_classes: int) -> dict[str, Any]:
-        """The manifest's ``architecture`` entry: every ``MLPClassifier`` keyword."""
-        return {
-            "type": "mlp",
-            "params": {
-                "input_dim": input_dim,
-                "num_classes": num_classes,
-                "hidden_sizes": list(self.hidden_sizes),
-                "dropout": self.dropout,
-                "batch_norm": self.batch_norm,
-                "activation": self.activation,
-            },
+        """The manifest's ``architecture`` entry: every ``MLPClassifier`` keyword, plus
+        ``members`` for an ``mlp_ensemble``."""
+        params: dict[str, Any] = {
+            "input_dim": input_dim,
+            "num_classes": num_classes,
+            "hidden_sizes": list(self.hidden_sizes),
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+            "activation": self.activation,
         }
+        if self.members == 1:
+            return {"type": "mlp", "params": params}
+        return {"type": "mlp_ensemble", "params": {**params, "members": self.members}}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser, schedule and stopping rule. ``epochs`` is the schedule's length and the cap;
-    early stopping on validation macro-F1 with ``patience`` usually ends sooner."""
+    early stopping on the validation ``stop_on`` metric with ``patience`` usually ends sooner.
+
+    ``input_noise``: standard deviation of Gaussian noise added to the standardised training
+    inputs (a regulariser for tabular rows). ``bootstrap``: each ensemble member trains on its
+    own bootstrap sample of the training rows (bagging); members always differ by seed.
+    """
 
     epochs: int = 150
     batch_size: int = 64
@@ -57,6 +72,9 @@ class TrainConfig:
     patience: int = 40
     class_weighting: bool = True
     label_smoothing: float = 0.0
+    stop_on: str = "macro_f1"
+    input_noise: float = 0.0
+    bootstrap: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -69,6 +87,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
+        if self.stop_on not in STOPPING_METRICS:
+            raise ValueError(f"stop_on must be one of {STOPPING_METRICS}")
+        if not 0.0 <= self.input_noise < 10.0:
+            raise ValueError("input_noise must be in [0, 10)")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}")
         if self.seed < 0:

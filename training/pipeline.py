@@ -36,7 +36,7 @@ from training.train import (
     fit_temperature,
     logits_of,
     resolve_device,
-    train_classifier,
+    train_model,
 )
 
 
@@ -77,7 +77,7 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
     labels, classes = dataset.labels, len(dataset.label_names)
     preprocessor = fit_preprocessing(dataset, split.train)
     x = preprocessor.transform(dataset.features)
-    selection = train_classifier(
+    selection = train_model(
         x[split.train],
         labels[split.train],
         classes,
@@ -93,13 +93,13 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
         rows = np.sort(np.concatenate([split.train, split.valid]))
         shipped_preprocessor = fit_preprocessing(dataset, rows)
         x_refit = shipped_preprocessor.transform(dataset.features[rows])
-        shipped = train_classifier(
+        shipped = train_model(
             x_refit,
             labels[rows],
             classes,
             config.model,
             config.train,
-            fixed_epochs=selection.best_epoch,
+            fixed_epochs=selection.member_epochs,
             progress=progress,
         )
     if len(split.test):
@@ -152,6 +152,7 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
         "feature_importance": importance,
         "history": [asdict(record) for record in selection.history],
         "best_epoch": selection.best_epoch,
+        "member_epochs": list(selection.member_epochs),
         "epochs_run": selection.epochs_run,
         "data_report": dataset.report.to_dict(),
         "hyperparameters": config.hyperparameters(),
@@ -174,20 +175,25 @@ def split_protocol(
     def part(rows: IntArray) -> str:
         return f"{len(rows)} {unit} / {len(set(dataset.groups[rows].tolist()))} {groups}"
 
+    members = config.model.members
+    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
+    stop_on = config.train.stop_on.replace("_", "-")
     text = (
-        f"Split by {split.method} with no {groups[:-1]} on two sides: trained on train "
-        f"({part(split.train)}), early stopping on macro-F1 and temperature fitted on valid "
-        f"({part(split.valid)})"
+        f"Split by {split.method} with no {groups[:-1]} on two sides: {what} trained on train "
+        f"({part(split.train)}), early stopping on valid {stop_on} and temperature fitted on "
+        f"valid ({part(split.valid)})"
     )
     if len(split.test):
         text += f", test ({part(split.test)}) touched only for the reported metrics"
     if split.rows_outside:
         text += f"; {split.rows_outside} rows on no list were not used"
     if config.refit:
-        text += (
-            f"; shipped weights refit on train+valid for the chosen {selection.best_epoch} "
-            "epochs with the valid temperature"
+        epochs = (
+            f"each member's chosen epochs (median {selection.best_epoch})"
+            if members > 1
+            else f"the chosen {selection.best_epoch} epochs"
         )
+        text += f"; shipped weights refit on train+valid for {epochs} with the valid temperature"
     if where == "test":
         text += "; metrics are the shipped model's on the held-out test part."
     else:
@@ -237,6 +243,7 @@ def build_manifest(
             "seed": config.train.seed,
             "epochs_run": report["epochs_run"],
             "best_epoch": report["best_epoch"],
+            "member_epochs": report["member_epochs"],
             "shipped_epochs": shipped.epochs_run,
             "split_sizes": report["split_sizes"],
         },

@@ -1,5 +1,6 @@
 """The training loop for feature MLPs: AdamW, a learning-rate schedule, class weights, early
-stopping on validation macro-F1, and temperature scaling fitted on validation logits.
+stopping on a validation metric, ensembles of independently trained members, and temperature
+scaling fitted on validation logits.
 
 Runs are deterministic given the seed on the CPU: every random source (initialisation, batch
 order, dropout) draws from seeded generators and deterministic kernels are requested.
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from training.config import ModelConfig, TrainConfig
 from training.models import build_model
+from training.models.ensemble import MLPEnsemble
 from training.preprocessing import FeaturePreprocessor
 
 FloatArray = npt.NDArray[np.float32]
@@ -36,17 +38,27 @@ class EpochRecord:
     valid_loss: float | None = None
     valid_accuracy: float | None = None
     valid_macro_f1: float | None = None
+    valid_log_loss: float | None = None
 
 
 @dataclass
 class TrainResult:
-    """The chosen weights (best epoch, or the last when training for a fixed count)."""
+    """The chosen weights (best epoch, or the last when training for a fixed count).
+
+    For an ensemble, ``member_epochs`` holds each member's chosen epoch, ``best_epoch`` their
+    median, ``epochs_run`` the longest member's run and ``history`` the first member's.
+    """
 
     model: nn.Module
     architecture: dict[str, object]
     best_epoch: int
     epochs_run: int
     history: list[EpochRecord] = field(default_factory=list)
+    member_epochs: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.member_epochs:
+            self.member_epochs = (self.best_epoch,)
 
 
 @contextmanager
@@ -83,6 +95,70 @@ def class_weights(labels: IntArray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+def member_seed(seed: int, index: int) -> int:
+    """Member ``index`` of a run seeded ``seed`` trains with this seed (member 0: ``seed``)."""
+    return seed + 1_000_003 * index
+
+
+def train_model(
+    x_train: FloatArray,
+    y_train: IntArray,
+    num_classes: int,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    x_valid: FloatArray | None = None,
+    y_valid: IntArray | None = None,
+    fixed_epochs: Sequence[int] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """An ``MLPClassifier`` (``members`` 1) or an ``MLPEnsemble`` of independently trained
+    members, each with its own seed (``member_seed``) and, with ``config.bootstrap``, its own
+    bootstrap sample of the rows; each member stops early on the validation rows on its own.
+
+    ``fixed_epochs`` (a refit) gives each member's epoch count, e.g. a selection run's
+    ``member_epochs``.
+    """
+    members = model_config.members
+    if fixed_epochs is not None and len(fixed_epochs) != members:
+        raise ValueError(f"fixed_epochs needs one count per member ({members})")
+    results: list[TrainResult] = []
+    for index in range(members):
+        seed = member_seed(config.seed, index)
+        rows = np.arange(len(x_train))
+        if config.bootstrap:
+            rows = np.sort(np.random.default_rng(seed).integers(0, len(x_train), len(x_train)))
+        results.append(
+            train_classifier(
+                x_train[rows],
+                y_train[rows],
+                num_classes,
+                model_config.member(),
+                replace(config, seed=seed),
+                x_valid,
+                y_valid,
+                None if fixed_epochs is None else fixed_epochs[index],
+                progress and members == 1,
+            )
+        )
+    if members == 1:
+        return results[0]
+    architecture = model_config.architecture(int(x_train.shape[1]), num_classes)
+    ensemble = build_model(architecture)
+    assert isinstance(ensemble, MLPEnsemble)
+    for member, result in zip(ensemble.members, results, strict=True):
+        member.load_state_dict(result.model.state_dict())
+    ensemble.eval()
+    epochs = tuple(result.best_epoch for result in results)
+    return TrainResult(
+        model=ensemble,
+        architecture=architecture,
+        best_epoch=int(np.median(epochs)),
+        epochs_run=max(result.epochs_run for result in results),
+        history=results[0].history,
+        member_epochs=epochs,
+    )
+
+
 def train_classifier(
     x_train: FloatArray,
     y_train: IntArray,
@@ -94,12 +170,12 @@ def train_classifier(
     fixed_epochs: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Trains on standardised rows ``(N, F)``.
+    """Trains one MLP on standardised rows ``(N, F)``.
 
-    With validation rows it stops early on macro-F1 and returns the best epoch's weights; with
-    ``fixed_epochs`` (a refit) it runs that many epochs of the same ``config.epochs``-long
-    schedule and returns the last weights, so the refit sees the learning rates the chosen
-    epoch saw.
+    With validation rows it stops early on ``config.stop_on`` and returns the best epoch's
+    weights; with ``fixed_epochs`` (a refit) it runs that many epochs of the same
+    ``config.epochs``-long schedule and returns the last weights, so the refit sees the
+    learning rates the chosen epoch saw.
     """
     if (x_valid is None) == (fixed_epochs is None):
         raise ValueError("give either validation rows or fixed_epochs")
@@ -131,7 +207,7 @@ def _train(
     fixed_epochs: int | None,
     progress: bool,
 ) -> TrainResult:
-    architecture = model_config.architecture(int(x_train.shape[1]), num_classes)
+    architecture = model_config.member().architecture(int(x_train.shape[1]), num_classes)
     model = build_model(architecture).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     features = torch.from_numpy(x_train)
@@ -148,7 +224,7 @@ def _train(
     )
     last_epoch = fixed_epochs if fixed_epochs is not None else config.epochs
     history: list[EpochRecord] = []
-    best: tuple[float, float] = (-1.0, float("-inf"))
+    best: tuple[float, float] = (float("-inf"), float("-inf"))
     best_state = copy.deepcopy(model.state_dict())
     best_epoch = 0
     bar = tqdm(range(1, last_epoch + 1), desc="epochs", disable=not progress, leave=False)
@@ -160,7 +236,12 @@ def _train(
             batch = order[start : start + config.batch_size]
             if len(batch) < 2 and model_config.batch_norm:
                 continue  # BatchNorm cannot normalise a single row
-            logits = model(features[batch].to(device))
+            inputs = features[batch]
+            if config.input_noise > 0:
+                inputs = inputs + config.input_noise * torch.randn(
+                    inputs.shape, generator=generator
+                )
+            logits = model(inputs.to(device))
             loss = loss_function(logits, targets[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -170,7 +251,7 @@ def _train(
         record = EpochRecord(epoch, total / len(features), optimizer.param_groups[0]["lr"])
         if x_valid is not None and y_valid is not None:
             record = _validate(model, record, x_valid, y_valid, loss_function, device)
-            score = (record.valid_macro_f1 or 0.0, -(record.valid_loss or 0.0))
+            score = _stopping_score(record, config.stop_on)
             if score > best:
                 best, best_epoch = score, epoch
                 best_state = copy.deepcopy(model.state_dict())
@@ -184,6 +265,15 @@ def _train(
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model.cpu(), architecture, best_epoch, len(history), history)
+
+
+def _stopping_score(record: EpochRecord, stop_on: str) -> tuple[float, float]:
+    """Higher is better; ties on the metric go to the lower validation log-loss."""
+    log_loss = record.valid_log_loss if record.valid_log_loss is not None else float("inf")
+    if stop_on == "log_loss":
+        return (-log_loss, 0.0)
+    metric = record.valid_accuracy if stop_on == "accuracy" else record.valid_macro_f1
+    return (metric if metric is not None else 0.0, -log_loss)
 
 
 def _scheduler(
@@ -209,7 +299,8 @@ def _validate(
 ) -> EpochRecord:
     logits = logits_of(model, x_valid, device)
     predictions = logits.argmax(dim=1).numpy()
-    loss = float(loss_function(logits.to(device), torch.from_numpy(y_valid).to(device)))
+    targets = torch.from_numpy(y_valid)
+    loss = float(loss_function(logits.to(device), targets.to(device)))
     return EpochRecord(
         epoch=record.epoch,
         train_loss=record.train_loss,
@@ -217,6 +308,7 @@ def _validate(
         valid_loss=loss,
         valid_accuracy=float((predictions == y_valid).mean()),
         valid_macro_f1=float(f1_score(y_valid, predictions, average="macro", zero_division=0.0)),
+        valid_log_loss=float(nn.functional.cross_entropy(logits, targets)),
     )
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 from torch import nn
 
+from training.models.ensemble import MLPEnsemble
 from training.models.mlp import MLPClassifier
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLPClassifier,
+    "mlp_ensemble": MLPEnsemble,
 }
 
 
