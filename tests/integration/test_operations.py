@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -11,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
+from server.logs import configure_logging
 from tests.support.checkpoints import example_row
 from tests.support.harness import loopback_config, sample_value, scrape
 
@@ -83,3 +85,29 @@ async def test_metrics_are_scraped_over_http(
     info = {"model": "tiny-mlp", "version": "2", "kind": "features", "is_default": "true"}
     assert sample_value(text, "genre_model_info", info) == 1
     assert sample_value(text, "genre_model_info") == 3
+
+
+async def test_one_json_log_line_per_call_without_the_payload(
+    stub: genre_pb2_grpc.GenreClassifierAsyncStub, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    secret = 123.456789
+    await stub.ClassifyFeatures(
+        genre_pb2.ClassifyFeaturesRequest(
+            model=genre_pb2.ModelRef(name="tiny-mlp"),
+            rows=[genre_pb2.FeatureRow(features=example_row(tempo=secret))] * 2,
+        ),
+        metadata=(("x-request-id", "req-42"),),
+    )
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    [record] = [line for line in lines if line.get("event") == "request"]
+    assert record["method"] == "ClassifyFeatures"
+    assert (record["model"], record["version"], record["rows"]) == ("tiny-mlp", "2", 2)
+    assert record["status"] == "OK"
+    assert record["batch"] >= 2
+    assert record["latency_ms"] > 0
+    assert record["request_id"] == "req-42"
+    assert str(record["peer"]).startswith("ipv4:127.0.0.1")
+    assert str(secret) not in json.dumps(lines)
