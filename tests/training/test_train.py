@@ -97,6 +97,8 @@ def test_manifest_round_trip_matches_the_trainer(tmp_path: Path) -> None:
     assert manifest["labels"][0] == "blues"
     assert manifest["input_schema"]["features"] == list(pre.feature_names)
     assert "valid" in manifest["metrics"]["split_protocol"]
+    assert 0.0 <= manifest["metrics"]["listswap_accuracy"] <= 1.0  # no test part: a swap estimate
+    assert "list swap" in manifest["metrics"]["split_protocol"]
     assert manifest["training"]["data_fingerprint"]
     assert {"report.json", "report.md", "confusion_matrix.png"} <= {
         p.name for p in outcome.directory.iterdir()
