@@ -127,7 +127,8 @@ def resample(samples: FloatArray, orig_freq: int, new_freq: int) -> FloatArray:
         return np.asarray(samples, dtype=np.float32)
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-        return _resampler(orig_freq, new_freq)(tensor).numpy()
+        resampled: FloatArray = _resampler(orig_freq, new_freq)(tensor).numpy()
+    return resampled
 
 
 def decode_file(path: Path) -> tuple[FloatArray, int]:
@@ -135,7 +136,8 @@ def decode_file(path: Path) -> tuple[FloatArray, int]:
     import soundfile  # only training and the client decode files; the server gets raw PCM
 
     data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return downmix(data), int(sample_rate)
+    mono: FloatArray = downmix(data)
+    return mono, int(sample_rate)
 
 
 def load_for_model(path: Path, config: FrontEndConfig) -> FloatArray:
