@@ -124,7 +124,8 @@ def _resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
 def resample(samples: FloatArray, orig_freq: int, new_freq: int) -> FloatArray:
     """Band-limited resampling of a mono signal (torchaudio's sinc kernel, cached per rate pair)."""
     if orig_freq == new_freq:
-        return np.asarray(samples, dtype=np.float32)
+        unchanged: FloatArray = np.asarray(samples, dtype=np.float32)
+        return unchanged
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         resampled: FloatArray = _resampler(orig_freq, new_freq)(tensor).numpy()
