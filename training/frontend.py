@@ -113,7 +113,8 @@ def downmix(samples: npt.ArrayLike) -> FloatArray:
         return array
     if array.ndim != 2:
         raise ValueError(f"expected (frames,) or (frames, channels), got {array.shape}")
-    return array.mean(axis=1, dtype=np.float32)
+    mono: FloatArray = array.mean(axis=1, dtype=np.float32)
+    return mono
 
 
 @functools.lru_cache(maxsize=32)
