@@ -18,7 +18,10 @@ STYLES = ("classical", "disco", "metal")
 
 
 def _time(seconds: float, sample_rate: int) -> FloatArray:
-    return np.arange(round(seconds * sample_rate), dtype=np.float32) / sample_rate
+    times: FloatArray = np.arange(round(seconds * sample_rate), dtype=np.float32) / np.float32(
+        sample_rate
+    )
+    return times
 
 
 def _hits(t: FloatArray, period: float, offset: float, decay: float) -> FloatArray:
@@ -56,7 +59,7 @@ def synth_clip(style: str, seconds: float, sample_rate: int = 22050, seed: int =
     else:
         raise ValueError(f"unknown style {style!r}; known: {STYLES}")
     noise = 0.01 * rng.standard_normal(t.shape)
-    clip = np.clip(signal + noise, -1.0, 1.0).astype(np.float32)
+    clip: FloatArray = np.clip(signal + noise, -1.0, 1.0).astype(np.float32)
     return clip
 
 
