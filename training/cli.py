@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from training.audio_cli import add_audio_parser, run_audio_command
 from training.config import DEVICES, SCHEDULES, STOPPING_METRICS, RunConfig, defaults_for
 from training.datasets import DATASETS
 from training.tabular import DataFormatError
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--splits", type=Path, help="GTZAN split-list directory")
     features.add_argument("--no-refit", action="store_true", help="ship the train-only model")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_audio_parser(commands)
     return parser
 
 
@@ -118,6 +120,8 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    if arguments.command == "audio":
+        return run_audio_command(arguments)
     try:
         config = config_from_arguments(arguments)
     except ValueError as error:
