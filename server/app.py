@@ -30,6 +30,7 @@ from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ModelTable
 from server.runner import select_device
 from server.servicer import GenreClassifierServicer, ServingState
+from server.streams import StreamLimits
 
 log = get_logger("server.app")
 SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
@@ -98,7 +99,7 @@ class App:
         grace = self.config.drain_grace_seconds if grace is None else grace
         if self.state.draining:
             return
-        self.state.draining = True
+        self.state.drain_started.set()
         started = asyncio.get_running_loop().time()
         log.info("draining", grace_seconds=grace, active_calls=self.state.active_calls)
         await self.health.enter_graceful_shutdown()
@@ -145,11 +146,18 @@ async def create_server(config: ServerConfig) -> App:
     threads = configure_torch(config.torch_threads)
     device = select_device(config.device)
     metrics = ServerMetrics.create()
-    settings = BatcherSettings(
-        max_batch_size=config.max_batch_size,
-        max_queue_delay=config.max_queue_delay_ms / 1000.0,
-        max_queue_rows=config.max_queue_rows,
-    )
+    settings = {
+        "features": BatcherSettings(
+            max_batch_size=config.max_batch_size,
+            max_queue_delay=config.max_queue_delay_ms / 1000.0,
+            max_queue_rows=config.max_queue_rows,
+        ),
+        "audio": BatcherSettings(
+            max_batch_size=config.audio_max_batch_size,
+            max_queue_delay=config.max_queue_delay_ms / 1000.0,
+            max_queue_rows=config.audio_max_queue_windows,
+        ),
+    }
     registry = ModelRegistry(
         config.model_repository,
         names=config.models,
@@ -160,7 +168,15 @@ async def create_server(config: ServerConfig) -> App:
     )
     state = ServingState()
     server = grpc.aio.server(options=grpc_options(config))
-    servicer = GenreClassifierServicer(registry, metrics, state, config.max_rows_per_request)
+    limits = StreamLimits(
+        max_streams=config.max_streams,
+        max_chunk_bytes=config.max_chunk_bytes,
+        max_stream_seconds=config.max_stream_seconds,
+        idle_timeout_seconds=config.stream_idle_timeout_seconds,
+    )
+    servicer = GenreClassifierServicer(
+        registry, metrics, state, config.max_rows_per_request, limits
+    )
     genre_pb2_grpc.add_GenreClassifierServicer_to_server(servicer, server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -48,6 +48,25 @@ class ServerConfig:
     max_rows_per_request: int = field(
         default=4096, metadata={"help": "rows one call may carry (more: RESOURCE_EXHAUSTED)"}
     )
+    audio_max_batch_size: int = field(
+        default=32, metadata={"help": "audio windows per forward pass"}
+    )
+    audio_max_queue_windows: int = field(
+        default=512, metadata={"help": "audio windows waiting per model before RESOURCE_EXHAUSTED"}
+    )
+    max_streams: int = field(
+        default=256,
+        metadata={"help": "concurrent ClassifyAudioStream calls (more: RESOURCE_EXHAUSTED)"},
+    )
+    max_chunk_bytes: int = field(
+        default=1024 * 1024, metadata={"help": "largest audio chunk accepted"}
+    )
+    max_stream_seconds: float = field(
+        default=3600.0, metadata={"help": "audio one stream may carry, in seconds"}
+    )
+    stream_idle_timeout_seconds: float = field(
+        default=30.0, metadata={"help": "a stream with no message for this long is ended"}
+    )
     max_message_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"help": "largest gRPC message accepted or sent"}
     )
@@ -72,7 +91,18 @@ class ServerConfig:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be in 0..65535, got {port}")
-        positive = ("max_batch_size", "max_queue_rows", "max_rows_per_request", "max_message_bytes")
+        positive = (
+            "max_batch_size",
+            "max_queue_rows",
+            "max_rows_per_request",
+            "max_message_bytes",
+            "audio_max_batch_size",
+            "audio_max_queue_windows",
+            "max_streams",
+            "max_chunk_bytes",
+            "max_stream_seconds",
+            "stream_idle_timeout_seconds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -88,6 +118,8 @@ class ServerConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.max_queue_rows < self.max_batch_size:
             raise ValueError("max_queue_rows must be at least max_batch_size")
+        if self.audio_max_queue_windows < self.audio_max_batch_size:
+            raise ValueError("audio_max_queue_windows must be at least audio_max_batch_size")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.log_format not in ("auto", "json", "console"):

@@ -30,6 +30,10 @@ class ServerMetrics:
     queue_rows: Gauge
     model_info: Gauge
     model_load_failures: Counter
+    open_streams: Gauge
+    audio_seconds: Counter
+    window_latency: Histogram
+    stream_real_time_factor: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ServerMetrics:
@@ -99,6 +103,30 @@ class ServerMetrics:
                 "genre_model_load_failures",
                 "Model versions refused at load (corrupt, incomplete, unsupported).",
                 ("model",),
+                registry=registry,
+            ),
+            open_streams=Gauge(
+                "genre_open_streams", "ClassifyAudioStream calls open now.", registry=registry
+            ),
+            audio_seconds=Counter(
+                "genre_audio_received_seconds",
+                "Seconds of audio received on streams.",
+                ("model",),
+                registry=registry,
+            ),
+            window_latency=Histogram(
+                "genre_window_latency_seconds",
+                "From the arrival of a window's last sample to its response being sent.",
+                ("model",),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            stream_real_time_factor=Histogram(
+                "genre_stream_real_time_factor",
+                "Per finished stream: server wall time / audio seconds (below 1: faster than "
+                "real time; about 1: a live stream paced by its source).",
+                ("model",),
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 5.0),
                 registry=registry,
             ),
         )

@@ -66,9 +66,10 @@ class ModelRegistry:
         names: tuple[str, ...],
         pins: Mapping[str, int],
         device: torch.device,
-        settings: BatcherSettings,
+        settings: Mapping[str, BatcherSettings],
         metrics: ServerMetrics,
     ) -> None:
+        """``settings`` gives the batcher settings per model kind (features, audio)."""
         self._repository = repository
         self._names = names
         self._pins = dict(pins)
@@ -157,7 +158,8 @@ class ModelRegistry:
         try:
             checkpoint = load_checkpoint(directory)
             runner = build_runner(checkpoint, self._device)
-            runner.warm_up(self._settings.max_batch_size)
+            settings = self._settings[str(checkpoint.manifest["kind"])]
+            runner.warm_up(settings.max_batch_size)
         except CheckpointError as error:
             log.error("model_refused", model=name, version=version, reason=str(error))
             self._metrics.model_load_failures.labels(name).inc()
@@ -174,7 +176,7 @@ class ModelRegistry:
             device=str(self._device),
             sha256=checkpoint.manifest["weights"]["sha256"][:12],
         )
-        batcher = DynamicBatcher(runner.run, self._settings, self._metrics, (name, str(version)))
+        batcher = DynamicBatcher(runner.run, settings, self._metrics, (name, str(version)))
         return ServedVersion(
             name=name,
             version=version,

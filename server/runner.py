@@ -14,6 +14,7 @@ import numpy.typing as npt
 import torch
 
 from training.checkpoint import Checkpoint, CheckpointError
+from training.frontend import FrontEndConfig, LogMelFrontEnd
 from training.models import build_model
 from training.preprocessing import FeaturePreprocessor
 
@@ -93,8 +94,53 @@ class FeaturesRunner:
             self.run(np.tile(mean, (size, 1)))
 
 
+class AudioRunner:
+    """The shared log-mel front-end from the manifest, then the CNN-LSTM, then softmax.
+
+    Inputs are windows ``(N, window_samples)`` already at the front-end's sample rate.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        manifest = checkpoint.manifest
+        self.device = device
+        self.labels = tuple(str(label) for label in manifest["labels"])
+        try:
+            self.frontend_config = FrontEndConfig.from_dict(manifest["frontend"])
+            self.temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
+            model = build_model(manifest["architecture"])
+            model.load_state_dict(checkpoint.state_dict, strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{checkpoint.directory}: inconsistent or unsupported audio checkpoint ({error})"
+            ) from error
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise CheckpointError(f"{checkpoint.directory}: temperature must be positive")
+        self.frontend = LogMelFrontEnd(self.frontend_config).to(device).eval()
+        self.model = model.eval().to(device)
+        outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
+        if outputs.shape[1] != len(self.labels):
+            raise CheckpointError(
+                f"{checkpoint.directory}: model has {outputs.shape[1]} outputs "
+                f"but {len(self.labels)} labels"
+            )
+
+    def run(self, inputs: FloatArray) -> FloatArray:
+        """(N, window_samples) mono windows -> (N, C) calibrated probabilities."""
+        with torch.inference_mode():
+            waveforms = torch.from_numpy(inputs).to(self.device, non_blocking=True)
+            logits = self.model(self.frontend(waveforms))
+            probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
+        return probabilities.cpu().numpy()
+
+    def warm_up(self, max_batch_size: int) -> None:
+        for size in sorted({1, min(8, max_batch_size)}):
+            self.run(np.zeros((size, self.frontend_config.window_samples), dtype=np.float32))
+
+
 def build_runner(checkpoint: Checkpoint, device: torch.device) -> Runner:
     kind = checkpoint.manifest["kind"]
     if kind == "features":
         return FeaturesRunner(checkpoint, device)
-    raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models yet")
+    if kind == "audio":
+        return AudioRunner(checkpoint, device)
+    raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models")

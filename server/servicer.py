@@ -19,12 +19,20 @@ import grpc
 import structlog
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
-from server.errors import Draining, InvalidArgument, ServiceError
+from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
 from server.features import decode_features, ranked
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ServedVersion
-from server.runner import FeaturesRunner
+from server.runner import AudioRunner, FeaturesRunner
+from server.streams import (
+    StreamLimits,
+    StreamSession,
+    StreamSlots,
+    next_message,
+    plan_stream,
+    require_config,
+)
 
 log = get_logger("server.requests")
 REQUEST_ID_KEY = "x-request-id"
@@ -34,9 +42,13 @@ REQUEST_ID_KEY = "x-request-id"
 class ServingState:
     """Shared with the app: whether the process is draining, and how many calls are active."""
 
-    draining: bool = False
     active_calls: int = 0
+    drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_started.is_set()
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -151,11 +163,14 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         metrics: ServerMetrics,
         state: ServingState,
         max_rows_per_request: int,
+        stream_limits: StreamLimits,
     ) -> None:
         self._registry = registry
         self._metrics = metrics
         self._state = state
         self._max_rows = max_rows_per_request
+        self._stream_limits = stream_limits
+        self._stream_slots = StreamSlots(stream_limits.max_streams, metrics)
 
     async def ClassifyFeatures(
         self,
@@ -186,10 +201,29 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "ClassifyAudioStream is not implemented yet"
-        )
-        yield genre_pb2.ClassifyAudioStreamResponse()  # pragma: no cover - abort raised
+        limits = self._stream_limits
+        drain = self._state.drain_started
+        async with observe_call("ClassifyAudioStream", context, self._metrics, self._state) as call:
+            with self._stream_slots.hold():
+                first = await next_message(request_iterator, limits.idle_timeout_seconds, drain)
+                plan = plan_stream(require_config(first), self._registry)
+                call.model, call.version = plan.served.name, str(plan.served.version)
+                session = StreamSession(plan, limits, self._metrics)
+                while (
+                    message := await next_message(
+                        request_iterator, limits.idle_timeout_seconds, drain
+                    )
+                ) is not None:
+                    payload = message.WhichOneof("payload")
+                    if payload == "config":
+                        raise FailedPrecondition("config: a stream takes exactly one config")
+                    if payload != "audio":
+                        raise InvalidArgument("payload: a message must carry config or audio")
+                    async for response in session.feed(message.audio.data):
+                        yield response
+                    call.rows = session.windows_scored
+                yield await session.finish()
+                call.rows = session.windows_scored
 
     async def ListModels(
         self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -228,5 +262,17 @@ def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.Model
         info.features.extend(
             genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
             for name in runner.feature_names
+        )
+    if isinstance(runner, AudioRunner):
+        frontend = runner.frontend_config
+        info.audio.CopyFrom(
+            genre_pb2.AudioFrontEnd(
+                sample_rate=frontend.sample_rate,
+                n_fft=frontend.n_fft,
+                hop_length=frontend.hop_length,
+                n_mels=frontend.n_mels,
+                window_seconds=frontend.window_seconds,
+                default_hop_seconds=frontend.default_hop_seconds,
+            )
         )
     return info

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from training.checkpoint import write_checkpoint
+from training.frontend import FrontEndConfig
 from training.models import build_model
 from training.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
 
@@ -78,3 +79,46 @@ def example_row(**overrides: float) -> dict[str, float]:
     row = {"tempo": 128.0, "energy": 0.8, "loudness": -5.0, "duration_ms": 210000.0, "key": 7.0}
     row.update(overrides)
     return row
+
+
+TINY_FRONTEND = FrontEndConfig(
+    sample_rate=8000,
+    n_fft=256,
+    hop_length=128,
+    n_mels=32,
+    f_min=20.0,
+    f_max=4000.0,
+    window_seconds=0.5,
+    default_hop_seconds=0.25,
+    mean=-6.0,
+    std=4.0,
+)
+AUDIO_LABELS = ("classical", "disco", "metal")
+
+
+def write_tiny_audio_model(repository: Path, name: str = "tiny-audio", seed: int = 0) -> Path:
+    """An untrained CNN-LSTM with a small, fast front-end (8 kHz, 0.5 s windows, 0.25 s hop)."""
+    torch.manual_seed(seed)
+    architecture = {
+        "type": "cnn_lstm",
+        "params": {
+            "n_mels": TINY_FRONTEND.n_mels,
+            "num_classes": len(AUDIO_LABELS),
+            "conv_channels": [4, 8],
+            "lstm_hidden": 8,
+            "head_hidden": 16,
+            "dropout": 0.0,
+        },
+    }
+    model = build_model(architecture)
+    manifest = {
+        "name": name,
+        "kind": "audio",
+        "architecture": architecture,
+        "labels": list(AUDIO_LABELS),
+        "frontend": TINY_FRONTEND.to_dict(),
+        "calibration": {"temperature": 1.0},
+        "metrics": {"split_protocol": "untrained test model", "track_accuracy": 0.0},
+        "training": {"dataset": "none", "seed": seed},
+    }
+    return write_checkpoint(repository, manifest, model.state_dict())

@@ -1,0 +1,265 @@
+"""ClassifyAudioStream sessions: config validation, PCM to windows, batched scoring, responses.
+
+One session per open stream. It keeps only a bounded window buffer, sends every full window of
+every stream through the model's shared batcher (so many streams share one forward pass), answers
+one response per hop with the window's scores and the running track average, and a final
+response after the client half-closes — or when the server starts draining, so streams end
+cleanly during a roll-out. Limits fail with the status the contract names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from genre.v1 import genre_pb2
+from server.errors import (
+    DeadlineExpired,
+    FailedPrecondition,
+    InvalidArgument,
+    Overloaded,
+    TooLarge,
+)
+from server.features import FloatArray, ranked
+from server.metrics import ServerMetrics
+from server.pcm import PcmDecoder, Window, WindowCutter
+from server.registry import ModelRegistry, ServedVersion
+from server.runner import AudioRunner
+from training.frontend import resample
+
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
+MIN_HOP_SECONDS = 0.1
+_BYTES_PER_SAMPLE = {int(genre_pb2.PCM_S16LE): 2, int(genre_pb2.PCM_F32LE): 4}
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    max_streams: int = 256
+    max_chunk_bytes: int = 1024 * 1024
+    max_stream_seconds: float = 3600.0
+    idle_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A validated StreamConfig bound to the audio model version that will answer it."""
+
+    served: ServedVersion
+    runner: AudioRunner
+    sample_rate: int
+    encoding: int
+    channels: int
+    window_samples: int  # at the stream's rate
+    hop_samples: int  # at the stream's rate
+    top_k: int
+
+
+def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> StreamPlan:
+    served = registry.resolve(config.model.name, config.model.version)
+    runner = served.runner
+    if not isinstance(runner, AudioRunner):
+        raise InvalidArgument(
+            f"config.model.name: {served.name!r} is a {served.kind} model; use ClassifyFeatures"
+        )
+    if not MIN_SAMPLE_RATE <= config.sample_rate <= MAX_SAMPLE_RATE:
+        raise InvalidArgument(
+            f"config.sample_rate: {config.sample_rate} Hz is outside "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    if config.encoding not in _BYTES_PER_SAMPLE:
+        raise InvalidArgument("config.encoding: must be PCM_S16LE or PCM_F32LE")
+    if config.channels not in (1, 2):
+        raise InvalidArgument(f"config.channels: {config.channels} is not 1 or 2")
+    frontend = runner.frontend_config
+    hop_seconds = config.hop_seconds or frontend.default_hop_seconds
+    if not MIN_HOP_SECONDS <= hop_seconds <= frontend.window_seconds:
+        raise InvalidArgument(
+            f"config.hop_seconds: {hop_seconds:g} s is outside {MIN_HOP_SECONDS:g}-"
+            f"{frontend.window_seconds:g} s (the model's window)"
+        )
+    return StreamPlan(
+        served=served,
+        runner=runner,
+        sample_rate=int(config.sample_rate),
+        encoding=int(config.encoding),
+        channels=int(config.channels),
+        window_samples=round(frontend.window_seconds * config.sample_rate),
+        hop_samples=max(1, round(hop_seconds * config.sample_rate)),
+        top_k=int(config.top_k),
+    )
+
+
+class StreamSlots:
+    """Counts open streams and refuses one past the limit."""
+
+    def __init__(self, limit: int, metrics: ServerMetrics) -> None:
+        self._limit = limit
+        self._open = 0
+        self._gauge = metrics.open_streams
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self._open >= self._limit:
+            raise Overloaded(f"{self._open} streams are open (limit {self._limit}); retry later")
+        self._open += 1
+        self._gauge.inc()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            self._gauge.dec()
+
+
+class StreamSession:
+    """The state of one stream after its config: decoder, window buffer, running track sum."""
+
+    def __init__(self, plan: StreamPlan, limits: StreamLimits, metrics: ServerMetrics) -> None:
+        self._plan = plan
+        self._limits = limits
+        self._metrics = metrics
+        self._decoder = PcmDecoder(plan.encoding, plan.channels)
+        frame_bytes = _BYTES_PER_SAMPLE[plan.encoding] * plan.channels
+        self._cutter = WindowCutter(
+            plan.window_samples, plan.hop_samples, limits.max_chunk_bytes // frame_bytes + 1
+        )
+        self._track_sum = np.zeros(len(plan.served.labels), dtype=np.float64)
+        self._windows = 0
+        self._last: tuple[Window, FloatArray] | None = None
+        self._started = time.monotonic()
+        self._model_label = plan.served.name
+        self.windows_scored = 0
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._cutter.total / self._plan.sample_rate
+
+    async def feed(self, data: bytes) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
+        if len(data) > self._limits.max_chunk_bytes:
+            raise TooLarge(
+                f"audio.data: a chunk of {len(data)} bytes exceeds the "
+                f"{self._limits.max_chunk_bytes}-byte limit"
+            )
+        arrived = time.monotonic()
+        samples = self._decoder.decode(data)
+        windows = self._cutter.push(samples)
+        self._metrics.audio_seconds.labels(self._model_label).inc(
+            samples.size / self._plan.sample_rate
+        )
+        if self.audio_seconds > self._limits.max_stream_seconds:
+            raise TooLarge(
+                f"audio: the stream exceeds {self._limits.max_stream_seconds:g} s of audio"
+            )
+        if not windows:
+            return
+        probabilities = await self._score([window.samples for window in windows])
+        for window, scores in zip(windows, probabilities, strict=True):
+            self._track_sum += scores
+            self._windows += 1
+            self._last = (window, scores)
+            response = self._response(window, scores, final=False, padded=False)
+            self._metrics.window_latency.labels(self._model_label).observe(
+                time.monotonic() - arrived
+            )
+            yield response
+
+    async def finish(self) -> genre_pb2.ClassifyAudioStreamResponse:
+        """The final response: the track answer, and the last window (padded if none was full)."""
+        self._metrics.stream_real_time_factor.labels(self._model_label).observe(
+            (time.monotonic() - self._started) / max(self.audio_seconds, 1e-9)
+        )
+        if self._last is not None:
+            window, scores = self._last
+            return self._response(window, scores, final=True, padded=False)
+        remainder = self._cutter.remainder()
+        if remainder.samples.size == 0:
+            raise InvalidArgument("audio: the stream ended before any audio arrived")
+        padded = np.zeros(self._plan.window_samples, dtype=np.float32)
+        padded[: remainder.samples.size] = remainder.samples
+        [scores] = await self._score([padded])
+        self._track_sum += scores
+        self._windows += 1
+        return self._response(Window(0, padded), scores, final=True, padded=True)
+
+    async def _score(self, windows: list[FloatArray]) -> FloatArray:
+        """Windows at the stream's rate -> probabilities, through the model's shared batcher."""
+        frontend = self._plan.runner.frontend_config
+        stacked = np.stack(windows)
+        if self._plan.sample_rate != frontend.sample_rate:
+            stacked = await asyncio.get_running_loop().run_in_executor(
+                None,
+                _resample_windows,
+                stacked,
+                self._plan.sample_rate,
+                frontend.sample_rate,
+                frontend.window_samples,
+            )
+        result = await self._plan.served.batcher.submit(stacked)
+        self.windows_scored += len(windows)
+        return result.outputs
+
+    def _response(
+        self, window: Window, scores: FloatArray, final: bool, padded: bool
+    ) -> genre_pb2.ClassifyAudioStreamResponse:
+        rate = self._plan.sample_rate
+        labels = self._plan.served.labels
+        track = (self._track_sum / max(self._windows, 1)).astype(np.float32)
+        return genre_pb2.ClassifyAudioStreamResponse(
+            model=genre_pb2.ModelRef(
+                name=self._plan.served.name, version=str(self._plan.served.version)
+            ),
+            window_start_seconds=window.start / rate,
+            window_end_seconds=(window.start + self._plan.window_samples) / rate,
+            window=ranked(scores[None, :], labels, self._plan.top_k)[0],
+            track=ranked(track[None, :], labels, self._plan.top_k)[0],
+            final=final,
+            padded=padded,
+            audio_seconds=self.audio_seconds,
+        )
+
+
+def _resample_windows(
+    windows: FloatArray, orig_freq: int, new_freq: int, length: int
+) -> FloatArray:
+    """Each window resampled on its own (so chunking cannot matter), cut or padded to ``length``."""
+    out = np.zeros((windows.shape[0], length), dtype=np.float32)
+    for index, window in enumerate(windows):
+        converted = resample(window, orig_freq, new_freq)[:length]
+        out[index, : converted.size] = converted
+    return out
+
+
+async def next_message(
+    requests: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
+    idle_timeout: float,
+    draining: asyncio.Event,
+) -> genre_pb2.ClassifyAudioStreamRequest | None:
+    """The next message; None when the client half-closed or the server began draining."""
+    if draining.is_set():
+        return None
+    read = asyncio.ensure_future(anext(requests, None))
+    drain = asyncio.ensure_future(draining.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {read, drain}, timeout=idle_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        drain.cancel()
+    if read in done:
+        return read.result()
+    read.cancel()
+    if drain in done:
+        return None
+    raise DeadlineExpired(f"audio: no message for {idle_timeout:g} s; the stream was closed")
+
+
+def require_config(
+    message: genre_pb2.ClassifyAudioStreamRequest | None,
+) -> genre_pb2.StreamConfig:
+    if message is None or message.WhichOneof("payload") != "config":
+        raise FailedPrecondition("config: the first message of a stream must be its config")
+    return message.config
