@@ -15,14 +15,24 @@ from bench.server_process import ServerProcess
 from client import AsyncGenreClient, GenreClient, GenreClientError
 from client.cli import main as client_main
 from server.app import App
-from tests.support.checkpoints import FEATURE_NAMES, LABELS, example_row, write_tiny_model
+from tests.support.checkpoints import (
+    AUDIO_LABELS,
+    FEATURE_NAMES,
+    LABELS,
+    TINY_FRONTEND,
+    example_row,
+    write_tiny_audio_model,
+    write_tiny_model,
+)
 from tests.support.harness import start_server_process
+from tests.support.synthetic_audio import pcm_s16le, synth_clip, write_clip
 
 
 @pytest.fixture(scope="module")
 def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     repository = tmp_path_factory.mktemp("client-e2e") / "models"
     write_tiny_model(repository, "tiny-mlp", seed=1)
+    write_tiny_audio_model(repository, "tiny-audio")
     process = start_server_process(repository, {"GENRE_TORCH_THREADS": "1"})
     yield process
     process.stop()
@@ -30,8 +40,10 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
 
 def test_sync_client_lists_and_classifies(server_process: ServerProcess) -> None:
     with GenreClient(server_process.target) as client:
-        [info] = client.list_models()
+        models = {info.name: info for info in client.list_models()}
+        info = models["tiny-mlp"]
         assert (info.name, info.version, info.kind) == ("tiny-mlp", "1", "features")
+        assert models["tiny-audio"].kind == "audio"
         named = client.classify_features("tiny-mlp", [example_row(), example_row(tempo=60.0)])
         assert named.version == "1"
         assert len(named.predictions) == 2
@@ -75,3 +87,31 @@ async def test_async_client_against_the_in_process_server(app: App) -> None:
         result = await client.classify_features("tiny-mlp", [example_row()], version="1")
         assert result.version == "1"
         assert sum(p for _, p in result.predictions[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sync_client_streams_audio(server_process: ServerProcess) -> None:
+    clip = pcm_s16le(synth_clip("classical", 1.5, TINY_FRONTEND.sample_rate, seed=2))
+    pieces = [clip[i : i + 999] for i in range(0, len(clip), 999)]  # odd sizes, split samples
+    with GenreClient(server_process.target) as client:
+        updates = list(
+            client.stream_audio("tiny-audio", pieces, sample_rate=TINY_FRONTEND.sample_rate)
+        )
+    *windows, final = updates
+    assert len(windows) == 5  # 0.5 s windows every 0.25 s over 1.5 s
+    assert final.final
+    assert {genre for genre, _ in final.track} == set(AUDIO_LABELS)
+
+
+def test_cli_streams_a_file_at_its_own_rate(
+    server_process: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_clip(tmp_path / "song.wav", synth_clip("metal", 1.0, 16000, seed=4), 16000)
+    code = client_main(
+        ["--target", server_process.target, "stream", "--model", "tiny-audio", "--json", str(path)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    updates = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(updates) == 3 + 1
+    assert updates[-1]["final"] is True
+    assert updates[-1]["audio_seconds"] == pytest.approx(1.0)
