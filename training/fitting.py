@@ -50,11 +50,14 @@ class PreprocessingSpec:
 _SPOTIFY_SHARED = ("danceability", "energy", "loudness", "speechiness", "acousticness")
 
 
-def _spotify_spec(popularity: str, duration: str, minutes_repair: bool) -> PreprocessingSpec:
+def _spotify_spec(
+    popularity: str, duration: str, minutes_repair: bool, log_features: tuple[str, ...] = ()
+) -> PreprocessingSpec:
     """Key from mode and energy (minor keys and energy co-vary with key choice only weakly, so
     this mostly lands mid-range); instrumentalness from vocal cues (speechiness, acousticness,
     energy, loudness, valence); popularity from the overall production profile."""
     return PreprocessingSpec(
+        log_features=log_features,
         unit_repairs=(UnitRepair(duration, below=100.0, multiply=60_000.0),)
         if minutes_repair
         else (),
@@ -77,10 +80,18 @@ def _spotify_spec(popularity: str, duration: str, minutes_repair: bool) -> Prepr
 # GTZAN's variances span orders of magnitude; on train->valid a log scale gained ~2 points.
 _GTZAN = PreprocessingSpec(log_features=tuple(n for n in GTZAN_FEATURES if n.endswith("_var")))
 
+# Spotify's right-skewed features: on the artist-grouped valid part a log scale gained ~1 point
+# of accuracy. Not instrumentalness: it is imputed on many rows, and on a log scale imputed
+# values (mid-range) stand apart from observed ones (mostly near 0), which would let the model
+# read the missingness pattern (a data-collection artefact) instead of the music.
+_SPOTIFY11_LOGS = ("speechiness", "liveness", "acousticness", "duration_in min/ms")
+
 IMPUTATION_SPECS: dict[str, PreprocessingSpec] = {
     "gtzan30": _GTZAN,
     "gtzan3": _GTZAN,
-    "spotify11": _spotify_spec("Popularity", "duration_in min/ms", minutes_repair=True),
+    "spotify11": _spotify_spec(
+        "Popularity", "duration_in min/ms", minutes_repair=True, log_features=_SPOTIFY11_LOGS
+    ),
     "spotify-tracks": _spotify_spec("popularity", "duration_ms", minutes_repair=False),
 }
 

@@ -12,7 +12,7 @@ from tests.training.test_train import tiny_gtzan
 from training.checkpoint import load_checkpoint
 from training.cli import main
 
-FAST = ["--epochs", "3", "--hidden", "16", "--device", "cpu", "--no-progress"]
+FAST = ["--epochs", "3", "--hidden", "16", "--members", "2", "--device", "cpu", "--no-progress"]
 
 
 def test_gtzan_run_publishes_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,6 +27,8 @@ def test_gtzan_run_publishes_versions(tmp_path: Path, capsys: pytest.CaptureFixt
     manifest = load_checkpoint(out / "gtzan-features-mlp" / "2").manifest
     assert manifest["training"]["seed"] == 1
     assert manifest["architecture"]["params"]["hidden_sizes"] == [16]
+    assert manifest["architecture"]["type"] == "mlp_ensemble"
+    assert len(manifest["training"]["member_epochs"]) == 2
     assert manifest["kind"] == "features"
     report = json.loads((out / "gtzan-features-mlp" / "2" / "report.json").read_text())
     assert report["split_sizes"] == {"train": 40, "valid": 20, "test": 0, "outside": 0}
