@@ -124,6 +124,7 @@ def run_audio(config: AudioRunConfig, progress: bool = True) -> AudioRunOutcome:
     temperature = fit_temperature(logits[covered], valid.window_labels[covered])
     valid_metrics = evaluate_tracks(selection.model, valid, temperature, dataset.label_names)
     valid_metrics["covered_classes"] = covered_figures(valid_metrics, valid.labels, trained_classes)
+    valid_metrics["track_ids"] = dataset.track_ids[split.valid].tolist()
     shipped = selection
     if config.refit:
         both = np.sort(np.concatenate([split.train, split.valid]))
@@ -140,6 +141,7 @@ def run_audio(config: AudioRunConfig, progress: bool = True) -> AudioRunOutcome:
         test_metrics = evaluate_tracks(
             shipped.model, windows_of(split.test), temperature, dataset.label_names
         )
+        test_metrics["track_ids"] = dataset.track_ids[split.test].tolist()
     headline = test_metrics if test_metrics is not None else valid_metrics
     protocol = split_protocol(dataset, split, config, selection, test_metrics is not None)
     report = {
