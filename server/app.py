@@ -22,9 +22,10 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from genre.v1 import genre_pb2, genre_pb2_grpc
+from genre.v1 import genre_pb2
 from server.batcher import BatcherSettings
 from server.config import ServerConfig
+from server.handlers import add_servicer
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ModelTable
@@ -177,7 +178,7 @@ async def create_server(config: ServerConfig) -> App:
     servicer = GenreClassifierServicer(
         registry, metrics, state, config.max_rows_per_request, limits
     )
-    genre_pb2_grpc.add_GenreClassifierServicer_to_server(servicer, server)
+    add_servicer(servicer, server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

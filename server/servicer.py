@@ -21,6 +21,7 @@ import structlog
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
 from server.features import decode_features, ranked
+from server.handlers import parsed
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ServedVersion
@@ -178,6 +179,7 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> genre_pb2.ClassifyFeaturesResponse:
         async with observe_call("ClassifyFeatures", context, self._metrics, self._state) as call:
+            request = parsed(request)
             served = self._registry.resolve(request.model.name, request.model.version)
             call.model, call.version = served.name, str(served.version)
             runner = served.runner
@@ -206,7 +208,7 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         async with observe_call("ClassifyAudioStream", context, self._metrics, self._state) as call:
             with self._stream_slots.hold():
                 first = await next_message(request_iterator, limits.idle_timeout_seconds, drain)
-                plan = plan_stream(require_config(first), self._registry)
+                plan = plan_stream(require_config(first and parsed(first)), self._registry)
                 call.model, call.version = plan.served.name, str(plan.served.version)
                 session = StreamSession(plan, limits, self._metrics)
                 while (
@@ -214,7 +216,7 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
                         request_iterator, limits.idle_timeout_seconds, drain
                     )
                 ) is not None:
-                    payload = message.WhichOneof("payload")
+                    payload = parsed(message).WhichOneof("payload")
                     if payload == "config":
                         raise FailedPrecondition("config: a stream takes exactly one config")
                     if payload != "audio":
@@ -229,6 +231,7 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> genre_pb2.ListModelsResponse:
         async with observe_call("ListModels", context, self._metrics, self._state):
+            parsed(request)
             table = self._registry.table
             return genre_pb2.ListModelsResponse(
                 models=[
