@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from genre.v1 import genre_pb2
+from server.auth import BearerTokenInterceptor, load_grants
 from server.batcher import BatcherSettings
 from server.config import ServerConfig
 from server.handlers import add_servicer
@@ -143,6 +145,18 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
     return options
 
 
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS when a certificate is configured; mutual TLS when a client CA is configured too."""
+    if not config.tls_cert_file:
+        return None
+    client_ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(Path(config.tls_key_file).read_bytes(), Path(config.tls_cert_file).read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 async def create_server(config: ServerConfig) -> App:
     threads = configure_torch(config.torch_threads)
     device = select_device(config.device)
@@ -168,7 +182,11 @@ async def create_server(config: ServerConfig) -> App:
         metrics=metrics,
     )
     state = ServingState()
-    server = grpc.aio.server(options=grpc_options(config))
+    interceptors = []
+    if config.auth_tokens_file:
+        grants = load_grants(Path(config.auth_tokens_file))
+        interceptors.append(BearerTokenInterceptor(grants, config.auth_exempt_services, metrics))
+    server = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
     limits = StreamLimits(
         max_streams=config.max_streams,
         max_chunk_bytes=config.max_chunk_bytes,
@@ -184,7 +202,13 @@ async def create_server(config: ServerConfig) -> App:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    address = f"{config.grpc_host}:{config.grpc_port}"
+    credentials = server_credentials(config)
+    grpc_port = (
+        server.add_secure_port(address, credentials)
+        if credentials is not None
+        else server.add_insecure_port(address)
+    )
     if grpc_port == 0:
         raise RuntimeError(f"could not bind gRPC to {config.grpc_host}:{config.grpc_port}")
     metrics_http, _ = start_http_server(

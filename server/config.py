@@ -79,6 +79,25 @@ class ServerConfig:
     reload_interval_seconds: float = field(
         default=0.0, metadata={"help": "poll the repository for new versions (0: only SIGHUP)"}
     )
+    tls_cert_file: str = field(
+        default="", metadata={"help": "PEM certificate chain; with tls_key_file turns on TLS"}
+    )
+    tls_key_file: str = field(default="", metadata={"help": "PEM private key of the certificate"})
+    tls_client_ca_file: str = field(
+        default="", metadata={"help": "PEM CA bundle; when set, clients must present a cert (mTLS)"}
+    )
+    auth_tokens_file: str = field(
+        default="",
+        metadata={"help": "bearer tokens, one per line: TOKEN [Method,Method] (empty: no auth)"},
+    )
+    auth_exempt_services: tuple[str, ...] = field(
+        default=(
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "grpc.reflection.v1.ServerReflection",
+        ),
+        metadata={"help": "comma-separated services callable without a token"},
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     torch_threads: int = field(
         default=0, metadata={"help": "intra-op threads for inference (0: one per core, max 4)"}
@@ -126,6 +145,10 @@ class ServerConfig:
             raise ValueError(f"log_format must be auto, json or console, got {self.log_format!r}")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level must be debug, info, warning or error: {self.log_level!r}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
         for entry in self.pinned_versions:
             name, _, version = entry.partition("=")
             if not name or not version.isdigit():

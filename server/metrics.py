@@ -34,6 +34,7 @@ class ServerMetrics:
     audio_seconds: Counter
     window_latency: Histogram
     stream_real_time_factor: Histogram
+    auth_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ServerMetrics:
@@ -127,6 +128,12 @@ class ServerMetrics:
                 "real time; about 1: a live stream paced by its source).",
                 ("model",),
                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 5.0),
+                registry=registry,
+            ),
+            auth_failures=Counter(
+                "genre_auth_failures",
+                "Calls refused by bearer-token authentication, by status.",
+                ("status",),
                 registry=registry,
             ),
         )

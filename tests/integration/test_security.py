@@ -1,0 +1,163 @@
+"""TLS, mutual TLS and bearer tokens on a real server; tokens and payloads never reach the logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.app import App, create_server
+from server.logs import configure_logging
+from tests.support.checkpoints import example_row, write_tiny_model
+from tests.support.harness import loopback_config, sample_value, scrape
+from tests.support.tls import Certificates, make_certificates
+
+FULL_TOKEN = "full-access-token-0123456789"
+LIST_ONLY_TOKEN = "list-only-token-0123456789ab"
+
+
+def classify() -> genre_pb2.ClassifyFeaturesRequest:
+    return genre_pb2.ClassifyFeaturesRequest(
+        model=genre_pb2.ModelRef(name="tiny-mlp"),
+        rows=[genre_pb2.FeatureRow(features=example_row())],
+    )
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    write_tiny_model(root, "tiny-mlp")
+    return root
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    return make_certificates(tmp_path / "certs")
+
+
+async def started(repository: Path, **overrides: object) -> App:
+    return await create_server(loopback_config(repository, **overrides))
+
+
+def channel_credentials(certs: Certificates, with_client_cert: bool) -> grpc.ChannelCredentials:
+    if with_client_cert:
+        return grpc.ssl_channel_credentials(
+            certs.ca.read_bytes(), certs.client_key.read_bytes(), certs.client_cert.read_bytes()
+        )
+    return grpc.ssl_channel_credentials(certs.ca.read_bytes())
+
+
+async def call_status(channel: grpc.aio.Channel, **kwargs: object) -> grpc.StatusCode:
+    stub = genre_pb2_grpc.GenreClassifierStub(channel)
+    try:
+        await stub.ClassifyFeatures(classify(), timeout=5, **kwargs)  # type: ignore[arg-type]
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_tls_serves_trusting_clients_and_refuses_plaintext(
+    repository: Path, certificates: Certificates
+) -> None:
+    app = await started(
+        repository,
+        tls_cert_file=str(certificates.server_cert),
+        tls_key_file=str(certificates.server_key),
+    )
+    try:
+        target = f"localhost:{app.grpc_port}"
+        credentials = channel_credentials(certificates, with_client_cert=False)
+        async with grpc.aio.secure_channel(target, credentials) as channel:
+            assert await call_status(channel) == grpc.StatusCode.OK
+        async with grpc.aio.insecure_channel(target) as channel:
+            assert await call_status(channel) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await app.drain(grace=0.5)
+
+
+async def test_mutual_tls_requires_a_client_certificate(
+    repository: Path, certificates: Certificates
+) -> None:
+    app = await started(
+        repository,
+        tls_cert_file=str(certificates.server_cert),
+        tls_key_file=str(certificates.server_key),
+        tls_client_ca_file=str(certificates.ca),
+    )
+    try:
+        target = f"localhost:{app.grpc_port}"
+        with_cert = channel_credentials(certificates, with_client_cert=True)
+        async with grpc.aio.secure_channel(target, with_cert) as channel:
+            assert await call_status(channel) == grpc.StatusCode.OK
+        without_cert = channel_credentials(certificates, with_client_cert=False)
+        async with grpc.aio.secure_channel(target, without_cert) as channel:
+            assert await call_status(channel) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await app.drain(grace=0.5)
+
+
+@pytest.fixture
+async def token_app(repository: Path, tmp_path: Path) -> AsyncIterator[App]:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# who may call what\n{FULL_TOKEN}\n{LIST_ONLY_TOKEN} ListModels\n")
+    app = await started(repository, auth_tokens_file=str(tokens))
+    try:
+        yield app
+    finally:
+        await app.drain(grace=0.5)
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_bearer_tokens_guard_the_service_but_not_health(
+    token_app: App, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{token_app.grpc_port}") as channel:
+        assert await call_status(channel) == grpc.StatusCode.UNAUTHENTICATED
+        assert await call_status(channel, metadata=(("authorization", "Basic x"),)) == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
+        wrong = bearer("not-a-valid-token-at-all-000")
+        assert await call_status(channel, metadata=wrong) == grpc.StatusCode.UNAUTHENTICATED
+        limited = bearer(LIST_ONLY_TOKEN)
+        assert await call_status(channel, metadata=limited) == grpc.StatusCode.PERMISSION_DENIED
+        assert await call_status(channel, metadata=bearer(FULL_TOKEN)) == grpc.StatusCode.OK
+        stub = genre_pb2_grpc.GenreClassifierStub(channel)
+        listing = await stub.ListModels(genre_pb2.ListModelsRequest(), metadata=limited)
+        assert [m.model.name for m in listing.models] == ["tiny-mlp"]
+        stream = stub.ClassifyAudioStream(
+            iter([genre_pb2.ClassifyAudioStreamRequest()]), metadata=limited
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in stream:
+                pass
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest())  # exempt: no token
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    text = scrape(token_app.metrics_port)
+    assert sample_value(text, "genre_auth_failures_total", {"status": "UNAUTHENTICATED"}) == 3
+    assert sample_value(text, "genre_auth_failures_total", {"status": "PERMISSION_DENIED"}) == 2
+    logs = capfd.readouterr().err
+    assert FULL_TOKEN not in logs
+    assert LIST_ONLY_TOKEN not in logs
+    assert "not-a-valid-token" not in logs
+    refusals = [json.loads(x) for x in logs.splitlines() if '"auth_refused"' in x]
+    assert {r["status"] for r in refusals} == {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
+
+async def test_a_short_token_file_entry_is_refused_at_start(
+    repository: Path, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("short\n")
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        await started(repository, auth_tokens_file=str(tokens))
