@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins packaging<24, which the dev environment outgrew, so it gets a venv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 
 # make serve listens on localhost unless told otherwise; every GENRE_* variable passes through.
@@ -19,6 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip==26.3"
 	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[dev]"
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): constraints-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --constraint constraints-checkov.txt checkov
+	touch $(CHECKOV_STAMP)
 
 serve: install
 	$(VENV)/bin/genre-serve
@@ -41,8 +50,8 @@ proto-check: install
 	  diff -r -x __pycache__ -x __init__.py -x py.typed $$tmp/genre genre && rm -rf $$tmp && \
 	  echo "generated protobuf code is up to date"
 
-pytest: install
+pytest: install $(CHECKOV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
