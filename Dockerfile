@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# genre-serve: the gRPC server with the bundled models. One image for GPU and CPU nodes: the
+# pinned torch/torchaudio wheels from PyPI carry their CUDA libraries and fall back to the CPU
+# when no GPU is visible (GENRE_DEVICE=auto).
+#
+#   docker build -t genre-serve:0.1.0 .
+#   docker run --rm -p 50051:50051 -p 9464:9464 genre-serve:0.1.0
+#
+# The base is pinned by tag, Debian release included. A digest (python:3.11-slim-trixie@sha256:...)
+# pins it harder, but cannot be resolved on the machine this file was written on (no registry
+# access); a release pins it by adding the digest here, the one place the base is named.
+FROM python:3.11-slim-trixie AS base
+
+FROM base AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Same pinned pip and the same constraints file as the README and `make install`; only the
+# serving extra, and not editable (the client and training extras stay out of the image).
+COPY pyproject.toml constraints.txt README.md ./
+COPY genre ./genre
+COPY server ./server
+COPY training ./training
+COPY client ./client
+RUN python -m venv /opt/genre-serve/venv \
+    && /opt/genre-serve/venv/bin/python -m pip install --upgrade "pip==26.3" \
+    && /opt/genre-serve/venv/bin/python -m pip install --constraint constraints.txt ".[server]"
+
+FROM base
+LABEL org.opencontainers.image.title="genre-serve" \
+      org.opencontainers.image.description="gRPC music-genre classification service" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 genre \
+    && useradd --system --uid 10001 --gid genre --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin genre
+COPY --from=builder /opt/genre-serve/venv /opt/genre-serve/venv
+# The model repository, read-only for the server. Mount a volume here (or point
+# GENRE_MODEL_REPOSITORY elsewhere) to serve other models; new version directories go live on
+# SIGHUP or every GENRE_RELOAD_INTERVAL_SECONDS.
+COPY models /opt/genre-serve/models
+# HOME=/tmp: torch may write small caches; /tmp is the one writable path (an emptyDir on
+# Kubernetes, where the root filesystem is read-only).
+ENV PATH=/opt/genre-serve/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    GENRE_MODEL_REPOSITORY=/opt/genre-serve/models \
+    GENRE_GRPC_PORT=50051 \
+    GENRE_METRICS_PORT=9464 \
+    GENRE_LOG_FORMAT=json
+WORKDIR /opt/genre-serve
+USER 10001:10001
+EXPOSE 50051 9464
+# For Docker and Compose; Kubernetes ignores this and uses the Deployment's native gRPC probes.
+# The start period covers model loading and warm-up.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-m", "server.healthcheck", "--target", "localhost:50051", "--timeout", "3"]
+ENTRYPOINT ["genre-serve"]
