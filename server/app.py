@@ -161,6 +161,8 @@ async def create_server(config: ServerConfig) -> App:
     threads = configure_torch(config.torch_threads)
     device = select_device(config.device)
     metrics = ServerMetrics.create()
+    loop = asyncio.get_running_loop()
+    metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
     settings = {
         "features": BatcherSettings(
             max_batch_size=config.max_batch_size,

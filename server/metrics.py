@@ -35,6 +35,7 @@ class ServerMetrics:
     window_latency: Histogram
     stream_real_time_factor: Histogram
     auth_failures: Counter
+    event_loop_tasks: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ServerMetrics:
@@ -134,6 +135,11 @@ class ServerMetrics:
                 "genre_auth_failures",
                 "Calls refused by bearer-token authentication, by status.",
                 ("status",),
+                registry=registry,
+            ),
+            event_loop_tasks=Gauge(
+                "genre_event_loop_tasks",
+                "asyncio tasks alive in the server's event loop (a leak shows as growth).",
                 registry=registry,
             ),
         )

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import structlog
 
-from genre.v1 import genre_pb2, genre_pb2_grpc
+from genre.v1 import genre_pb2
 from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
 from server.features import decode_features, ranked
 from server.handlers import parsed
@@ -33,6 +33,7 @@ from server.streams import (
     next_message,
     plan_stream,
     require_config,
+    send,
 )
 
 log = get_logger("server.requests")
@@ -157,7 +158,9 @@ def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
+class GenreClassifierServicer:
+    """The RPCs of ``genre.v1.GenreClassifier``, registered by ``server.handlers.add_servicer``."""
+
     def __init__(
         self,
         registry: ModelRegistry,
@@ -202,7 +205,9 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
         self,
         request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
+    ) -> None:
+        """Responses go out with ``context.write`` under the idle timeout, so a client that stops
+        reading cannot hold its stream (and its slot) open forever."""
         limits = self._stream_limits
         drain = self._state.drain_started
         async with observe_call("ClassifyAudioStream", context, self._metrics, self._state) as call:
@@ -222,9 +227,9 @@ class GenreClassifierServicer(genre_pb2_grpc.GenreClassifierServicer):
                     if payload != "audio":
                         raise InvalidArgument("payload: a message must carry config or audio")
                     async for response in session.feed(message.audio.data):
-                        yield response
+                        await send(context, response, limits.idle_timeout_seconds)
                     call.rows = session.windows_scored
-                yield await session.finish()
+                await send(context, await session.finish(), limits.idle_timeout_seconds)
                 call.rows = session.windows_scored
 
     async def ListModels(

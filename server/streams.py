@@ -14,7 +14,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import grpc
 import numpy as np
 
 from genre.v1 import genre_pb2
@@ -255,6 +257,21 @@ async def next_message(
     if drain in done:
         return None
     raise DeadlineExpired(f"audio: no message for {idle_timeout:g} s; the stream was closed")
+
+
+async def send(
+    context: grpc.aio.ServicerContext[Any, Any],
+    response: genre_pb2.ClassifyAudioStreamResponse,
+    stall_seconds: float,
+) -> None:
+    """Writes one response, giving up when the client made no room for it in ``stall_seconds``."""
+    try:
+        async with asyncio.timeout(stall_seconds):
+            await context.write(response)
+    except TimeoutError:
+        raise DeadlineExpired(
+            f"audio: the client read no response for {stall_seconds:g} s; the stream was closed"
+        ) from None
 
 
 def require_config(
