@@ -25,6 +25,7 @@ class ServerProcess:
     grpc_port: int = 0
     metrics_port: int = 0
     log_lines: list[dict[str, object]] = field(default_factory=list)
+    raw_lines: list[str] = field(default_factory=list)  # every stderr line, JSON or not
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
@@ -63,9 +64,10 @@ class ServerProcess:
         return code
 
 
-def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+def _pump(stream: IO[str], lines: queue.Queue[str | None], raw: list[str]) -> None:
     try:
         for line in stream:
+            raw.append(line)
             lines.put(line)
     except ValueError:  # the stream was closed by stop()
         pass
@@ -105,7 +107,9 @@ def start_server_process(
     )
     handle = ServerProcess(process)
     assert process.stderr is not None
-    threading.Thread(target=_pump, args=(process.stderr, handle._lines), daemon=True).start()
+    threading.Thread(
+        target=_pump, args=(process.stderr, handle._lines, handle.raw_lines), daemon=True
+    ).start()
     try:
         starting = handle.read_logs_until("starting", timeout)
         handle.grpc_port = int(str(starting["grpc_port"]))

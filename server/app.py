@@ -37,6 +37,7 @@ from server.streams import StreamLimits
 
 log = get_logger("server.app")
 SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
+DRAIN_SETTLE_SECONDS = 0.25  # quiet time before the gRPC core stops (see ServingState)
 
 
 def model_health_name(model: str) -> str:
@@ -108,7 +109,7 @@ class App:
         await self.health.enter_graceful_shutdown()
         for task in self._background:
             task.cancel()
-        finished = await self.state.wait_idle(grace)
+        finished = await self.state.wait_quiet(grace, settle=DRAIN_SETTLE_SECONDS)
         if not finished:
             log.warning("drain_grace_expired", active_calls=self.state.active_calls)
         remaining = max(0.0, grace - (asyncio.get_running_loop().time() - started))

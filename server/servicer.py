@@ -45,6 +45,7 @@ class ServingState:
     """Shared with the app: whether the process is draining, and how many calls are active."""
 
     active_calls: int = 0
+    last_call_started: float = 0.0
     drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -57,6 +58,7 @@ class ServingState:
 
     def call_started(self) -> None:
         self.active_calls += 1
+        self.last_call_started = time.monotonic()
         self._idle.clear()
 
     def call_finished(self) -> None:
@@ -64,14 +66,20 @@ class ServingState:
         if self.active_calls == 0:
             self._idle.set()
 
-    async def wait_idle(self, seconds: float) -> bool:
-        """True when no call is active any more, False when ``seconds`` ran out first."""
+    async def wait_quiet(self, seconds: float, settle: float) -> bool:
+        """True once no call is active and none has started for ``settle`` seconds; False when
+        ``seconds`` ran out first. Stopping the gRPC core while callers still arrive would end
+        their calls CANCELLED; a settled server has shed them all with UNAVAILABLE."""
         try:
             async with asyncio.timeout(seconds):
-                await self._idle.wait()
+                while True:
+                    await self._idle.wait()
+                    quiet_for = time.monotonic() - self.last_call_started
+                    if self.active_calls == 0 and quiet_for >= settle:
+                        return True
+                    await asyncio.sleep(max(settle - quiet_for, 0.01))
         except TimeoutError:
             return False
-        return True
 
 
 @dataclass
