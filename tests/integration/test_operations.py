@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
 from server.logs import configure_logging
-from tests.support.checkpoints import example_row
+from tests.support.checkpoints import FEATURE_NAMES, example_row, write_tiny_model
 from tests.support.harness import loopback_config, sample_value, scrape
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -111,3 +111,29 @@ async def test_one_json_log_line_per_call_without_the_payload(
     assert record["request_id"] == "req-42"
     assert str(record["peer"]).startswith("ipv4:127.0.0.1")
     assert str(secret) not in json.dumps(lines)
+
+
+async def test_messages_over_the_configured_size_are_refused(tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    write_tiny_model(repository, "tiny-mlp")
+    app = await create_server(loopback_config(repository, max_message_bytes=64 * 1024))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            stub = genre_pb2_grpc.GenreClassifierStub(channel)
+            big = genre_pb2.ClassifyFeaturesRequest(
+                model=genre_pb2.ModelRef(name="tiny-mlp"),
+                dense=genre_pb2.DenseFeatures(
+                    feature_names=list(FEATURE_NAMES), values=[1.0] * (5 * 4000)
+                ),
+            )
+            assert big.ByteSize() > 64 * 1024
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.ClassifyFeatures(big)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            small = genre_pb2.ClassifyFeaturesRequest(
+                model=genre_pb2.ModelRef(name="tiny-mlp"),
+                rows=[genre_pb2.FeatureRow(features=example_row())],
+            )
+            assert len((await stub.ClassifyFeatures(small)).results) == 1
+    finally:
+        await app.drain(grace=0.5)
