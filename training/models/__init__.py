@@ -7,11 +7,13 @@ from typing import Any
 
 from torch import nn
 
+from training.models.cnn_lstm import CNNLSTMClassifier
 from training.models.ensemble import MLPEnsemble
 from training.models.mlp import MLPClassifier
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLPClassifier,
+    "cnn_lstm": CNNLSTMClassifier,
     "mlp_ensemble": MLPEnsemble,
 }
 
