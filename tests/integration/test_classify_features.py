@@ -129,14 +129,3 @@ async def test_list_models_describes_every_version(
     assert {m.name for m in latest.metrics} == {"accuracy"}
     assert len(latest.weights_sha256) == 64
 
-
-async def test_audio_stream_is_not_implemented_yet(
-    stub: genre_pb2_grpc.GenreClassifierAsyncStub,
-) -> None:
-    import grpc
-
-    call = stub.ClassifyAudioStream(iter([genre_pb2.ClassifyAudioStreamRequest()]))
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in call:
-            pass
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
