@@ -15,7 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from training.audio_config import AudioModelConfig, AudioRunConfig, AudioTrainConfig, AugmentConfig
+from training.audio_config import (
+    CLASS_WEIGHTINGS,
+    AudioModelConfig,
+    AudioRunConfig,
+    AudioTrainConfig,
+    AugmentConfig,
+)
 from training.config import DEVICES
 
 
@@ -32,6 +38,7 @@ def add_audio_parser(commands: Any) -> None:
     audio.add_argument("--batch-size", type=int)
     audio.add_argument("--lr", type=float, help="peak learning rate")
     audio.add_argument("--weight-decay", type=float)
+    audio.add_argument("--class-weights", choices=CLASS_WEIGHTINGS, help="loss weights per class")
     audio.add_argument("--device", choices=DEVICES, default="auto")
     audio.add_argument("--window-seconds", type=float, default=3.0)
     audio.add_argument("--overlap", type=float, default=0.5, help="evaluation window overlap")
@@ -85,6 +92,7 @@ def audio_config_from_arguments(arguments: argparse.Namespace) -> AudioRunConfig
                 "batch_size": arguments.batch_size,
                 "learning_rate": arguments.lr,
                 "weight_decay": arguments.weight_decay,
+                "class_weighting": arguments.class_weights,
             }
         ),
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 from training.config import DEVICES
 
+CLASS_WEIGHTINGS = ("balanced", "sqrt", "none")
+
 
 @dataclass(frozen=True)
 class AudioModelConfig:
@@ -64,7 +66,11 @@ class AugmentConfig:
 class AudioTrainConfig:
     """Optimiser and loop. Each epoch draws ``crops_per_track`` random windows of every
     training track (random offsets: the random-crop augmentation); early stopping watches
-    held-out track accuracy with ``patience``; ``epochs`` is the one-cycle schedule's length."""
+    held-out track accuracy with ``patience``; ``epochs`` is the one-cycle schedule's length.
+
+    ``class_weighting``: loss weights from inverse class frequency in tracks (``balanced``), their
+    square root (``sqrt``: gentler where a class has only a handful of tracks, so a few
+    recordings are not weighted tenfold), or ``none``."""
 
     epochs: int = 30
     crops_per_track: int = 8
@@ -73,7 +79,7 @@ class AudioTrainConfig:
     weight_decay: float = 1e-3
     patience: int = 8
     label_smoothing: float = 0.05
-    class_weighting: bool = True
+    class_weighting: str = "balanced"
     seed: int = 0
     device: str = "auto"
 
@@ -86,6 +92,8 @@ class AudioTrainConfig:
             raise ValueError("label_smoothing must be in [0, 1)")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}")
         if self.seed < 0:
             raise ValueError("seed must be non-negative")
 

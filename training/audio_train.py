@@ -192,7 +192,7 @@ def train_audio_model(
             total_steps=max(config.epochs * steps, 10) + 1,
             pct_start=0.2,
         )
-        weights = class_weights(labels[tracks], num_classes) if config.class_weighting else None
+        weights = loss_weights(labels[tracks], num_classes, config.class_weighting)
         loss_function = nn.CrossEntropyLoss(
             weight=None if weights is None else weights.to(device),
             label_smoothing=config.label_smoothing,
@@ -241,6 +241,17 @@ def train_audio_model(
         model.load_state_dict(best_state)
         model.eval()
     return AudioTrainResult(model.cpu(), architecture, best_epoch, len(history), history)
+
+
+def loss_weights(labels: IntArray, num_classes: int, weighting: str) -> torch.Tensor | None:
+    """Per-class loss weights, mean 1: balanced, their square root, or None."""
+    if weighting == "none":
+        return None
+    weights = class_weights(labels, num_classes)
+    if weighting == "sqrt":
+        weights = weights.sqrt()
+        weights = weights / weights.mean()
+    return weights
 
 
 def _validate(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from training.audio_config import AudioModelConfig
+from training.audio_train import loss_weights
 from training.models import build_model
 
 
@@ -24,3 +27,14 @@ def test_architecture_entry_names_every_constructor_keyword() -> None:
     assert entry["type"] == "cnn_lstm"
     model = build_model(entry)
     assert model(torch.zeros(2, 1, 64, 130)).shape == (2, 10)
+
+
+def test_sqrt_weights_are_gentler_than_balanced() -> None:
+    labels = np.array([0] * 40 + [1] * 4 + [2], dtype=np.int64)
+    balanced = loss_weights(labels, 3, "balanced")
+    gentle = loss_weights(labels, 3, "sqrt")
+    assert balanced is not None
+    assert gentle is not None
+    assert float(gentle.mean()) == pytest.approx(1.0)
+    assert float(gentle[2] / gentle[0]) == pytest.approx(float(balanced[2] / balanced[0]) ** 0.5)
+    assert loss_weights(labels, 3, "none") is None
