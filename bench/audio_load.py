@@ -1,0 +1,138 @@
+"""Audio streams for the load client: N concurrent ClassifyAudioStream calls, paced or flat out.
+
+Real-time streams send one chunk every ``chunk_seconds`` as a live source would (each chunk at
+the moment its last sample exists), their starts spread over one hop so windows do not all
+complete at once. A window's latency runs from sending the chunk that completed it to receiving
+its response. Flat-out streams send every chunk as fast as gRPC flow control allows; their
+figure is audio seconds classified per wall second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from bench.load import CHANNEL_OPTIONS
+from bench.scrape import scrape, server_figures
+from bench.stability import percentiles_ms
+from genre.v1 import genre_pb2
+
+STREAM_METHOD = "/genre.v1.GenreClassifier/ClassifyAudioStream"
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    target: str
+    model: str
+    sample_rate: int
+    streams: int
+    audio_seconds: float
+    chunk_seconds: float = 0.25
+    realtime: bool = True
+    spread_seconds: float = 1.0
+    timeout_s: float = 120.0
+    metrics_port: int = 0
+
+
+@dataclass
+class _StreamOutcome:
+    latencies: list[float]
+    windows: int
+    audio_seconds: float
+    error: str | None = None
+
+
+async def _one_stream(
+    open_stream: grpc.aio.StreamStreamMultiCallable[
+        genre_pb2.ClassifyAudioStreamRequest, genre_pb2.ClassifyAudioStreamResponse
+    ],
+    spec: AudioSpec,
+    chunk: bytes,
+    offset: float,
+) -> _StreamOutcome:
+    chunks = max(1, round(spec.audio_seconds / spec.chunk_seconds))
+    sent_at: list[float] = []
+    latencies: list[float] = []
+    windows = 0
+    await asyncio.sleep(offset)
+    call = open_stream(None, timeout=spec.timeout_s)
+    config = genre_pb2.StreamConfig(
+        model=genre_pb2.ModelRef(name=spec.model),
+        sample_rate=spec.sample_rate,
+        encoding=genre_pb2.PCM_S16LE,
+        channels=1,
+    )
+
+    async def reader() -> None:
+        nonlocal windows
+        async for response in call:
+            if response.final:
+                return
+            windows += 1
+            index = max(0, math.ceil(response.window_end_seconds / spec.chunk_seconds - 1e-3) - 1)
+            if index < len(sent_at):
+                latencies.append(time.perf_counter() - sent_at[index])
+
+    reading = asyncio.create_task(reader())
+    try:
+        await call.write(genre_pb2.ClassifyAudioStreamRequest(config=config))
+        started = time.perf_counter()
+        for index in range(chunks):
+            if spec.realtime:
+                await asyncio.sleep(
+                    max(0.0, started + (index + 1) * spec.chunk_seconds - time.perf_counter())
+                )
+            sent_at.append(time.perf_counter())
+            await call.write(
+                genre_pb2.ClassifyAudioStreamRequest(audio=genre_pb2.AudioChunk(data=chunk))
+            )
+        await call.done_writing()
+        await reading
+    except grpc.aio.AioRpcError as error:
+        reading.cancel()
+        return _StreamOutcome(latencies, windows, 0.0, error.code().name)
+    return _StreamOutcome(latencies, windows, chunks * spec.chunk_seconds)
+
+
+async def run_audio(spec: AudioSpec) -> dict[str, Any]:
+    samples = round(spec.chunk_seconds * spec.sample_rate)
+    noise = np.random.default_rng(0).normal(0.0, 3000.0, samples).clip(-32768, 32767)
+    chunk = noise.astype("<i2").tobytes()
+    async with grpc.aio.insecure_channel(spec.target, options=CHANNEL_OPTIONS) as channel:
+        open_stream = channel.stream_stream(
+            STREAM_METHOD,
+            request_serializer=genre_pb2.ClassifyAudioStreamRequest.SerializeToString,
+            response_deserializer=genre_pb2.ClassifyAudioStreamResponse.FromString,
+        )
+        before = await asyncio.to_thread(scrape, spec.metrics_port)
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(
+                _one_stream(open_stream, spec, chunk, spec.spread_seconds * i / spec.streams)
+                for i in range(spec.streams)
+            )
+        )
+        wall = time.perf_counter() - started
+        after = await asyncio.to_thread(scrape, spec.metrics_port)
+    latencies = [value for outcome in outcomes for value in outcome.latencies]
+    audio = sum(outcome.audio_seconds for outcome in outcomes)
+    windows = sum(outcome.windows for outcome in outcomes)
+    return {
+        "streams": spec.streams,
+        "realtime": spec.realtime,
+        "wall_seconds": wall,
+        "audio_seconds": audio,
+        "audio_seconds_per_wall_second": audio / wall,
+        "windows": windows,
+        "windows_per_second": windows / wall,
+        **percentiles_ms(latencies),
+        "errors": dict(Counter(o.error for o in outcomes if o.error is not None)),
+        **server_figures(before, after),
+    }

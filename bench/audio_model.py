@@ -1,0 +1,79 @@
+"""The audio model for the streaming cells, and its own offline speed without gRPC.
+
+When the repository has no ``gtzan-cnn-lstm`` yet, ``ensure_audio_model`` writes an untrained one
+with the real front-end (``FrontEndConfig()``: 22.05 kHz, 3 s windows, 1 s hop) and the default
+``CNNLSTMClassifier`` sizes into a scratch repository: speed depends on shapes, not on weights.
+``offline_windows_per_second`` times ``AudioRunner.run`` (front-end, model, softmax) at fixed
+batch sizes with the server's thread count, the reference the streams are compared against.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.checkpoint import load_checkpoint, write_checkpoint
+from training.frontend import FrontEndConfig
+from training.models import build_model
+
+AUDIO_MODEL = "gtzan-cnn-lstm"
+GTZAN_LABELS = (
+    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
+)  # fmt: skip
+
+
+def find_audio_model(repository: Path) -> Path | None:
+    """The highest version directory of ``gtzan-cnn-lstm`` in ``repository``, if any."""
+    versions = [p for p in (repository / AUDIO_MODEL).glob("*") if p.name.isdigit()]
+    complete = [p for p in versions if (p / "manifest.json").exists()]
+    return max(complete, key=lambda p: int(p.name)) if complete else None
+
+
+def write_stand_in(repository: Path, frontend: FrontEndConfig | None = None) -> Path:
+    """An untrained CNN-LSTM of the shipped shape (or ``frontend``'s), as a real checkpoint."""
+    frontend = frontend or FrontEndConfig()
+    torch.manual_seed(0)
+    architecture = {
+        "type": "cnn_lstm",
+        "params": {"n_mels": frontend.n_mels, "num_classes": len(GTZAN_LABELS)},
+    }
+    model = build_model(architecture)
+    manifest = {
+        "name": AUDIO_MODEL,
+        "kind": "audio",
+        "architecture": architecture,
+        "labels": list(GTZAN_LABELS),
+        "frontend": frontend.to_dict(),
+        "calibration": {"temperature": 1.0},
+        "metrics": {"split_protocol": "untrained benchmark stand-in", "track_accuracy": 0.0},
+        "training": {"dataset": "none", "seed": 0},
+    }
+    return write_checkpoint(repository, manifest, model.state_dict())
+
+
+def offline_windows_per_second(
+    version_directory: Path, batch_sizes: list[int], seconds: float, threads: int = 0
+) -> dict[int, float]:
+    """Windows per second of the runner alone at each batch size (median of short repeats)."""
+    from server.runner import AudioRunner
+
+    torch.set_num_threads(threads if threads > 0 else max(1, min(4, os.cpu_count() or 1)))
+    runner = AudioRunner(load_checkpoint(version_directory), torch.device("cpu"))
+    samples = runner.frontend_config.window_samples
+    rng = np.random.default_rng(0)
+    rates: dict[int, float] = {}
+    for size in batch_sizes:
+        windows = (rng.standard_normal((size, samples)) * 0.1).astype(np.float32)
+        runner.run(windows)
+        timings: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(timings) < 3:
+            started = time.perf_counter()
+            runner.run(windows)
+            timings.append(time.perf_counter() - started)
+        rates[size] = size / float(np.median(timings))
+    return rates

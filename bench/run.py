@@ -1,0 +1,354 @@
+"""The benchmark harness: ours, ours without batching, the echo ceiling and TorchServe, one run.
+
+    .venv/bin/python -m bench.run            # everything, about 6-9 minutes on 2 cores
+    .venv/bin/python -m bench.run --quick    # one tiny cell per server, seconds
+
+Every server is a subprocess on loopback, started here and stopped by its PID (TorchServe: its
+process group); every load cell is a separate client process (``bench.load``) with a time
+limit. Results go to ``bench/results/benchmarks.json`` and ``benchmarks.md`` (``--out``).
+TorchServe that cannot be set up or started within its budget is recorded as skipped, with why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import machine, report
+from bench.audio_model import find_audio_model, offline_windows_per_second, write_stand_in
+from bench.server_process import start_server_process
+from genre.v1 import genre_pb2
+from server.config import ServerConfig
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPOSITORY_ROOT / "bench" / "results"
+CLASSIFY = "/genre.v1.GenreClassifier/ClassifyFeatures"
+BULK_ROWS = 256
+SERVERS = ("ours", "ours-no-batching", "echo", "torchserve")
+SCENARIOS = ("features-1", "features-256", "audio")
+
+
+@dataclass(frozen=True)
+class Plan:
+    servers: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    levels: tuple[int, ...] = (1, 8, 64, 256)
+    bulk_levels: tuple[int, ...] = (1, 8)
+    warmup_s: float = 2.0
+    window_s: float = 1.5
+    max_windows: int = 6
+    stream_counts: tuple[int, ...] = (1, 4, 16, 32, 64, 128, 256)
+    stream_audio_seconds: float = 8.0
+    fast_audio_seconds: float = 30.0
+    fast_streams: int = 8
+    offline_batches: tuple[int, ...] = (1, 8, 32)
+    torchserve_setup_s: float = 240.0
+    cell_limit_s: float = 60.0
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            servers=("ours", "echo"),
+            scenarios=("features-1",),
+            levels=(1,),
+            warmup_s=0.3,
+            window_s=0.3,
+            max_windows=4,
+            cell_limit_s=30.0,
+        )
+
+
+def write_requests(workdir: Path, version: Path, model: str) -> dict[str, Path]:
+    """Request bodies: one named row, 256 dense rows, and the same rows raw for TorchServe."""
+    manifest = json.loads((version / "manifest.json").read_text())
+    names = [str(n) for n in manifest["preprocessing"]["feature_names"]]
+    row = np.asarray(manifest["preprocessing"]["mean"], dtype=np.float32)
+    bulk = np.tile(row, (BULK_ROWS, 1))
+    bodies = {
+        "features-1": genre_pb2.ClassifyFeaturesRequest(
+            model=genre_pb2.ModelRef(name=model),
+            rows=[genre_pb2.FeatureRow(features=dict(zip(names, row.tolist(), strict=True)))],
+        ).SerializeToString(),
+        "features-256": genre_pb2.ClassifyFeaturesRequest(
+            model=genre_pb2.ModelRef(name=model),
+            dense=genre_pb2.DenseFeatures(feature_names=names, values=bulk.ravel().tolist()),
+        ).SerializeToString(),
+        "raw-1": row.astype("<f4").tobytes(),
+        "raw-256": bulk.astype("<f4").tobytes(),
+    }
+    paths = {}
+    for key, body in bodies.items():
+        paths[key] = workdir / f"{key}.bin"
+        paths[key].write_bytes(body)
+    return paths
+
+
+def run_client(spec: dict[str, Any], limit_s: float) -> dict[str, Any]:
+    """One ``bench.load`` process; its JSON result, or why it failed."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.load"],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            timeout=limit_s,
+            cwd=REPOSITORY_ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        return {"failed": f"client ran past {limit_s:.0f} s"}
+    if done.returncode != 0:
+        return {"failed": " | ".join(done.stderr.strip().splitlines()[-3:])}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@dataclass
+class Endpoint:
+    target: str
+    metrics_port: int
+    method: str
+    bodies: dict[str, Path]
+
+
+class Harness:
+    def __init__(self, plan: Plan, repository: Path, model: str, workdir: Path) -> None:
+        self.plan = plan
+        self.repository = repository
+        self.model = model
+        self.workdir = workdir
+        self.version = max(
+            (p for p in (repository / model).iterdir() if p.name.isdigit()),
+            key=lambda p: int(p.name),
+        )
+        self.bodies = write_requests(workdir, self.version, model)
+        self.config = ServerConfig()
+        self.cells: list[dict[str, Any]] = []
+        self.skipped: dict[str, str] = {}
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def serving(self, server: str) -> Iterator[Endpoint]:
+        genre = {
+            "features-1": self.bodies["features-1"],
+            "features-256": self.bodies["features-256"],
+        }
+        if server == "torchserve":
+            with self._torchserve() as endpoint:
+                yield endpoint
+            return
+        if server == "echo":
+            handle = start_server_process(
+                None,
+                command=(
+                    sys.executable,
+                    "-m",
+                    "bench.echo_server",
+                    "--manifest",
+                    str(self.version / "manifest.json"),
+                ),
+            )
+        else:
+            env = {"GENRE_MODELS": self.model}
+            if server == "ours-no-batching":
+                env["GENRE_MAX_BATCH_SIZE"] = "1"
+            handle = start_server_process(self.repository, env)
+        try:
+            yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, genre)
+        finally:
+            handle.stop()
+
+    @contextlib.contextmanager
+    def _torchserve(self) -> Iterator[Endpoint]:
+        from bench import torchserve
+
+        ts_dir = self.workdir / "torchserve"
+        ts_dir.mkdir(exist_ok=True)
+        venv = torchserve.ensure_venv(self.plan.torchserve_setup_s)
+        inference_pb2, _ = torchserve.inference_stubs(ts_dir, venv)
+        bodies = {}
+        for scenario, raw in (("features-1", "raw-1"), ("features-256", "raw-256")):
+            bodies[scenario] = ts_dir / f"{scenario}.bin"
+            request = inference_pb2.PredictionsRequest(
+                model_name=self.model, input={"data": self.bodies[raw].read_bytes()}
+            )
+            bodies[scenario].write_bytes(request.SerializeToString())
+        store = torchserve.build_archive(ts_dir, venv, self.version, self.model)
+        process = torchserve.start_torchserve(
+            ts_dir,
+            venv,
+            store,
+            self.model,
+            batch_size=self.config.max_batch_size,
+            max_batch_delay_ms=self.config.max_queue_delay_ms,
+            probe=bodies["features-1"].read_bytes(),
+        )
+        try:
+            yield Endpoint(process.target, 0, torchserve.METHOD, bodies)
+        finally:
+            process.stop()
+
+    def features(self) -> None:
+        wanted = [s for s in ("features-1", "features-256") if s in self.plan.scenarios]
+        for server in self.plan.servers:
+            if not wanted:
+                return
+            self.log(f"starting {server}")
+            try:
+                with self.serving(server) as endpoint:
+                    for scenario in wanted:
+                        if scenario == "features-256" and server == "ours-no-batching":
+                            continue  # one call is one batch either way
+                        levels = (
+                            self.plan.levels if scenario == "features-1" else self.plan.bulk_levels
+                        )
+                        for concurrency in levels:
+                            self._cell(server, scenario, concurrency, endpoint)
+            except Exception as error:  # a peer that fails to start is a skipped comparison
+                if server != "torchserve":
+                    raise
+                self.skipped[server] = f"{type(error).__name__}: {error}"
+                self.log(f"torchserve skipped: {self.skipped[server]}")
+
+    def _cell(self, server: str, scenario: str, concurrency: int, endpoint: Endpoint) -> None:
+        load_before = machine.load_average()
+        spec = {
+            "kind": "unary",
+            "target": endpoint.target,
+            "method": endpoint.method,
+            "request_file": str(endpoint.bodies[scenario]),
+            "rows_per_call": 1 if scenario == "features-1" else BULK_ROWS,
+            "concurrency": concurrency,
+            "warmup_s": self.plan.warmup_s,
+            "window_s": self.plan.window_s,
+            "max_windows": self.plan.max_windows,
+            "metrics_port": endpoint.metrics_port,
+        }
+        result = run_client(spec, self.plan.cell_limit_s)
+        cell = {
+            "scenario": scenario,
+            "server": server,
+            "concurrency": concurrency,
+            "load_average_before": load_before,
+            **result,
+        }
+        self.cells.append(cell)
+        self.log(report.cell_line(cell))
+
+    def audio(self) -> dict[str, Any] | None:
+        if "audio" not in self.plan.scenarios:
+            return None
+        version = find_audio_model(self.repository)
+        repository = self.repository
+        stand_in = version is None
+        if version is None:
+            repository = self.workdir / "audio-repository"
+            version = write_stand_in(repository)
+        self.log(f"audio model {version} (stand-in: {stand_in}); offline speed")
+        offline = offline_windows_per_second(version, list(self.plan.offline_batches), 1.5)
+        manifest = json.loads((version / "manifest.json").read_text())
+        rate = int(manifest["frontend"]["sample_rate"])
+        name = str(manifest["name"])
+        results: dict[str, Any] = {
+            "model": name,
+            "stand_in": stand_in,
+            "offline_windows_per_second": {str(k): v for k, v in offline.items()},
+            "max_batch_size": self.config.audio_max_batch_size,
+            "realtime": [],
+        }
+        handle = start_server_process(repository, {"GENRE_MODELS": name})
+        try:
+            base = {
+                "kind": "audio",
+                "target": handle.target,
+                "model": name,
+                "sample_rate": rate,
+                "metrics_port": handle.metrics_port,
+            }
+            sustained = 0
+            for streams in self.plan.stream_counts:
+                load_before = machine.load_average()
+                cell = run_client(
+                    {
+                        **base,
+                        "streams": streams,
+                        "audio_seconds": self.plan.stream_audio_seconds,
+                        "realtime": True,
+                    },
+                    self.plan.stream_audio_seconds + 60,
+                )
+                cell["load_average_before"] = load_before
+                results["realtime"].append(cell)
+                self.log(f"audio realtime {streams} streams: {report.audio_line(cell)}")
+                ok = "failed" not in cell and not cell["errors"] and cell["p99_ms"] < 250
+                if not ok:
+                    break
+                sustained = streams
+            results["sustained_streams"] = sustained
+            for key, streams in (("fast_one", 1), ("fast_many", self.plan.fast_streams)):
+                load_before = machine.load_average()
+                cell = run_client(
+                    {
+                        **base,
+                        "streams": streams,
+                        "audio_seconds": self.plan.fast_audio_seconds,
+                        "realtime": False,
+                        "spread_seconds": 0.0,
+                        "chunk_seconds": 1.0,
+                    },
+                    120,
+                )
+                cell["load_average_before"] = load_before
+                results[key] = cell
+                self.log(f"audio flat out, {streams} streams: {report.audio_line(cell)}")
+        finally:
+            handle.stop()
+        return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="one short cell per server")
+    parser.add_argument("--repository", type=Path, default=REPOSITORY_ROOT / "models")
+    parser.add_argument("--model", default="gtzan-features-mlp", help="the features model")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--servers", help=f"comma-separated subset of {','.join(SERVERS)}")
+    parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    args = parser.parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan(servers=SERVERS, scenarios=SCENARIOS)
+    if args.servers:
+        plan = Plan(**{**asdict(plan), "servers": tuple(args.servers.split(","))})
+    if args.scenarios:
+        plan = Plan(**{**asdict(plan), "scenarios": tuple(args.scenarios.split(","))})
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": machine.describe(), "plan": asdict(plan)}
+    with tempfile.TemporaryDirectory(prefix="genre-bench-") as scratch:
+        harness = Harness(plan, args.repository.resolve(), args.model, Path(scratch))
+        harness.features()
+        results["audio"] = harness.audio()
+        results["cells"] = harness.cells
+        results["skipped"] = harness.skipped
+    results["machine"]["load_average_at_end"] = machine.load_average()
+    results["seconds"] = time.monotonic() - started
+    results["targets"] = report.targets(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "benchmarks.md").write_text(report.markdown(results))
+    print(report.markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
