@@ -1,0 +1,36 @@
+"""``python -m bench.run --quick`` against a tiny model on loopback: valid JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import report
+from bench.run import main
+from tests.support.checkpoints import write_tiny_model
+
+
+def test_quick_run_writes_results(tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    write_tiny_model(repository, name="tiny-mlp")
+    out = tmp_path / "results"
+
+    assert main(["--quick", "--repository", str(repository), "--model", "tiny-mlp",
+                 "--out", str(out)]) == 0  # fmt: skip
+
+    results = json.loads((out / "benchmarks.json").read_text())
+    cells = {(c["server"], c["scenario"], c["concurrency"]): c for c in results["cells"]}
+    assert set(cells) == {("ours", "features-1", 1), ("echo", "features-1", 1)}
+    for cell in cells.values():
+        assert "failed" not in cell, cell
+        assert cell["calls"] > 0
+        assert cell["errors"] == {}
+        assert len(cell["windows"]) >= 3
+        assert cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"]
+    assert cells[("ours", "features-1", 1)]["mean_batch_rows"] == 1.0
+    assert results["machine"]["cpu_count"] >= 1
+    assert {t["target"]: t["met"] for t in results["targets"]}  # every verdict is present
+    markdown = (out / "benchmarks.md").read_text()
+    assert "| 1 |" in markdown
+    assert "echo ceiling" in markdown
+    assert markdown == report.markdown(results)
