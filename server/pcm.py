@@ -70,8 +70,9 @@ class Window:
 class WindowCutter:
     """Cuts ``window``-sample windows every ``hop`` samples from a stream of sample blocks.
 
-    Holds at most ``window + max_block`` samples: everything before the next window's start is
-    dropped as soon as that window is cut.
+    Holds at most ``window + hop + max_block`` samples: the last ``window`` samples (for a final
+    window flush with the end, as training covers a track's tail) and whatever the next window
+    still needs; everything older is dropped as windows are cut.
     """
 
     def __init__(self, window: int, hop: int, max_block: int) -> None:
@@ -102,8 +103,20 @@ class WindowCutter:
                 Window(self._next_start, self._data[begin : begin + self._window].copy())
             )
             self._next_start += self._hop
-        self._drop_before(min(self._next_start, self._offset + self._length))
+        end = self._offset + self._length
+        self._drop_before(min(self._next_start, max(end - self._window, 0)))
         return windows
+
+    def tail(self) -> Window | None:
+        """A window flush with the end when audio after the last cut window is uncovered."""
+        if self.windows_cut == 0:
+            return None
+        last_end = self._next_start - self._hop + self._window
+        if self.total <= last_end:
+            return None
+        start = self.total - self._window
+        begin = start - self._offset
+        return Window(start, self._data[begin : begin + self._window].copy())
 
     def remainder(self) -> Window:
         """The audio not yet covered by a full window, from the next window's start."""

@@ -170,10 +170,21 @@ class StreamSession:
             yield response
 
     async def finish(self) -> genre_pb2.ClassifyAudioStreamResponse:
-        """The final response: the track answer, and the last window (padded if none was full)."""
+        """The final response: the track answer and its last window.
+
+        Audio after the last full window is covered by one more window flush with the end, as
+        training covers a track's tail, so the final track answer averages the same windows an
+        offline evaluation would. Audio shorter than one window is zero-padded to one.
+        """
         self._metrics.stream_real_time_factor.labels(self._model_label).observe(
             (time.monotonic() - self._started) / max(self.audio_seconds, 1e-9)
         )
+        tail = self._cutter.tail()
+        if tail is not None:
+            [scores] = await self._score([tail.samples])
+            self._track_sum += scores
+            self._windows += 1
+            return self._response(tail, scores, final=True, padded=False)
         if self._last is not None:
             window, scores = self._last
             return self._response(window, scores, final=True, padded=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -21,8 +22,10 @@ from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from tests.conftest import REPOSITORY_ROOT
 from tests.support.harness import sample_value, scrape
+from training.audio_data import cut_windows
 from training.checkpoint import list_versions, load_checkpoint
 from training.datasets import load_dataset
+from training.frontend import FrontEndConfig, LogMelFrontEnd, decode_file
 from training.models import build_model
 from training.preprocessing import FeaturePreprocessor
 from training.train import predict_probabilities
@@ -106,3 +109,53 @@ def test_grpc_answers_equal_the_training_code(
         ]
     )
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_streamed_real_audio_scores_as_the_training_code_does(
+    served: ServerProcess, data_dir: Path
+) -> None:
+    """A GTZAN excerpt streamed over gRPC gets, window by window, the probabilities the training
+    code computes offline: same decode, same front-end, same model, same calibration."""
+    directory = MODELS / "gtzan-cnn-lstm" / str(max(list_versions(MODELS / "gtzan-cnn-lstm")))
+    checkpoint = load_checkpoint(directory)
+    frontend = FrontEndConfig.from_dict(checkpoint.manifest["frontend"])
+    samples, rate = decode_file(data_dir / "gtzan" / "audio" / "jazz" / "jazz.00002.ogg")
+    samples = samples[: 10 * rate]
+    assert rate == frontend.sample_rate
+    windows = cut_windows(samples, frontend.window_samples, frontend.window_samples)
+    model = build_model(checkpoint.manifest["architecture"])
+    model.load_state_dict(checkpoint.state_dict)
+    model.eval()
+    with torch.inference_mode():
+        logits = model(LogMelFrontEnd(frontend)(torch.from_numpy(windows)))
+    temperature = checkpoint.manifest["calibration"]["temperature"]
+    expected = torch.softmax(logits / temperature, dim=1).numpy()
+
+    pcm = samples.astype("<f4").tobytes()
+    config = genre_pb2.StreamConfig(
+        model=genre_pb2.ModelRef(name="gtzan-cnn-lstm"),
+        sample_rate=rate,
+        encoding=genre_pb2.PCM_F32LE,
+        channels=1,
+        hop_seconds=frontend.window_seconds,
+    )
+    requests = [genre_pb2.ClassifyAudioStreamRequest(config=config)] + [
+        genre_pb2.ClassifyAudioStreamRequest(audio=genre_pb2.AudioChunk(data=pcm[i : i + 30011]))
+        for i in range(0, len(pcm), 30011)
+    ]
+    with grpc.insecure_channel(served.target) as channel:
+        stub = genre_pb2_grpc.GenreClassifierStub(channel)
+        *responses, final = list(stub.ClassifyAudioStream(iter(requests)))
+    labels = checkpoint.manifest["labels"]
+    got = np.array(
+        [[{s.genre: s.probability for s in r.window.scores}[g] for g in labels] for r in responses]
+    )
+    # 10 s in 3 s windows: three on the hop grid, and the final one flush with the end
+    assert len(responses) == 3
+    assert len(windows) == 4
+    np.testing.assert_allclose(got, expected[:3], atol=1e-4)
+    assert final.window_start_seconds == pytest.approx(7.0)
+    last = [{s.genre: s.probability for s in final.window.scores}[g] for g in labels]
+    np.testing.assert_allclose(last, expected[3], atol=1e-4)
+    track = [{s.genre: s.probability for s in final.track.scores}[g] for g in labels]
+    np.testing.assert_allclose(track, expected.mean(axis=0), atol=1e-4)

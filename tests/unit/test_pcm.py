@@ -56,3 +56,19 @@ def test_the_buffer_stays_bounded() -> None:
     assert cutter.total == 100_000
     with pytest.raises(ValueError, match="block larger"):
         cutter.push(np.ones(10_000, dtype=np.float32))
+
+
+def test_the_tail_window_is_flush_with_the_end() -> None:
+    samples = np.arange(1000, dtype=np.float32)
+    cutter = WindowCutter(window=300, hop=300, max_block=64)
+    for part in np.array_split(samples, 40):
+        cutter.push(part)
+    assert cutter.windows_cut == 3  # 0, 300, 600; 900-999 is not covered
+    tail = cutter.tail()
+    assert tail is not None
+    assert tail.start == 700
+    np.testing.assert_array_equal(tail.samples, samples[700:])
+    exact = WindowCutter(window=300, hop=300, max_block=1000)
+    exact.push(samples[:900])
+    assert exact.tail() is None  # nothing left uncovered
+    assert WindowCutter(window=300, hop=300, max_block=1000).tail() is None
