@@ -116,6 +116,7 @@ async def run_unary(spec: UnarySpec) -> dict[str, Any]:
         "rows_per_second": calls_per_second * spec.rows_per_call,
         **percentiles_ms(latencies[first:last]),
         "calls": last - first,
+        "calls_total": len(ends),
         "errors": dict(window_errors),
         "errors_total": len(errors),
         "stable": is_stable(windows, spec.tolerance, spec.stable_count),

@@ -140,8 +140,8 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     lines += [
         "",
         "| server | c | " + unit + " | p50 ms | p90 ms | p99 ms | errors | "
-        "mean batch | mean queue ms | stable | load before | client CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---:|",
+        "mean batch | mean queue ms | server CPU µs/call | stable | load before | client CPU |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|",
     ]
     for cell in cells:
         if "failed" in cell:
@@ -155,6 +155,7 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
             f"| {SERVER_NAMES[cell['server']]} | {cell['concurrency']} | {_num(cell[key])} | "
             f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {errors} | "
             f"{_num(cell.get('mean_batch_rows'), 1)} | {_num(cell.get('mean_queue_ms'), 2)} | "
+            f"{_num(cell.get('server_cpu_us_per_call'))} | "
             f"{'yes' if cell['stable'] else 'no'} ({len(cell['windows'])} windows) | "
             f"{cell['load_average_before'][0]:.2f} | {cell['client_cpu_fraction']:.0%} |"
         )
@@ -233,3 +234,11 @@ def markdown(results: dict[str, Any]) -> str:
         met = {True: "yes", False: "**no**", None: "not run"}[verdict["met"]]
         lines.append(f"| {verdict['target']} | {_num(verdict['value'], 2)} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def headline(results: dict[str, Any]) -> str:
+    """The README's table: one-row calls per concurrency for every server, with the ratios."""
+    lines = _features_tables(results, "features-1")
+    table = [line for line in lines[2:] if line.startswith("|")]
+    first_detail = next(i for i, line in enumerate(table) if line.startswith("| server"))
+    return "\n".join(table[:first_detail]) + "\n"

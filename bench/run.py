@@ -27,6 +27,7 @@ import numpy as np
 
 from bench import machine, report
 from bench.audio_model import find_audio_model, offline_windows_per_second, write_stand_in
+from bench.cpu import tree_cpu_seconds
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2
 from server.config import ServerConfig
@@ -49,7 +50,7 @@ class Plan:
     window_s: float = 1.5
     max_windows: int = 6
     stream_counts: tuple[int, ...] = (1, 4, 16, 32, 64, 128, 256)
-    stream_audio_seconds: float = 8.0
+    stream_audio_seconds: float = 12.0
     fast_audio_seconds: float = 30.0
     fast_streams: int = 8
     offline_batches: tuple[int, ...] = (1, 8, 32)
@@ -119,6 +120,7 @@ class Endpoint:
     metrics_port: int
     method: str
     bodies: dict[str, Path]
+    pid: int
 
 
 class Harness:
@@ -166,7 +168,7 @@ class Harness:
                 env["GENRE_MAX_BATCH_SIZE"] = "1"
             handle = start_server_process(self.repository, env)
         try:
-            yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, genre)
+            yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, genre, handle.process.pid)
         finally:
             handle.stop()
 
@@ -196,7 +198,7 @@ class Harness:
             probe=bodies["features-1"].read_bytes(),
         )
         try:
-            yield Endpoint(process.target, 0, torchserve.METHOD, bodies)
+            yield Endpoint(process.target, 0, torchserve.METHOD, bodies, process.process.pid)
         finally:
             process.stop()
 
@@ -236,7 +238,11 @@ class Harness:
             "max_windows": self.plan.max_windows,
             "metrics_port": endpoint.metrics_port,
         }
+        cpu_before = tree_cpu_seconds(endpoint.pid)
         result = run_client(spec, self.plan.cell_limit_s)
+        if result.get("calls_total"):
+            server_cpu = tree_cpu_seconds(endpoint.pid) - cpu_before
+            result["server_cpu_us_per_call"] = 1e6 * server_cpu / result["calls_total"]
         cell = {
             "scenario": scenario,
             "server": server,
@@ -246,6 +252,24 @@ class Harness:
         }
         self.cells.append(cell)
         self.log(report.cell_line(cell))
+
+    def _audio_cell(self, base: dict[str, Any], streams: int, realtime: bool) -> dict[str, Any]:
+        load_before = machine.load_average()
+        if realtime:
+            extra = {"audio_seconds": self.plan.stream_audio_seconds, "realtime": True}
+        else:
+            extra = {
+                "audio_seconds": self.plan.fast_audio_seconds,
+                "realtime": False,
+                "spread_seconds": 0.0,
+                "chunk_seconds": 1.0,
+            }
+        limit = extra["audio_seconds"] * (1.5 if realtime else 1.0) + 90
+        cell = run_client({**base, "streams": streams, **extra}, limit)
+        cell["load_average_before"] = load_before
+        kind = "real-time" if realtime else "flat out"
+        self.log(f"audio {kind}, {streams} streams: {report.audio_line(cell)}")
+        return cell
 
     def audio(self) -> dict[str, Any] | None:
         if "audio" not in self.plan.scenarios:
@@ -266,7 +290,6 @@ class Harness:
             "stand_in": stand_in,
             "offline_windows_per_second": {str(k): v for k, v in offline.items()},
             "max_batch_size": self.config.audio_max_batch_size,
-            "realtime": [],
         }
         handle = start_server_process(repository, {"GENRE_MODELS": name})
         try:
@@ -277,42 +300,18 @@ class Harness:
                 "sample_rate": rate,
                 "metrics_port": handle.metrics_port,
             }
+            results["fast_one"] = self._audio_cell(base, 1, realtime=False)  # warms the server
             sustained = 0
+            results["realtime"] = []
             for streams in self.plan.stream_counts:
-                load_before = machine.load_average()
-                cell = run_client(
-                    {
-                        **base,
-                        "streams": streams,
-                        "audio_seconds": self.plan.stream_audio_seconds,
-                        "realtime": True,
-                    },
-                    self.plan.stream_audio_seconds + 60,
-                )
-                cell["load_average_before"] = load_before
+                cell = self._audio_cell(base, streams, realtime=True)
                 results["realtime"].append(cell)
-                self.log(f"audio realtime {streams} streams: {report.audio_line(cell)}")
                 ok = "failed" not in cell and not cell["errors"] and cell["p99_ms"] < 250
                 if not ok:
                     break
                 sustained = streams
             results["sustained_streams"] = sustained
-            for key, streams in (("fast_one", 1), ("fast_many", self.plan.fast_streams)):
-                load_before = machine.load_average()
-                cell = run_client(
-                    {
-                        **base,
-                        "streams": streams,
-                        "audio_seconds": self.plan.fast_audio_seconds,
-                        "realtime": False,
-                        "spread_seconds": 0.0,
-                        "chunk_seconds": 1.0,
-                    },
-                    120,
-                )
-                cell["load_average_before"] = load_before
-                results[key] = cell
-                self.log(f"audio flat out, {streams} streams: {report.audio_line(cell)}")
+            results["fast_many"] = self._audio_cell(base, self.plan.fast_streams, realtime=False)
         finally:
             handle.stop()
         return results

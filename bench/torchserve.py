@@ -186,9 +186,11 @@ def start_torchserve(
     batch_size: int,
     max_batch_delay_ms: float,
     probe: bytes,
+    job_queue_size: int = 8192,
     timeout: float = 120.0,
 ) -> TorchServeProcess:
-    """Starts TorchServe with one worker and our batch settings; returns once ``probe`` answers."""
+    """Starts TorchServe with one worker and our batch and queue settings; returns once ``probe``
+    answers."""
     inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
     mar = f"{name}.mar"
     model_settings = {
@@ -219,6 +221,7 @@ def start_torchserve(
                 "enable_envvars_config=false",
                 "install_py_dep_per_model=false",
                 "default_workers_per_model=1",
+                f"job_queue_size={job_queue_size}",
                 f"model_store={store}",
                 f"load_models={mar}",
                 f"models={json.dumps(model_settings)}",
