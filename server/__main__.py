@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"genre-serve: {error}", file=sys.stderr)
         return 2
-    configure_logging(config.log_format, config.log_level)
+    configure_logging(config.log_format, config.log_level, background=True)
     asyncio.run(serve(config))
     return 0
 

@@ -121,8 +121,12 @@ class App:
 
 
 def configure_torch(threads: int) -> int:
-    """Inference threads, set deliberately: a few per process beats oversubscribing the cores."""
-    chosen = threads if threads > 0 else max(1, min(4, os.cpu_count() or 1))
+    """Inference threads, set deliberately: one core stays with the event loop and gRPC.
+
+    On 2 cores, two intra-op threads spin-waited against the event loop: 256-row calls got
+    ~40% slower and cost ~70% more server CPU per call than with one thread (README, Benchmarks).
+    """
+    chosen = threads if threads > 0 else max(1, min(4, (os.cpu_count() or 1) - 1))
     torch.set_num_threads(chosen)
     with contextlib.suppress(RuntimeError):  # only settable before any inter-op work started
         torch.set_num_interop_threads(1)

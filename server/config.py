@@ -100,7 +100,8 @@ class ServerConfig:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     torch_threads: int = field(
-        default=0, metadata={"help": "intra-op threads for inference (0: one per core, max 4)"}
+        default=0,
+        metadata={"help": "intra-op threads for inference (0: cores minus one, 1 to 4)"},
     )
     log_format: str = field(default="auto", metadata={"help": "auto, json or console"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})

@@ -93,7 +93,7 @@ def _decode_dense(
             f"dense.values: {count} values do not fill whole rows of {len(given)} features"
         )
     _check_row_count(count // len(given), "dense.values", max_rows)
-    values = np.fromiter(dense.values, dtype=np.float32, count=count).reshape(-1, len(given))
+    values = np.array(dense.values, dtype=np.float32).reshape(-1, len(given))  # no per-value loop
     not_finite = ~np.isfinite(values)
     if not_finite.any():
         row, column = (int(i) for i in np.argwhere(not_finite)[0])

@@ -6,8 +6,12 @@ interceptor, so every line a request causes carries them. Payloads never go into
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import queue
 import sys
+import threading
 from typing import Any, TextIO, cast
 
 import structlog
@@ -29,11 +33,64 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+class BackgroundStderr:
+    """Hands lines to a writer thread, so the event loop never waits on a slow or full pipe.
+
+    A line per request written and flushed on the loop cost about as much as the rest of a
+    ClassifyFeatures call when stderr was a pipe (measured with pyinstrument). The thread writes
+    whatever has queued up in one go; ``close`` (registered with atexit) writes the rest.
+    """
+
+    def __init__(self) -> None:
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drain, name="log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def write(self, text: str) -> int:
+        self._lines.put(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to wait for: the writer thread flushes after every batch."""
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive():
+            self._lines.put(None)
+            self._thread.join(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._lines.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 4096:
+                    batch.append(self._lines.get_nowait())
+            text = "".join(line for line in batch if line is not None)
+            if text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            if None in batch:
+                return
+
+
 def configure_logging(
-    log_format: str = "auto", level: str = "info", stream: TextIO | None = None
+    log_format: str = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    background: bool = False,
 ) -> None:
-    """``log_format``: json, console, or auto (console on a terminal, JSON otherwise)."""
-    output: TextIO | _CurrentStderr = stream if stream is not None else _CurrentStderr()
+    """``log_format``: json, console, or auto (console on a terminal, JSON otherwise).
+
+    ``background`` (the server process) writes stderr from a thread (``BackgroundStderr``).
+    """
+    output: TextIO | _CurrentStderr | BackgroundStderr
+    if stream is not None:
+        output = stream
+    else:
+        output = BackgroundStderr() if background else _CurrentStderr()
     use_console = log_format == "console" or (log_format == "auto" and output.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)

@@ -20,7 +20,7 @@ import structlog
 
 from genre.v1 import genre_pb2
 from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
-from server.features import decode_features, ranked
+from server.features import FloatArray, decode_features, ranked
 from server.handlers import parsed
 from server.logs import get_logger
 from server.metrics import ServerMetrics
@@ -35,6 +35,7 @@ from server.streams import (
     require_config,
     send,
 )
+from server.wire import results_encoder
 
 log = get_logger("server.requests")
 REQUEST_ID_KEY = "x-request-id"
@@ -203,10 +204,7 @@ class GenreClassifierServicer:
             call.rows = int(matrix.shape[0])
             result = await served.batcher.submit(matrix, _deadline(context))
             call.batch_rows = result.batch_rows
-            return genre_pb2.ClassifyFeaturesResponse(
-                model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
-                results=ranked(result.outputs, served.labels, request.top_k),
-            )
+            return features_response(served, result.outputs, request.top_k)
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ClassifyAudioStream(
@@ -253,6 +251,23 @@ class GenreClassifierServicer:
                 ]
             )
         raise AssertionError("unreachable: observe_call aborts on failure")
+
+
+MESSAGE_ROWS_LIMIT = 8  # up to here building messages is cheaper than numpy's fixed overhead
+
+
+def features_response(
+    served: ServedVersion, probabilities: FloatArray, top_k: int
+) -> genre_pb2.ClassifyFeaturesResponse:
+    """The response for ``(N, C)`` probabilities; many rows are encoded with numpy (``wire``)."""
+    response = genre_pb2.ClassifyFeaturesResponse(
+        model=genre_pb2.ModelRef(name=served.name, version=str(served.version))
+    )
+    if probabilities.shape[0] <= MESSAGE_ROWS_LIMIT:
+        response.results.extend(ranked(probabilities, served.labels, top_k))
+    else:
+        response.MergeFromString(results_encoder(served.labels).encode(probabilities, top_k))
+    return response
 
 
 def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:

@@ -1,0 +1,69 @@
+"""The server's fast paths give exactly what the plain paths give (found by the benchmarks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genre.v1 import genre_pb2
+from server.features import ranked
+from server.fused import fuse, matches
+from server.wire import results_encoder
+from training.models import build_model
+
+LABELS = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 300])
+@pytest.mark.parametrize("top_k", [0, 1, 3, 10, 50])
+def test_numpy_encoded_results_equal_built_messages(rows: int, top_k: int) -> None:
+    probabilities = np.random.default_rng(rows).dirichlet(np.ones(10), rows).astype(np.float32)
+    probabilities[0, 4] = 0.0  # proto3 drops zeros; the merged message must too
+    built = genre_pb2.ClassifyFeaturesResponse(results=ranked(probabilities, LABELS, top_k))
+    merged = genre_pb2.ClassifyFeaturesResponse()
+    merged.MergeFromString(results_encoder(LABELS).encode(probabilities, top_k))
+    assert merged == built
+    assert merged.SerializeToString() == built.SerializeToString()
+
+
+def test_long_and_non_ascii_labels_encode_correctly() -> None:
+    labels = ("x" * 300, "música", "b")
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(3), 4).astype(np.float32)
+    merged = genre_pb2.ClassifyFeaturesResponse()
+    merged.MergeFromString(results_encoder(labels).encode(probabilities, 0))
+    assert merged == genre_pb2.ClassifyFeaturesResponse(results=ranked(probabilities, labels, 0))
+
+
+@pytest.mark.parametrize("members", [1, 4])
+def test_fused_ensemble_matches_the_original(members: int) -> None:
+    torch.manual_seed(0)
+    params = {"input_dim": 7, "num_classes": 5, "hidden_sizes": [16, 8], "dropout": 0.1}
+    architecture = (
+        {"type": "mlp", "params": params}
+        if members == 1
+        else {"type": "mlp_ensemble", "params": {**params, "members": members}}
+    )
+    model = build_model(architecture)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                assert module.running_var is not None
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    model.eval()
+    fused = fuse(model)
+    assert fused is not None
+    assert matches(model, fused, 7, torch.device("cpu"))
+    assert not matches(build_model(architecture).eval(), fused, 7, torch.device("cpu"))
