@@ -57,7 +57,9 @@ async def _one_stream(
     chunk: bytes,
     offset: float,
 ) -> _StreamOutcome:
-    chunks = max(1, round(spec.audio_seconds / spec.chunk_seconds))
+    chunk_samples = len(chunk) // 2
+    chunk_seconds = chunk_samples / spec.sample_rate  # exact, unlike spec.chunk_seconds
+    chunks = max(1, round(spec.audio_seconds / chunk_seconds))
     sent_at: list[float] = []
     latencies: list[float] = []
     windows = 0
@@ -76,7 +78,8 @@ async def _one_stream(
             if response.final:
                 return
             windows += 1
-            index = max(0, math.ceil(response.window_end_seconds / spec.chunk_seconds - 1e-3) - 1)
+            end_sample = round(response.window_end_seconds * spec.sample_rate)
+            index = max(0, math.ceil(end_sample / chunk_samples) - 1)  # the chunk completing it
             if index < len(sent_at):
                 latencies.append(time.perf_counter() - sent_at[index])
 
@@ -87,7 +90,7 @@ async def _one_stream(
         for index in range(chunks):
             if spec.realtime:
                 await asyncio.sleep(
-                    max(0.0, started + (index + 1) * spec.chunk_seconds - time.perf_counter())
+                    max(0.0, started + (index + 1) * chunk_seconds - time.perf_counter())
                 )
             sent_at.append(time.perf_counter())
             await call.write(
@@ -98,7 +101,7 @@ async def _one_stream(
     except grpc.aio.AioRpcError as error:
         reading.cancel()
         return _StreamOutcome(latencies, windows, 0.0, error.code().name)
-    return _StreamOutcome(latencies, windows, chunks * spec.chunk_seconds)
+    return _StreamOutcome(latencies, windows, chunks * chunk_seconds)
 
 
 async def run_audio(spec: AudioSpec) -> dict[str, Any]:

@@ -9,7 +9,6 @@ batch sizes with the server's thread count, the reference the streams are compar
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -59,9 +58,10 @@ def offline_windows_per_second(
     version_directory: Path, batch_sizes: list[int], seconds: float, threads: int = 0
 ) -> dict[int, float]:
     """Windows per second of the runner alone at each batch size (median of short repeats)."""
+    from server.app import configure_torch
     from server.runner import AudioRunner
 
-    torch.set_num_threads(threads if threads > 0 else max(1, min(4, os.cpu_count() or 1)))
+    configure_torch(threads)  # the server's own thread choice
     runner = AudioRunner(load_checkpoint(version_directory), torch.device("cpu"))
     samples = runner.frontend_config.window_samples
     rng = np.random.default_rng(0)
