@@ -128,4 +128,3 @@ async def test_list_models_describes_every_version(
     assert latest.split_protocol == "untrained test model"
     assert {m.name for m in latest.metrics} == {"accuracy"}
     assert len(latest.weights_sha256) == 64
-
