@@ -38,17 +38,23 @@ class BackgroundStderr:
 
     A line per request written and flushed on the loop cost about as much as the rest of a
     ClassifyFeatures call when stderr was a pipe (measured with pyinstrument). The thread writes
-    whatever has queued up in one go; ``close`` (registered with atexit) writes the rest.
+    whatever has queued up in one go; ``close`` (registered with atexit) writes the rest. The
+    queue is bounded: when stderr stops draining, lines are dropped and counted (the count is
+    written once it drains again) rather than letting memory grow without end.
     """
 
-    def __init__(self) -> None:
-        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    def __init__(self, max_lines: int = 100_000) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue(maxsize=max_lines)
+        self.dropped = 0
         self._thread = threading.Thread(target=self._drain, name="log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
     def write(self, text: str) -> int:
-        self._lines.put(text)
+        try:
+            self._lines.put_nowait(text)
+        except queue.Full:
+            self.dropped += 1
         return len(text)
 
     def flush(self) -> None:
@@ -59,7 +65,8 @@ class BackgroundStderr:
 
     def close(self, timeout: float = 5.0) -> None:
         if self._thread.is_alive():
-            self._lines.put(None)
+            with contextlib.suppress(queue.Full):
+                self._lines.put(None, timeout=timeout)
             self._thread.join(timeout)
 
     def _drain(self) -> None:
@@ -69,6 +76,9 @@ class BackgroundStderr:
                 while len(batch) < 4096:
                     batch.append(self._lines.get_nowait())
             text = "".join(line for line in batch if line is not None)
+            if self.dropped:
+                dropped, self.dropped = self.dropped, 0
+                text += f'{{"event": "log_lines_dropped", "count": {dropped}}}\n'
             if text:
                 sys.stderr.write(text)
                 sys.stderr.flush()
