@@ -3,7 +3,6 @@ two small plots (training curves, track confusion matrix)."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-_DPI = 80
+from training.report import confusion_png, png_bytes
 
 
 def build_audio_files(report: Mapping[str, Any]) -> dict[str, bytes]:
@@ -23,7 +22,9 @@ def build_audio_files(report: Mapping[str, Any]) -> dict[str, bytes]:
         "report.json": (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"),
         "report.md": markdown(report).encode("utf-8"),
         "training_curves.png": _curves(report["history"]),
-        "confusion_matrix.png": _confusion(evaluation["confusion_matrix"], report["labels"]),
+        "confusion_matrix.png": confusion_png(
+            evaluation["confusion_matrix"], report["labels"], "true (tracks)"
+        ),
     }
 
 
@@ -84,14 +85,6 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=_DPI)
-    plt.close(figure)
-    return buffer.getvalue()
-
-
 def _curves(history: Sequence[Mapping[str, Any]]) -> bytes:
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [record["epoch"] for record in history]
@@ -103,18 +96,4 @@ def _curves(history: Sequence[Mapping[str, Any]]) -> bytes:
     for axes in (left, right):
         axes.set_xlabel("epoch")
         axes.legend()
-    return _png(figure)
-
-
-def _confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> bytes:
-    size = max(4.0, 0.45 * len(labels) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-    axes.set_yticks(range(len(labels)), labels, fontsize=8)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true (tracks)")
-    for row, values in enumerate(matrix):
-        for column, value in enumerate(values):
-            axes.text(column, row, str(value), ha="center", va="center", fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)

@@ -27,7 +27,7 @@ def build_files(report: Mapping[str, Any]) -> dict[str, bytes]:
         "report.json": (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"),
         "report.md": markdown(report).encode("utf-8"),
         "training_curves.png": _curves(report["history"]),
-        "confusion_matrix.png": _confusion(evaluation["confusion_matrix"], labels),
+        "confusion_matrix.png": confusion_png(evaluation["confusion_matrix"], labels),
         "feature_importance.png": _importance(report["feature_importance"]),
     }
 
@@ -88,7 +88,8 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _png(figure: Any) -> bytes:
+def png_bytes(figure: Any) -> bytes:
+    """Renders and closes a matplotlib figure; the report PNGs are small on purpose."""
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=_DPI)
@@ -109,21 +110,23 @@ def _curves(history: Sequence[Mapping[str, Any]]) -> bytes:
     right.set_xlabel("epoch")
     left.legend()
     right.legend()
-    return _png(figure)
+    return png_bytes(figure)
 
 
-def _confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> bytes:
+def confusion_png(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], true_axis: str = "true"
+) -> bytes:
     size = max(4.0, 0.45 * len(labels) + 2)
     figure, axes = plt.subplots(figsize=(size, size))
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
     axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
+    axes.set_ylabel(true_axis)
     for row, values in enumerate(matrix):
         for column, value in enumerate(values):
             axes.text(column, row, str(value), ha="center", va="center", fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _importance(importance: Mapping[str, Mapping[str, float]]) -> bytes:
@@ -136,4 +139,4 @@ def _importance(importance: Mapping[str, Mapping[str, float]]) -> bytes:
     )
     axes.set_xlabel("accuracy drop when shuffled")
     axes.tick_params(axis="y", labelsize=7)
-    return _png(figure)
+    return png_bytes(figure)
