@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
 
 from server.fused import fuse, matches
 from training.checkpoint import Checkpoint, CheckpointError
@@ -44,29 +45,52 @@ def select_device(preference: str) -> torch.device:
     return torch.device("cpu")
 
 
+_MANIFEST_FAULTS = (KeyError, TypeError, ValueError, RuntimeError)
+
+
+def load_calibrated_model(
+    checkpoint: Checkpoint, device: torch.device
+) -> tuple[tuple[str, ...], float, nn.Module]:
+    """Labels, temperature and the evaluated model on ``device``, or CheckpointError saying why."""
+    manifest = checkpoint.manifest
+    try:
+        labels = tuple(str(label) for label in manifest["labels"])
+        temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
+        model = build_model(manifest["architecture"])
+        model.load_state_dict(checkpoint.state_dict, strict=True)
+    except _MANIFEST_FAULTS as error:
+        raise CheckpointError(
+            f"{checkpoint.directory}: inconsistent checkpoint ({error})"
+        ) from error
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise CheckpointError(f"{checkpoint.directory}: temperature must be positive")
+    return labels, temperature, model.eval().to(device)
+
+
+def check_output_width(checkpoint: Checkpoint, width: int, labels: tuple[str, ...]) -> None:
+    if width != len(labels):
+        raise CheckpointError(
+            f"{checkpoint.directory}: model has {width} outputs but {len(labels)} labels"
+        )
+
+
 class FeaturesRunner:
     """Preprocessing from the manifest, then the MLP, then temperature-scaled softmax."""
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        manifest = checkpoint.manifest
         self.device = device
-        self.labels: tuple[str, ...] = tuple(str(label) for label in manifest["labels"])
+        self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
         try:
-            self.preprocessor = FeaturePreprocessor.from_dict(manifest["preprocessing"])
-            self.temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
-            model = build_model(manifest["architecture"])
-            model.load_state_dict(checkpoint.state_dict, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            self.preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+        except _MANIFEST_FAULTS as error:
             raise CheckpointError(
-                f"{checkpoint.directory}: inconsistent checkpoint ({error})"
+                f"{checkpoint.directory}: unusable preprocessing ({error})"
             ) from error
-        if not np.isfinite(self.temperature) or self.temperature <= 0:
-            raise CheckpointError(f"{checkpoint.directory}: temperature must be positive")
-        self.model = model.eval().to(device)
         self._check_shapes(checkpoint)
         fused = fuse(self.model)
         width = len(self.preprocessor.feature_names)
-        self._fused = fused if fused is not None and matches(model, fused, width, device) else None
+        usable = fused is not None and matches(self.model, fused, width, device)
+        self._fused = fused if usable else None
 
     def _check_shapes(self, checkpoint: Checkpoint) -> None:
         width = len(self.preprocessor.feature_names)
@@ -77,11 +101,7 @@ class FeaturesRunner:
             raise CheckpointError(
                 f"{checkpoint.directory}: model does not take {width} features ({error})"
             ) from error
-        if logits.shape[1] != len(self.labels):
-            raise CheckpointError(
-                f"{checkpoint.directory}: model has {logits.shape[1]} outputs "
-                f"but {len(self.labels)} labels"
-            )
+        check_output_width(checkpoint, int(logits.shape[1]), self.labels)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -111,28 +131,17 @@ class AudioRunner:
     """
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
-        manifest = checkpoint.manifest
         self.device = device
-        self.labels = tuple(str(label) for label in manifest["labels"])
+        self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
         try:
-            self.frontend_config = FrontEndConfig.from_dict(manifest["frontend"])
-            self.temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
-            model = build_model(manifest["architecture"])
-            model.load_state_dict(checkpoint.state_dict, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            self.frontend_config = FrontEndConfig.from_dict(checkpoint.manifest["frontend"])
+        except _MANIFEST_FAULTS as error:
             raise CheckpointError(
-                f"{checkpoint.directory}: inconsistent or unsupported audio checkpoint ({error})"
+                f"{checkpoint.directory}: a front-end this server cannot reproduce ({error})"
             ) from error
-        if not np.isfinite(self.temperature) or self.temperature <= 0:
-            raise CheckpointError(f"{checkpoint.directory}: temperature must be positive")
         self.frontend = LogMelFrontEnd(self.frontend_config).to(device).eval()
-        self.model = model.eval().to(device)
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
-        if outputs.shape[1] != len(self.labels):
-            raise CheckpointError(
-                f"{checkpoint.directory}: model has {outputs.shape[1]} outputs "
-                f"but {len(self.labels)} labels"
-            )
+        check_output_width(checkpoint, int(outputs.shape[1]), self.labels)
 
     def run(self, inputs: FloatArray) -> FloatArray:
         """(N, window_samples) mono windows -> (N, C) calibrated probabilities."""
