@@ -17,21 +17,10 @@ import torch
 
 from training.checkpoint import load_checkpoint, write_checkpoint
 from training.frontend import FrontEndConfig
+from training.gtzan_data import GTZAN_GENRES
 from training.models import build_model
 
 AUDIO_MODEL = "gtzan-cnn-lstm"
-GTZAN_LABELS = (
-    "blues",
-    "classical",
-    "country",
-    "disco",
-    "hiphop",
-    "jazz",
-    "metal",
-    "pop",
-    "reggae",
-    "rock",
-)
 
 
 def find_audio_model(repository: Path) -> Path | None:
@@ -47,14 +36,14 @@ def write_stand_in(repository: Path, frontend: FrontEndConfig | None = None) -> 
     torch.manual_seed(0)
     architecture = {
         "type": "cnn_lstm",
-        "params": {"n_mels": frontend.n_mels, "num_classes": len(GTZAN_LABELS)},
+        "params": {"n_mels": frontend.n_mels, "num_classes": len(GTZAN_GENRES)},
     }
     model = build_model(architecture)
     manifest = {
         "name": AUDIO_MODEL,
         "kind": "audio",
         "architecture": architecture,
-        "labels": list(GTZAN_LABELS),
+        "labels": list(GTZAN_GENRES),
         "frontend": frontend.to_dict(),
         "calibration": {"temperature": 1.0},
         "metrics": {"split_protocol": "untrained benchmark stand-in", "track_accuracy": 0.0},

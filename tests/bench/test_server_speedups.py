@@ -10,20 +10,10 @@ from genre.v1 import genre_pb2
 from server.features import ranked
 from server.fused import fuse, matches
 from server.wire import results_encoder
+from training.gtzan_data import GTZAN_GENRES
 from training.models import build_model
 
-LABELS = (
-    "blues",
-    "classical",
-    "country",
-    "disco",
-    "hiphop",
-    "jazz",
-    "metal",
-    "pop",
-    "reggae",
-    "rock",
-)
+LABELS = GTZAN_GENRES
 
 
 @pytest.mark.parametrize("rows", [1, 3, 300])
