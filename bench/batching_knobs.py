@@ -17,14 +17,13 @@ import os
 import platform
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.scrape import scrape
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 
@@ -44,16 +43,9 @@ class Cell:
 
 
 def batch_totals(metrics_port: int) -> tuple[float, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    rows = executions = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "genre_inferred_rows_total":
-                rows += sample.value
-            elif sample.name == "genre_batch_executions_total":
-                executions += sample.value
-    return rows, executions
+    totals = scrape(metrics_port)
+    assert totals is not None
+    return totals.rows, totals.executions
 
 
 async def drive(

@@ -1,8 +1,10 @@
-"""The server's own figures from ``/metrics``: batch sizes and queue time between two scrapes."""
+"""Reading a server's ``/metrics`` over HTTP, as Prometheus does: raw text, one sample's value,
+and the batcher's totals (batch sizes and queue time between two scrapes)."""
 
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,20 +25,32 @@ class Totals:
     queued_requests: float = 0.0
 
 
+def metrics_text(metrics_port: int, timeout: float = 5.0) -> str:
+    """A real HTTP GET of ``/metrics`` on loopback."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        return str(reply.read().decode("utf-8"))
+
+
+def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """Sum of the samples called ``name`` whose labels include ``labels`` (0 when absent)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != name:
+                continue
+            if labels and any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            total += sample.value
+    return total
+
+
 def scrape(metrics_port: int, timeout: float = 5.0) -> Totals | None:
     """Sums the batcher counters over every model; None when the server has no /metrics."""
     if metrics_port <= 0:
         return None
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=timeout) as reply:
-        text = reply.read().decode()
-    sums = dict.fromkeys(_TOTALS.values(), 0.0)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = _TOTALS.get(sample.name)
-            if key is not None:
-                sums[key] += sample.value
-    return Totals(**sums)
+    text = metrics_text(metrics_port, timeout)
+    return Totals(**{key: sample_value(text, name) for name, key in _TOTALS.items()})
 
 
 def server_figures(before: Totals | None, after: Totals | None) -> dict[str, float | None]:

@@ -64,6 +64,14 @@ class ServerProcess:
         return code
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS line for process {pid}")
+
+
 def _pump(stream: IO[str], lines: queue.Queue[str | None], raw: list[str]) -> None:
     try:
         for line in stream:

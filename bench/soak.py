@@ -24,9 +24,9 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
-from bench.server_process import ServerProcess, start_server_process
+from bench.scrape import metrics_text, sample_value
+from bench.server_process import ServerProcess, rss_bytes, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -47,24 +47,8 @@ class SoakReport:
     passed: bool = False
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def event_loop_tasks(server: ServerProcess) -> float:
-    import urllib.request
-
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "genre_event_loop_tasks":
-                return float(sample.value)
-    return float("nan")
+    return sample_value(metrics_text(server.metrics_port), "genre_event_loop_tasks")
 
 
 def tone(seconds: float, sample_rate: int, seed: int) -> bytes:
@@ -126,7 +110,7 @@ async def streamer(
 
 async def sample_server(server: ServerProcess, stop_at: float, report: SoakReport) -> None:
     while time.monotonic() < stop_at:
-        report.rss_mib.append(round(rss_mib(server.process.pid), 1))
+        report.rss_mib.append(round(rss_bytes(server.process.pid) / 2**20, 1))
         report.tasks.append(await asyncio.to_thread(event_loop_tasks, server))
         await asyncio.sleep(1.0)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bench.server_process import ServerProcess
+from bench.server_process import ServerProcess, rss_bytes
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import create_server
 from tests.support.checkpoints import TINY_FRONTEND, write_tiny_audio_model
@@ -36,13 +36,6 @@ def config(hop_seconds: float = 0.0) -> Request:
 
 def audio(data: bytes) -> Request:
     return Request(audio=genre_pb2.AudioChunk(data=data))
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS line")
 
 
 async def wait_for_metric(port: int, name: str, target: float, seconds: float = 10.0) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench.scrape import metrics_text as scrape
+from bench.scrape import sample_value
 from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.config import ServerConfig
@@ -29,35 +28,6 @@ def loopback_config(repository: Path, **overrides: object) -> ServerConfig:
     return base.replace(**overrides)
 
 
-def scrape(metrics_port: int) -> str:
-    """A real HTTP GET of /metrics, as Prometheus does it."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
-        return str(reply.read().decode("utf-8"))
-
-
-def sample_value(text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels`` (0 when absent)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name != name:
-                continue
-            if labels and any(sample.labels.get(k) != v for k, v in labels.items()):
-                continue
-            total += sample.value
-    return total
-
-
-__all__ = [
-    "ServerProcess",
-    "loopback_config",
-    "prime_concurrency",
-    "sample_value",
-    "scrape",
-    "start_server_process",
-]
-
-
 async def prime_concurrency(
     stub: genre_pb2_grpc.GenreClassifierAsyncStub,
     model: str,
@@ -73,3 +43,13 @@ async def prime_concurrency(
         model=genre_pb2.ModelRef(name=model), rows=[genre_pb2.FeatureRow(features=row)]
     )
     await asyncio.gather(*(stub.ClassifyFeatures(request) for _ in range(callers)))
+
+
+__all__ = [
+    "ServerProcess",
+    "loopback_config",
+    "prime_concurrency",
+    "sample_value",
+    "scrape",
+    "start_server_process",
+]
