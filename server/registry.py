@@ -114,7 +114,9 @@ class ModelRegistry:
                     continue
                 if self._refused.get(directory) == fingerprint:
                     continue  # already refused in this exact state; do not log it every poll
-                served = await loop.run_in_executor(None, self._load, name, version, directory)
+                served = await loop.run_in_executor(
+                    None, self._load, name, version, directory, fingerprint
+                )
                 if served is None:
                     self._refused[directory] = fingerprint
                     continue
@@ -154,7 +156,11 @@ class ModelRegistry:
                 found.append((name, version, directory, _fingerprint(directory)))
         return found
 
-    def _load(self, name: str, version: int, directory: Path) -> ServedVersion | None:
+    def _load(
+        self, name: str, version: int, directory: Path, fingerprint: str
+    ) -> ServedVersion | None:
+        """``fingerprint`` is the one seen before loading: files replaced mid-load then differ
+        from it, so the next reload picks them up instead of taking them as already loaded."""
         try:
             checkpoint = load_checkpoint(directory)
             runner = build_runner(checkpoint, self._device)
@@ -184,7 +190,7 @@ class ModelRegistry:
             manifest=checkpoint.manifest,
             runner=runner,
             batcher=batcher,
-            fingerprint=_fingerprint(directory),
+            fingerprint=fingerprint,
         )
 
     def _defaults(self, versions: Mapping[str, Mapping[int, ServedVersion]]) -> dict[str, int]:
