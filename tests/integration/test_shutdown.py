@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from tests.support.checkpoints import example_row, write_tiny_model
-from tests.support.harness import prime_concurrency, sample_value, scrape, start_server_process
+from tests.support.harness import sample_value, scrape, start_server_process
 
 
 def request(rows: int) -> genre_pb2.ClassifyFeaturesRequest:
@@ -25,22 +25,29 @@ def request(rows: int) -> genre_pb2.ClassifyFeaturesRequest:
 
 async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path: Path) -> None:
     repository = tmp_path / "models"
-    write_tiny_model(repository)
+    # A wide model: one 4096-row call computes for about a second on one thread, and the calls
+    # that arrive meanwhile wait in the queue behind it, in flight when the signal comes.
+    write_tiny_model(repository, hidden=(2048, 2048, 2048))
     server = start_server_process(
-        repository,
-        # A long queue delay holds calls in flight long enough to signal in the middle of them.
-        {"GENRE_MAX_QUEUE_DELAY_MS": "1500", "GENRE_DRAIN_GRACE_SECONDS": "10"},
+        repository, {"GENRE_TORCH_THREADS": "1", "GENRE_DRAIN_GRACE_SECONDS": "20"}
     )
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
             stub = genre_pb2_grpc.GenreClassifierStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
-            await prime_concurrency(stub, "tiny-mlp", example_row(), 16)
-            in_flight = [asyncio.ensure_future(stub.ClassifyFeatures(request(2))) for _ in range(5)]
+            metrics = server.metrics_port
+            big = asyncio.ensure_future(stub.ClassifyFeatures(request(4096), timeout=60))
             deadline = time.monotonic() + 10
-            while sample_value(scrape(server.metrics_port), "genre_queue_rows") < 10:
+            while sample_value(scrape(metrics), "genre_queue_rows") > 0 or (
+                sample_value(scrape(metrics), "genre_in_flight_requests") < 1
+            ):  # the big call has left the queue: it is computing
+                assert time.monotonic() < deadline, "the big call never started"
+                await asyncio.sleep(0.01)
+            in_flight = [asyncio.ensure_future(stub.ClassifyFeatures(request(2))) for _ in range(5)]
+            while sample_value(scrape(metrics), "genre_queue_rows") < 10:
                 assert time.monotonic() < deadline, "calls never reached the queue"
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)
+            assert not big.done(), "the big call finished too soon to hold the others"
             server.process.send_signal(signal.SIGTERM)
             server.read_logs_until("draining", timeout=10)
 
@@ -52,6 +59,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path: Path) 
 
             replies = await asyncio.gather(*in_flight)
             assert all(len(reply.results) == 2 for reply in replies)
+            assert len((await big).results) == 4096
         assert server.process.wait(timeout=15) == 0
         server.read_logs_until("stopped", timeout=5)
     finally:
