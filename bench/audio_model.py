@@ -53,15 +53,20 @@ def write_stand_in(repository: Path, frontend: FrontEndConfig | None = None) -> 
 
 
 def offline_windows_per_second(
-    version_directory: Path, batch_sizes: list[int], seconds: float, threads: int = 0
+    version_directory: Path,
+    batch_sizes: list[int],
+    seconds: float,
+    threads: int = 0,
+    device: torch.device | None = None,
 ) -> dict[int, float]:
     """Windows per second of the runner alone at each batch size: the best of a few interleaved
-    rounds (noise from other processes only ever slows a round down)."""
+    rounds (noise from other processes only ever slows a round down). ``device`` defaults to
+    the CPU; on CUDA every timed call ends with the probabilities back on the host, as served."""
     from server.app import configure_torch
     from server.runner import AudioRunner
 
     configure_torch(threads)  # the server's own thread choice
-    runner = AudioRunner(load_checkpoint(version_directory), torch.device("cpu"))
+    runner = AudioRunner(load_checkpoint(version_directory), device or torch.device("cpu"))
     samples = runner.frontend_config.window_samples
     rng = np.random.default_rng(0)
     inputs = {

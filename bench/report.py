@@ -191,7 +191,7 @@ def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
     lines = [
         f"### ClassifyAudioStream, `{audio['model']}`{stand_in}",
         "",
-        "Offline (runner alone, no gRPC): "
+        f"Offline (runner alone on {audio.get('device', 'cpu')}, no gRPC): "
         + ", ".join(f"batch {k}: {v:,.1f} windows/s" for k, v in offline.items())
         + ".",
         "",
@@ -235,7 +235,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# genre-serve benchmarks",
         "",
-        f"Machine: {machine['cpu_count']} x {machine['cpu_model']}; Python {machine['python']}, "
+        f"Machine: {machine['cpu_count']} x {machine['cpu_model']}"
+        + (f", {machine['gpu']}" if machine.get("gpu") else "")
+        + f"; Python {machine['python']}, "
         f"torch {machine['torch']}, grpcio {machine['grpcio']}. Load average (1/5/15 min) at "
         f"start {machine['load_average_at_start']}, at end {machine.get('load_average_at_end')}; "
         f"run took {results.get('seconds', 0):.0f} s. One closed-loop client process "

@@ -31,6 +31,7 @@ from bench.cpu import tree_cpu_seconds
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2
 from server.config import ServerConfig
+from server.runner import select_device
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY_ROOT / "bench" / "results"
@@ -54,6 +55,7 @@ class Plan:
     fast_audio_seconds: float = 30.0
     fast_streams: int = 32
     offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    gpu_offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     torchserve_setup_s: float = 240.0
     cell_limit_s: float = 60.0
 
@@ -281,12 +283,16 @@ class Harness:
             repository = self.workdir / "audio-repository"
             version = write_stand_in(repository)
         self.log(f"audio model {version} (stand-in: {stand_in}); offline speed")
-        offline = offline_windows_per_second(version, list(self.plan.offline_batches), 2.0)
+        device = select_device(self.config.device)  # the device the servers will pick
+        on_cpu = device.type == "cpu"
+        batches = self.plan.offline_batches if on_cpu else self.plan.gpu_offline_batches
+        offline = offline_windows_per_second(version, list(batches), 2.0, device=device)
         manifest = json.loads((version / "manifest.json").read_text())
         rate = int(manifest["frontend"]["sample_rate"])
         name = str(manifest["name"])
         results: dict[str, Any] = {
             "model": name,
+            "device": str(device),
             "stand_in": stand_in,
             "offline_windows_per_second": {str(k): v for k, v in offline.items()},
             "max_batch_size": self.config.audio_max_batch_size,

@@ -185,6 +185,7 @@ async def test_ten_times_capacity_is_shed_fast_and_the_server_recovers(tmp_path:
             max_queue_rows=64,
             max_queue_delay_ms=20,
             torch_threads=1,
+            device="cpu",  # slow compute is the premise; a GPU would drain the queue at once
         )
     )
     try:
@@ -215,7 +216,7 @@ async def test_ten_times_capacity_is_shed_fast_and_the_server_recovers(tmp_path:
 async def test_a_long_batch_does_not_block_the_health_check(tmp_path: Path) -> None:
     repository = tmp_path / "models"
     write_tiny_model(repository, "big-mlp", hidden=(2048, 2048, 2048))
-    app = await create_server(loopback_config(repository, torch_threads=1))
+    app = await create_server(loopback_config(repository, torch_threads=1, device="cpu"))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
             stub = genre_pb2_grpc.GenreClassifierStub(channel)

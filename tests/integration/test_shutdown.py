@@ -29,7 +29,9 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(tmp_path: Path) 
     # that arrive meanwhile wait in the queue behind it, in flight when the signal comes.
     write_tiny_model(repository, hidden=(2048, 2048, 2048))
     server = start_server_process(
-        repository, {"GENRE_TORCH_THREADS": "1", "GENRE_DRAIN_GRACE_SECONDS": "20"}
+        # on the CPU: a GPU finishes the wide call at once (seen on an H100), and nothing queues
+        repository,
+        {"GENRE_DEVICE": "cpu", "GENRE_TORCH_THREADS": "1", "GENRE_DRAIN_GRACE_SECONDS": "20"},
     )
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
