@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -48,30 +49,43 @@ def _check_row_count(count: int, field_name: str, max_rows: int) -> None:
 def _decode_rows(
     rows: Sequence[genre_pb2.FeatureRow], preprocessor: FeaturePreprocessor, max_rows: int
 ) -> FloatArray:
+    """Each row's map into its model columns; values are checked as one array per row, and the
+    per-value loop runs only to name the first bad value once one is known to be there."""
     _check_row_count(len(rows), "rows", max_rows)
-    names = preprocessor.feature_names
-    known = set(names)
-    matrix = np.empty((len(rows), len(names)), dtype=np.float32)
+    columns = _columns(preprocessor.feature_names)
+    matrix = np.full((len(rows), len(columns)), np.nan, dtype=np.float32)
     for index, row in enumerate(rows):
         features = dict(row.features)
         if len(features) == 0:
             raise InvalidArgument(f"rows[{index}].features: empty row")
-        if not known.issuperset(features):
-            unknown = sorted(set(features) - known)
+        positions = [columns.get(name, -1) for name in features]
+        if -1 in positions:
+            unknown = sorted(set(features) - columns.keys())
             raise InvalidArgument(
                 f"rows[{index}].features: unknown feature {unknown[0]!r}"
                 f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}"
             )
-        for name, value in features.items():
-            if not math.isfinite(value):
-                raise InvalidArgument(f"rows[{index}].features[{name!r}]: {value} is not finite")
-            if abs(value) > FLOAT32_MAX:  # a finite double can still overflow the model's float32
-                raise InvalidArgument(
-                    f"rows[{index}].features[{name!r}]: value out of float32 range"
-                )
-        matrix[index] = [features.get(name, math.nan) for name in names]
+        values = np.fromiter(features.values(), dtype=np.float64, count=len(features))
+        # a finite double can still overflow the model's float32
+        if not (np.abs(values) <= FLOAT32_MAX).all():  # NaN fails the comparison too
+            _raise_bad_value(index, features)
+        matrix[index, positions] = values
     _check_required(matrix, preprocessor, lambda row: f"rows[{row}].features")
     return matrix
+
+
+@lru_cache(maxsize=64)
+def _columns(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: position for position, name in enumerate(names)}
+
+
+def _raise_bad_value(index: int, features: dict[str, float]) -> None:
+    for name, value in features.items():
+        if not math.isfinite(value):
+            raise InvalidArgument(f"rows[{index}].features[{name!r}]: {value} is not finite")
+        if abs(value) > FLOAT32_MAX:
+            raise InvalidArgument(f"rows[{index}].features[{name!r}]: value out of float32 range")
+    raise AssertionError("unreachable: a value failed the range check")
 
 
 def _decode_dense(
@@ -83,7 +97,7 @@ def _decode_dense(
     if len(set(given)) != len(given):
         duplicate = next(name for name in given if given.count(name) > 1)
         raise InvalidArgument(f"dense.feature_names: {duplicate!r} appears more than once")
-    columns = {name: position for position, name in enumerate(preprocessor.feature_names)}
+    columns = _columns(preprocessor.feature_names)
     unknown = [name for name in given if name not in columns]
     if unknown:
         raise InvalidArgument(f"dense.feature_names: unknown feature {unknown[0]!r}")

@@ -149,7 +149,7 @@ class StreamSession:
         arrived = time.monotonic()
         samples = self._decoder.decode(data)
         windows = self._cutter.push(samples)
-        self._metrics.audio_seconds.labels(self._model_label).inc(
+        self._metrics.child(self._metrics.audio_seconds, self._model_label).inc(
             samples.size / self._plan.sample_rate
         )
         if self.audio_seconds > self._limits.max_stream_seconds:
@@ -164,7 +164,7 @@ class StreamSession:
             self._windows += 1
             self._last = (window, scores)
             response = self._response(window, scores, final=False, padded=False)
-            self._metrics.window_latency.labels(self._model_label).observe(
+            self._metrics.child(self._metrics.window_latency, self._model_label).observe(
                 time.monotonic() - arrived
             )
             yield response
@@ -176,7 +176,7 @@ class StreamSession:
         training covers a track's tail, so the final track answer averages the same windows an
         offline evaluation would. Audio shorter than one window is zero-padded to one.
         """
-        self._metrics.stream_real_time_factor.labels(self._model_label).observe(
+        self._metrics.child(self._metrics.stream_real_time_factor, self._model_label).observe(
             (time.monotonic() - self._started) / max(self.audio_seconds, 1e-9)
         )
         tail = self._cutter.tail()

