@@ -37,7 +37,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY_ROOT / "bench" / "results"
 CLASSIFY = "/genre.v1.GenreClassifier/ClassifyFeatures"
 BULK_ROWS = 256
-SERVERS = ("ours", "ours-no-batching", "echo", "torchserve")
+SERVERS = ("ours", "ours-no-batching", "ours-bf16", "echo", "torchserve")
 SCENARIOS = ("features-1", "features-256", "audio")
 
 
@@ -168,6 +168,8 @@ class Harness:
             env = {"GENRE_MODELS": self.model}
             if server == "ours-no-batching":
                 env["GENRE_MAX_BATCH_SIZE"] = "1"
+            if server == "ours-bf16":
+                env["GENRE_FEATURES_PRECISION"] = "bfloat16"
             handle = start_server_process(self.repository, env)
         try:
             yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, genre, handle.process.pid)
@@ -215,6 +217,8 @@ class Harness:
                     for scenario in wanted:
                         if scenario == "features-256" and server == "ours-no-batching":
                             continue  # one call is one batch either way
+                        if scenario == "features-1" and server == "ours-bf16":
+                            continue  # precision shows in compute-bound calls only
                         levels = (
                             self.plan.levels if scenario == "features-1" else self.plan.bulk_levels
                         )

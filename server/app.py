@@ -187,6 +187,7 @@ async def create_server(config: ServerConfig) -> App:
         device=device,
         settings=settings,
         metrics=metrics,
+        features_precision=config.features_precision,
     )
     state = ServingState()
     interceptors = []

@@ -10,6 +10,7 @@ only when it reproduces the original's outputs (``matches``).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -90,6 +91,15 @@ class FusedMLPEnsemble(nn.Module):
             torch.stack([layers[i][1] for layers, _ in per_member]).unsqueeze(1)
             for i in range(1, depth)
         ]
+
+    def cast(self, dtype: torch.dtype) -> FusedMLPEnsemble:
+        """A copy computing in ``dtype`` (inputs must be given in it; outputs come back in it)."""
+        twin = copy.copy(self)
+        twin.first_weight = self.first_weight.to(dtype)
+        twin.first_bias = self.first_bias.to(dtype)
+        twin.weights = [weight.to(dtype) for weight in self.weights]
+        twin.biases = [bias.to(dtype) for bias in self.biases]
+        return twin
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         batch = features.shape[0]

@@ -20,7 +20,7 @@ from server.batcher import BatcherSettings, DynamicBatcher
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
-from server.runner import Runner, build_runner
+from server.runner import FeaturesRunner, Runner, build_runner
 from training.checkpoint import CheckpointError, list_versions, load_checkpoint
 
 log = get_logger("server.registry")
@@ -68,8 +68,10 @@ class ModelRegistry:
         device: torch.device,
         settings: Mapping[str, BatcherSettings],
         metrics: ServerMetrics,
+        features_precision: str = "float32",
     ) -> None:
         """``settings`` gives the batcher settings per model kind (features, audio)."""
+        self._features_precision = features_precision
         self._repository = repository
         self._names = names
         self._pins = dict(pins)
@@ -163,7 +165,7 @@ class ModelRegistry:
         from it, so the next reload picks them up instead of taking them as already loaded."""
         try:
             checkpoint = load_checkpoint(directory)
-            runner = build_runner(checkpoint, self._device)
+            runner = build_runner(checkpoint, self._device, self._features_precision)
             settings = self._settings[str(checkpoint.manifest["kind"])]
             runner.warm_up(settings.max_batch_size)
         except CheckpointError as error:
@@ -181,6 +183,7 @@ class ModelRegistry:
             kind=checkpoint.manifest["kind"],
             device=str(self._device),
             sha256=checkpoint.manifest["weights"]["sha256"][:12],
+            **_precision_fields(runner, self._features_precision),
         )
         batcher = DynamicBatcher(runner.run, settings, self._metrics, (name, str(version)))
         return ServedVersion(
@@ -228,3 +231,14 @@ def _fingerprint(directory: Path) -> str:
             continue
         parts.append(f"{file_name}:{stat.st_size}:{stat.st_mtime_ns}")
     return "|".join(parts)
+
+
+def _precision_fields(runner: Runner, asked: str) -> dict[str, object]:
+    """What a features runner computes in, and by how much it strays, for the load log line."""
+    if not isinstance(runner, FeaturesRunner):
+        return {}
+    return {
+        "precision": runner.precision,
+        "precision_asked": asked,
+        "max_probability_error": round(runner.precision_error, 5),
+    }

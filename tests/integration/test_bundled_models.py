@@ -20,10 +20,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.runner import BFLOAT16_TOLERANCE, FeaturesRunner
 from tests.conftest import REPOSITORY_ROOT
 from tests.support.harness import sample_value, scrape
 from training.audio_data import cut_windows
-from training.checkpoint import list_versions, load_checkpoint
+from training.checkpoint import Checkpoint, list_versions, load_checkpoint
 from training.datasets import load_dataset
 from training.frontend import FrontEndConfig, LogMelFrontEnd, decode_file
 from training.models import build_model
@@ -75,20 +76,26 @@ def reference_rows(name: str, data_dir: Path, count: int = 64) -> tuple[np.ndarr
     return dataset.features[chosen], list(dataset.label_names)
 
 
+def training_code_probabilities(
+    checkpoint: Checkpoint, rows: np.ndarray
+) -> tuple[np.ndarray, FeaturePreprocessor]:
+    """What ``training`` computes for ``rows`` from the checkpoint alone."""
+    model = build_model(checkpoint.manifest["architecture"])
+    model.load_state_dict(checkpoint.state_dict)
+    model.eval()
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+    temperature = checkpoint.manifest["calibration"]["temperature"]
+    return predict_probabilities(model, preprocessor, rows, temperature), preprocessor
+
+
 @pytest.mark.parametrize("name", sorted(DATASET_OF))
 def test_grpc_answers_equal_the_training_code(
     served: ServerProcess, name: str, data_dir: Path
 ) -> None:
     directory = MODELS / name / str(max(list_versions(MODELS / name)))
     checkpoint = load_checkpoint(directory)
-    model = build_model(checkpoint.manifest["architecture"])
-    model.load_state_dict(checkpoint.state_dict)
-    model.eval()
-    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
     rows, genre_names = reference_rows(name, data_dir)
-    expected = predict_probabilities(
-        model, preprocessor, rows, checkpoint.manifest["calibration"]["temperature"]
-    )
+    expected, preprocessor = training_code_probabilities(checkpoint, rows)
     request = genre_pb2.ClassifyFeaturesRequest(model=genre_pb2.ModelRef(name=name))
     for row in rows:  # named form; NaN cells are omitted, as a caller would omit them
         features = {
@@ -109,6 +116,19 @@ def test_grpc_answers_equal_the_training_code(
         ]
     )
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(DATASET_OF))
+def test_bfloat16_stays_close_to_the_training_code_on_real_rows(name: str, data_dir: Path) -> None:
+    """The opt-in bfloat16 precision, on the shipped weights and real rows of their dataset."""
+    checkpoint = load_checkpoint(MODELS / name / str(max(list_versions(MODELS / name))))
+    rows, _ = reference_rows(name, data_dir, count=512)
+    expected, _ = training_code_probabilities(checkpoint, rows)
+    runner = FeaturesRunner(checkpoint, torch.device("cpu"), precision="bfloat16")
+    assert runner.precision == "bfloat16"
+    got = runner.run(rows)
+    assert np.abs(got - expected).max() <= BFLOAT16_TOLERANCE
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.98
 
 
 def test_streamed_real_audio_scores_as_the_training_code_does(
