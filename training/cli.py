@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--splits", type=Path, help="GTZAN split-list directory")
     features.add_argument("--no-refit", action="store_true", help="ship the train-only model")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    features.add_argument(
+        "--cv-folds",
+        type=int,
+        default=0,
+        help="estimate by artist-grouped K-fold cross-validation and ship weights trained on "
+        "all rows (0: one train/valid/test split)",
+    )
+    features.add_argument(
+        "--cv-save",
+        type=Path,
+        help="with --cv-folds, also write the out-of-fold predictions (.npz) for "
+        "`python -m training.crossval compare`",
+    )
     add_audio_parser(commands)
     return parser
 
@@ -115,6 +128,8 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         genres=tuple(arguments.genres) if arguments.genres else None,
         splits_dir=arguments.splits,
         refit=not arguments.no_refit,
+        cv_folds=arguments.cv_folds,
+        cv_save=arguments.cv_save,
     )
 
 

@@ -114,6 +114,8 @@ class RunConfig:
     test_fraction: float = 0.15
     refit: bool = True
     importance_repeats: int = 3
+    cv_folds: int = 0
+    cv_save: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.valid_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -122,6 +124,10 @@ class RunConfig:
             raise ValueError("valid and test fractions must leave rows for training")
         if self.importance_repeats < 0:
             raise ValueError("importance_repeats must be non-negative")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError("cv_folds must be 0 (one split) or at least 2")
+        if self.cv_save is not None and not self.cv_folds:
+            raise ValueError("saving out-of-fold predictions needs cv_folds")
 
     def hyperparameters(self) -> dict[str, Any]:
         """What the manifest records as ``training.hyperparameters``."""
@@ -133,6 +139,8 @@ class RunConfig:
             refit_on_train_and_valid=self.refit,
             drop_bad_rows=self.drop_bad_rows,
         )
+        if self.cv_folds:
+            values["cv_folds"] = self.cv_folds
         if self.genres is not None:
             values["genres"] = list(self.genres)
         return values

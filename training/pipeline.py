@@ -7,6 +7,10 @@ stopping and temperature on ``valid``. With ``refit`` the shipped weights are tr
 validation temperature. Headline metrics come from the shipped model on ``test`` when a test
 part exists; otherwise (GTZAN, whose test list is held out elsewhere) from the selection model
 on ``valid``, which is an estimate and is labelled as such in ``split_protocol``.
+
+With ``cv_folds`` (Spotify only) the figures come instead from artist-grouped K-fold
+cross-validation of that same procedure (``training.crossval``), and the shipped weights are
+trained on every row.
 """
 
 from __future__ import annotations
@@ -20,20 +24,20 @@ import torch
 
 from training.checkpoint import write_checkpoint
 from training.config import RunConfig
+from training.crossval import cross_validate
 from training.datasets import fingerprint, load_dataset
 from training.evaluate import classification_metrics, expected_calibration_error
 from training.evaluate import permutation_importance as importance_of
-from training.fitting import IMPUTATION_SPECS, fit_preprocessor
 from training.preprocessing import FeaturePreprocessor
 from training.provenance import code_version
 from training.report import build_files
+from training.selection import fit_preprocessing, select_and_refit
 from training.splits import Split, group_split, read_split_lists, split_by_lists
 from training.tabular import TabularDataset
 from training.train import (
     FloatArray,
     IntArray,
     TrainResult,
-    fit_temperature,
     logits_of,
     resolve_device,
     train_model,
@@ -45,12 +49,6 @@ class RunOutcome:
     directory: Path
     manifest: dict[str, Any]
     report: dict[str, Any]
-
-
-def fit_preprocessing(dataset: TabularDataset, rows: IntArray) -> FeaturePreprocessor:
-    """The preprocessor for ``rows`` of ``dataset``: built from their features alone."""
-    spec = IMPUTATION_SPECS[dataset.name]
-    return fit_preprocessor(dataset.features[rows], dataset.feature_names, spec)
 
 
 def make_split(dataset: TabularDataset, config: RunConfig) -> Split:
@@ -73,35 +71,13 @@ def make_split(dataset: TabularDataset, config: RunConfig) -> Split:
 
 def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
     dataset = load_dataset(config.dataset, config.data, config.drop_bad_rows, config.genres)
+    if config.cv_folds:
+        return run_cross_validated(dataset, config, progress)
     split = make_split(dataset, config)
-    labels, classes = dataset.labels, len(dataset.label_names)
-    preprocessor = fit_preprocessing(dataset, split.train)
-    x = preprocessor.transform(dataset.features)
-    selection = train_model(
-        x[split.train],
-        labels[split.train],
-        classes,
-        config.model,
-        config.train,
-        x_valid=x[split.valid],
-        y_valid=labels[split.valid],
-        progress=progress,
-    )
-    temperature = fit_temperature(logits_of(selection.model, x[split.valid]), labels[split.valid])
-    shipped, shipped_preprocessor = selection, preprocessor
-    if config.refit:
-        rows = np.sort(np.concatenate([split.train, split.valid]))
-        shipped_preprocessor = fit_preprocessing(dataset, rows)
-        x_refit = shipped_preprocessor.transform(dataset.features[rows])
-        shipped = train_model(
-            x_refit,
-            labels[rows],
-            classes,
-            config.model,
-            config.train,
-            fixed_epochs=selection.member_epochs,
-            progress=progress,
-        )
+    labels = dataset.labels
+    fitted = select_and_refit(dataset, split, config, progress)
+    selection, preprocessor, temperature = fitted.selection, fitted.preprocessor, fitted.temperature
+    shipped, shipped_preprocessor = fitted.shipped, fitted.shipped_preprocessor
     if len(split.test):
         evaluated, evaluated_pre, eval_rows, where = (
             shipped,
@@ -172,6 +148,83 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
     files = (*dataset.files, *split.sources)
     manifest = build_manifest(config, dataset, files, shipped, shipped_preprocessor, report)
     manifest["training"]["device"] = device
+    directory = write_checkpoint(
+        config.out, manifest, shipped.model.state_dict(), extra_files=build_files(report)
+    )
+    return RunOutcome(directory, manifest, report)
+
+
+def run_cross_validated(
+    dataset: TabularDataset, config: RunConfig, progress: bool = True
+) -> RunOutcome:
+    """Metrics from grouped K-fold cross-validation (``training.crossval``) over every row;
+    shipped weights trained on every row for each member's median fold epoch, with the median
+    fold temperature. Spotify only: GTZAN's groups are tracks, and folds of tracks would put
+    one artist on both sides."""
+    if dataset.name.startswith("gtzan"):
+        raise ValueError("cross-validation needs artist groups; GTZAN's are tracks")
+    validation = cross_validate(dataset, config, config.cv_folds, progress=progress)
+    if config.cv_save is not None:
+        validation.save(config.cv_save)
+    epochs, temperature = validation.member_epochs(), validation.temperature()
+    preprocessor = fit_preprocessing(dataset, np.arange(len(dataset.labels)))
+    shipped = train_model(
+        preprocessor.transform(dataset.features),
+        dataset.labels,
+        len(dataset.label_names),
+        config.model,
+        config.train,
+        fixed_epochs=epochs,
+        progress=progress,
+    )
+    labels = dataset.labels[validation.rows]
+    raw = validation.probabilities(calibrated=False)
+    calibrated = validation.probabilities()
+    summary = validation.summary()
+    groups = len(set(dataset.groups.tolist()))
+    members = config.model.members
+    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
+    protocol = (
+        f"Artist-grouped {config.cv_folds}-fold cross-validation (seed {config.train.seed}) "
+        f"over all {len(labels)} rows / {groups} artists, no artist in two folds: for each "
+        f"fold, {what} trained on the other folds less {config.valid_fraction:.0%} of their "
+        f"artists, which chose each member's epoch (early stopping on valid "
+        f"{config.train.stop_on.replace('_', '-')}) and the temperature, refit on all the "
+        f"other folds' rows for those epochs, and scored on the fold's unseen artists; metrics "
+        f"pool the {config.cv_folds} folds' out-of-fold predictions (standard errors "
+        f"clustered by artist). Shipped weights: trained on all {len(labels)} rows for each "
+        f"member's median fold epoch (median {int(np.median(epochs))}) with the median fold "
+        f"temperature; they were not scored on any held-out row."
+    )
+    report = {
+        "name": config.name,
+        "dataset": dataset.name,
+        "labels": list(dataset.label_names),
+        "split_protocol": protocol,
+        "evaluated_on": f"out-of-fold predictions, {groups} artists",
+        "split_sizes": {"train": len(labels), "valid": 0, "test": 0, "outside": 0},
+        "evaluation": classification_metrics(calibrated, labels, dataset.label_names),
+        "evaluation_uncalibrated": classification_metrics(raw, labels, dataset.label_names),
+        "calibration": {
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(raw, labels),
+            "ece_after": expected_calibration_error(calibrated, labels),
+        },
+        "cross_validation": summary,
+        "list_swap": {},
+        "feature_importance": validation.importance(),
+        "history": [asdict(record) for record in validation.folds[0].history],
+        "best_epoch": int(np.median(epochs)),
+        "member_epochs": list(epochs),
+        "epochs_run": max(epochs),
+        "data_report": dataset.report.to_dict(),
+        "hyperparameters": config.hyperparameters(),
+    }
+    manifest = build_manifest(config, dataset, dataset.files, shipped, preprocessor, report)
+    manifest["metrics"].update(
+        accuracy_se=summary["correct_se"], log_loss_se=summary["log_loss_se"]
+    )
+    manifest["training"]["device"] = str(resolve_device(config.train.device))
     directory = write_checkpoint(
         config.out, manifest, shipped.model.state_dict(), extra_files=build_files(report)
     )

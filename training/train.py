@@ -9,6 +9,7 @@ order, dropout) draws from seeded generators and deterministic kernels are reque
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -324,19 +325,23 @@ def logits_of(model: nn.Module, x: FloatArray, device: torch.device | None = Non
 
 
 def fit_temperature(logits: torch.Tensor, labels: IntArray) -> float:
-    """The temperature T minimising log-loss of ``softmax(logits / T)`` (LBFGS on log T)."""
+    """The temperature T in [0.05, 20] minimising log-loss of ``softmax(logits / T)`` (LBFGS on
+    log T, clamped inside the loss too: on a few nearly separable rows the optimum runs off to
+    0 or infinity, and an unbounded line search there returns NaN)."""
     log_temperature = torch.zeros(1, requires_grad=True)
     targets = torch.from_numpy(labels)
     optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200)
+    bounds = (math.log(0.05), math.log(20.0))
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(logits / log_temperature.exp(), targets)
+        temperature = log_temperature.clamp(*bounds).exp()
+        loss = nn.functional.cross_entropy(logits / temperature, targets)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
-    return float(log_temperature.detach().exp().clamp(0.05, 20.0))
+    return float(log_temperature.detach().clamp(*bounds).exp())
 
 
 def predict_probabilities(

@@ -10,8 +10,8 @@ import pytest
 
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_row, write_csv
 from training.fitting import IMPUTATION_SPECS, ImputerSpec, PreprocessingSpec, fit_preprocessor
-from training.pipeline import fit_preprocessing
 from training.preprocessing import FeaturePreprocessor
+from training.selection import fit_preprocessing
 from training.spotify_data import load_spotify11
 
 

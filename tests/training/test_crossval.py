@@ -1,0 +1,157 @@
+"""Grouped cross-validation: folds never split a group, every row is scored once by a model
+that never saw its group, results survive a save/merge round trip, and ``--cv-folds`` ships."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
+from tests.training.test_train import TINY_MODEL, TINY_TRAIN
+from training.checkpoint import load_checkpoint
+from training.cli import main as train_main
+from training.config import RunConfig
+from training.crossval import (
+    CrossValidation,
+    clustered_mean,
+    cross_validate,
+    fold_split,
+    grouped_folds,
+    paired_difference,
+)
+from training.crossval import main as crossval_main
+from training.datasets import load_dataset
+from training.models import build_model
+from training.preprocessing import FeaturePreprocessor
+from training.train import predict_probabilities
+
+FAST = ["--epochs", "3", "--hidden", "16", "--members", "2", "--device", "cpu", "--no-progress"]
+
+
+def _groups() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return np.array([f"artist {i}" for i in rng.integers(0, 40, size=300)])
+
+
+def test_folds_keep_groups_whole_and_balanced() -> None:
+    groups = _groups()
+    folds = grouped_folds(groups, 5, seed=1)
+    for group in set(groups.tolist()):
+        assert len(set(folds[groups == group].tolist())) == 1
+    sizes = np.bincount(folds, minlength=5)
+    assert sizes.min() > 0
+    assert sizes.max() - sizes.min() <= np.unique(groups, return_counts=True)[1].max()
+    assert np.array_equal(folds, grouped_folds(groups, 5, seed=1))
+    assert not np.array_equal(folds, grouped_folds(groups, 5, seed=2))
+    with pytest.raises(ValueError, match="folds must be"):
+        grouped_folds(groups, 1, seed=0)
+
+
+def test_fold_split_tests_the_fold_and_validates_on_other_groups() -> None:
+    groups = _groups()
+    folds = grouped_folds(groups, 4, seed=0)
+    for fold in range(4):
+        split = fold_split(groups, folds, fold, valid_fraction=0.2, seed=0)
+        split.assert_grouped(groups)
+        assert np.array_equal(split.test, np.flatnonzero(folds == fold))
+        covered = np.sort(np.concatenate([split.train, split.valid, split.test]))
+        assert np.array_equal(covered, np.arange(len(groups)))
+
+
+def test_clustered_mean_matches_the_plain_error_for_singleton_groups() -> None:
+    values = np.random.default_rng(0).normal(size=200)
+    mean, error = clustered_mean(values, np.array([str(i) for i in range(200)]))
+    assert mean == pytest.approx(values.mean())
+    assert error == pytest.approx(values.std(ddof=1) / np.sqrt(200))
+    clustered = clustered_mean(np.repeat(values[:20], 10), np.repeat(np.arange(20), 10))[1]
+    assert clustered == pytest.approx(values[:20].std(ddof=1) / np.sqrt(20))
+
+
+@pytest.fixture
+def spotify_csv(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "train.csv", SPOTIFY11_HEADER, spotify11_rows(artists=30))
+
+
+def test_every_row_scored_once_and_round_trips(spotify_csv: Path, tmp_path: Path) -> None:
+    dataset = load_dataset("spotify11", spotify_csv)
+    config = RunConfig(
+        "spotify11", spotify_csv, tmp_path, "x", TINY_MODEL, TINY_TRAIN, importance_repeats=1
+    )
+    result = cross_validate(dataset, config, folds=3)
+    assert np.array_equal(np.sort(result.rows), np.arange(len(dataset)))
+    probabilities = result.probabilities()
+    assert probabilities.shape == (len(dataset), len(dataset.label_names))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert set(result.importance()) == set(dataset.feature_names)
+    summary = result.summary()
+    assert (summary["rows"], len(summary["per_fold"])) == (len(dataset), 3)
+    assert 0.0 < summary["correct_se"] < summary["correct"] <= 1.0
+
+    parts = []
+    for fold in result.folds:
+        path = tmp_path / f"fold{fold.fold}.npz"
+        CrossValidation(result.labels, result.groups, (fold,)).save(path)
+        parts.append(CrossValidation.load(path))
+    merged = CrossValidation.merge(parts)
+    assert np.allclose(merged.probabilities(), probabilities)
+    assert merged.member_epochs() == result.member_epochs()
+    assert paired_difference(result, merged) == pytest.approx(
+        {"correct": 0.0, "correct_se": 0.0, "log_loss": 0.0, "log_loss_se": 0.0}, abs=1e-6
+    )
+    with pytest.raises(ValueError, match="appears in two parts"):
+        CrossValidation.merge([parts[0], parts[0]])
+    again = cross_validate(dataset, config, folds=3, only=[1])
+    assert np.allclose(again.folds[0].logits, result.folds[1].logits)
+
+
+def test_crossval_command_runs_and_compares(
+    spotify_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--dataset", "spotify11", "--data", str(spotify_csv), *FAST]
+    for fold in range(3):
+        save = str(tmp_path / f"a{fold}.npz")
+        command = ["run", "--folds", "3", "--fold", str(fold), "--save", save, *data]
+        assert crossval_main(command) == 0
+    whole = str(tmp_path / "b.npz")
+    assert crossval_main(["run", "--folds", "3", "--save", whole, *data, "--dropout", "0.5"]) == 0
+    parts = ",".join(str(tmp_path / f"a{fold}.npz") for fold in range(3))
+    assert crossval_main(["compare", parts, whole]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "vs first: acc" in lines[-1]
+
+
+def test_cv_folds_ships_a_model_trained_on_every_row(spotify_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    arguments = ["features", "--dataset", "spotify11", "--data", str(spotify_csv)]
+    saved = tmp_path / "folds.npz"
+    command = [*arguments, "--out", str(out), *FAST, "--cv-folds", "3", "--cv-save", str(saved)]
+    assert train_main(command) == 0
+    assert len(CrossValidation.load(saved).folds) == 3
+    checkpoint = load_checkpoint(out / "spotify11-mlp" / "1")
+    manifest = checkpoint.manifest
+    assert "3-fold cross-validation" in manifest["metrics"]["split_protocol"]
+    assert manifest["metrics"]["evaluated_rows"] == 120
+    assert manifest["metrics"]["accuracy_se"] > 0
+    assert manifest["training"]["hyperparameters"]["cv_folds"] == 3
+    assert len(manifest["training"]["member_epochs"]) == 2
+    report = json.loads((out / "spotify11-mlp" / "1" / "report.json").read_text())
+    assert len(report["cross_validation"]["per_fold"]) == 3
+    assert (out / "spotify11-mlp" / "1" / "training_curves.png").is_file()
+    model = build_model(manifest["architecture"])
+    model.load_state_dict(checkpoint.state_dict)
+    preprocessor = FeaturePreprocessor.from_dict(manifest["preprocessing"])
+    rows = np.full((2, len(preprocessor.feature_names)), np.nan, dtype=np.float32)
+    rows[:, [preprocessor.column(name) for name in preprocessor.required]] = 0.5
+    assert predict_probabilities(model, preprocessor, rows).shape == (2, 11)
+
+
+def test_cv_folds_refuses_track_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.training.test_train import tiny_gtzan
+
+    tiny_gtzan(tmp_path)
+    arguments = ["features", "--dataset", "gtzan30", "--data", str(tmp_path)]
+    assert train_main([*arguments, "--out", str(tmp_path), *FAST, "--cv-folds", "3"]) == 1
+    assert "artist groups" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""Selection and refit on one split, shared by a single run (``pipeline``) and by every fold of a
+grouped cross-validation (``crossval``), so both estimate exactly the procedure that ships.
+
+The selection model is fitted on ``train`` with early stopping on ``valid`` and its temperature
+fitted on ``valid``. With ``refit`` the weights are trained again on ``train + valid``
+(preprocessing refitted on those rows) for each member's chosen epoch count, keeping the
+validation temperature. ``test`` is never touched here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.config import RunConfig
+from training.fitting import IMPUTATION_SPECS, fit_preprocessor
+from training.preprocessing import FeaturePreprocessor
+from training.splits import Split
+from training.tabular import TabularDataset
+from training.train import IntArray, TrainResult, fit_temperature, logits_of, train_model
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The selection model and, with refit, the model trained again on train+valid (otherwise
+    ``shipped`` is the selection model); ``temperature`` was fitted on valid."""
+
+    selection: TrainResult
+    preprocessor: FeaturePreprocessor
+    temperature: float
+    shipped: TrainResult
+    shipped_preprocessor: FeaturePreprocessor
+
+
+def fit_preprocessing(dataset: TabularDataset, rows: IntArray) -> FeaturePreprocessor:
+    """The preprocessor for ``rows`` of ``dataset``: built from their features alone."""
+    spec = IMPUTATION_SPECS[dataset.name]
+    return fit_preprocessor(dataset.features[rows], dataset.feature_names, spec)
+
+
+def select_and_refit(
+    dataset: TabularDataset, split: Split, config: RunConfig, progress: bool = True
+) -> Fitted:
+    """Early stopping and temperature on ``split.valid``; refit on train+valid if asked."""
+    labels, classes = dataset.labels, len(dataset.label_names)
+    preprocessor = fit_preprocessing(dataset, split.train)
+    x = preprocessor.transform(dataset.features)
+    selection = train_model(
+        x[split.train],
+        labels[split.train],
+        classes,
+        config.model,
+        config.train,
+        x_valid=x[split.valid],
+        y_valid=labels[split.valid],
+        progress=progress,
+    )
+    temperature = fit_temperature(logits_of(selection.model, x[split.valid]), labels[split.valid])
+    if not config.refit:
+        return Fitted(selection, preprocessor, temperature, selection, preprocessor)
+    rows = np.sort(np.concatenate([split.train, split.valid]))
+    shipped_preprocessor = fit_preprocessing(dataset, rows)
+    shipped = train_model(
+        shipped_preprocessor.transform(dataset.features[rows]),
+        labels[rows],
+        classes,
+        config.model,
+        config.train,
+        fixed_epochs=selection.member_epochs,
+        progress=progress,
+    )
+    return Fitted(selection, preprocessor, temperature, shipped, shipped_preprocessor)
