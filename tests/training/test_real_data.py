@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training.config import RunConfig
+from training.crossval import fold_split, grouped_folds
 from training.datasets import load_dataset
 from training.pipeline import make_split
 
@@ -41,3 +43,14 @@ def test_spotify11_faults_are_counted(data_dir: Path) -> None:
     )
     split = make_split(dataset, RunConfig("spotify11", data_dir, Path("unused"), "x"))
     split.assert_grouped(dataset.groups)
+
+
+def test_spotify11_folds_keep_artists_whole(data_dir: Path) -> None:
+    dataset = load_dataset("spotify11", data_dir)
+    folds = grouped_folds(dataset.groups, 5, seed=0)
+    sizes = sorted(int(size) for size in np.bincount(folds))
+    assert sum(sizes) == 12287
+    assert sizes[-1] - sizes[0] < 20
+    split = fold_split(dataset.groups, folds, 0, valid_fraction=0.15, seed=0)
+    split.assert_grouped(dataset.groups)
+    assert 0.14 < len(split.valid) / (len(split.train) + len(split.valid)) < 0.17
