@@ -1,8 +1,9 @@
 """The audio model for the streaming cells, and its own offline speed without gRPC.
 
-When the repository has no ``gtzan-cnn-lstm`` yet, ``ensure_audio_model`` writes an untrained one
+When the repository has no ``gtzan-cnn-lstm`` yet, ``write_stand_in`` writes an untrained one
 with the real front-end (``FrontEndConfig()``: 22.05 kHz, 3 s windows, 1 s hop) and the default
 ``CNNLSTMClassifier`` sizes into a scratch repository: speed depends on shapes, not on weights.
+The tests' tiny audio models come from the same writer with smaller sizes.
 ``offline_windows_per_second`` times ``AudioRunner.run`` (front-end, model, softmax) at fixed
 batch sizes with the server's thread count, the reference the streams are compared against.
 """
@@ -10,6 +11,7 @@ batch sizes with the server's thread count, the reference the streams are compar
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +32,34 @@ def find_audio_model(repository: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name)) if complete else None
 
 
-def write_stand_in(repository: Path, frontend: FrontEndConfig | None = None) -> Path:
-    """An untrained CNN-LSTM of the shipped shape (or ``frontend``'s), as a real checkpoint."""
+def write_stand_in(
+    repository: Path,
+    frontend: FrontEndConfig | None = None,
+    *,
+    name: str = AUDIO_MODEL,
+    labels: Sequence[str] = GTZAN_GENRES,
+    sizes: Mapping[str, object] | None = None,
+    seed: int = 0,
+    protocol: str = "untrained benchmark stand-in",
+) -> Path:
+    """An untrained CNN-LSTM as a real checkpoint: the shipped shape by default (``frontend``'s
+    mels, ``CNNLSTMClassifier``'s default sizes), or ``sizes`` for a smaller one (tests)."""
     frontend = frontend or FrontEndConfig()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     architecture = {
         "type": "cnn_lstm",
-        "params": {"n_mels": frontend.n_mels, "num_classes": len(GTZAN_GENRES)},
+        "params": {"n_mels": frontend.n_mels, "num_classes": len(labels), **(sizes or {})},
     }
     model = build_model(architecture)
     manifest = {
-        "name": AUDIO_MODEL,
+        "name": name,
         "kind": "audio",
         "architecture": architecture,
-        "labels": list(GTZAN_GENRES),
+        "labels": list(labels),
         "frontend": frontend.to_dict(),
         "calibration": {"temperature": 1.0},
-        "metrics": {"split_protocol": "untrained benchmark stand-in", "track_accuracy": 0.0},
-        "training": {"dataset": "none", "seed": 0},
+        "metrics": {"split_protocol": protocol, "track_accuracy": 0.0},
+        "training": {"dataset": "none", "seed": seed},
     }
     return write_checkpoint(repository, manifest, model.state_dict())
 

@@ -71,8 +71,14 @@ class LogTransform:
             raise ValueError("log offset must be finite and positive")
 
     def apply(self, values: FloatArray) -> FloatArray:
-        shifted = np.maximum(values.astype(np.float64) + self.offset, self.offset)
-        return np.log(shifted).astype(np.float32)
+        return log_scale(values, np.float64(self.offset))
+
+
+def log_scale(values: FloatArray, offsets: np.float64 | npt.NDArray[np.float64]) -> FloatArray:
+    """``log(max(values + offsets, offsets))`` in float64, as float32; ``offsets`` broadcast over
+    the last axis, so one call scales one column or every logged column of a matrix."""
+    shifted = np.maximum(values.astype(np.float64) + offsets, offsets)
+    return np.log(shifted).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -169,12 +175,9 @@ class FeaturePreprocessor:
 
     def transform(self, rows: npt.ArrayLike) -> FloatArray:
         filled = self.fill(rows)
-        if self.log_transforms:  # LogTransform.apply's arithmetic, all columns at once
+        if self.log_transforms:  # every logged column in one step
             positions = self._log_positions
-            shifted = np.maximum(
-                filled[:, positions].astype(np.float64) + self._log_offsets, self._log_offsets
-            )
-            filled[:, positions] = np.log(shifted).astype(np.float32)
+            filled[:, positions] = log_scale(filled[:, positions], self._log_offsets)
         return ((filled - self._mean) / self._std).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from bench.audio_model import write_stand_in
 from training.checkpoint import write_checkpoint
 from training.frontend import FrontEndConfig
 from training.models import build_model
@@ -98,27 +99,12 @@ AUDIO_LABELS = ("classical", "disco", "metal")
 
 def write_tiny_audio_model(repository: Path, name: str = "tiny-audio", seed: int = 0) -> Path:
     """An untrained CNN-LSTM with a small, fast front-end (8 kHz, 0.5 s windows, 0.25 s hop)."""
-    torch.manual_seed(seed)
-    architecture = {
-        "type": "cnn_lstm",
-        "params": {
-            "n_mels": TINY_FRONTEND.n_mels,
-            "num_classes": len(AUDIO_LABELS),
-            "conv_channels": [4, 8],
-            "lstm_hidden": 8,
-            "head_hidden": 16,
-            "dropout": 0.0,
-        },
-    }
-    model = build_model(architecture)
-    manifest = {
-        "name": name,
-        "kind": "audio",
-        "architecture": architecture,
-        "labels": list(AUDIO_LABELS),
-        "frontend": TINY_FRONTEND.to_dict(),
-        "calibration": {"temperature": 1.0},
-        "metrics": {"split_protocol": "untrained test model", "track_accuracy": 0.0},
-        "training": {"dataset": "none", "seed": seed},
-    }
-    return write_checkpoint(repository, manifest, model.state_dict())
+    return write_stand_in(
+        repository,
+        TINY_FRONTEND,
+        name=name,
+        labels=AUDIO_LABELS,
+        sizes={"conv_channels": [4, 8], "lstm_hidden": 8, "head_hidden": 16, "dropout": 0.0},
+        seed=seed,
+        protocol="untrained test model",
+    )
