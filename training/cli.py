@@ -19,7 +19,7 @@ from pathlib import Path
 from training.audio_cli import add_audio_parser, run_audio_command
 from training.config import DEVICES, SCHEDULES, STOPPING_METRICS, RunConfig, defaults_for
 from training.datasets import DATASETS
-from training.tabular import DataFormatError
+from training.tabular import CONFLICT_POLICIES, DataFormatError
 
 DEFAULT_NAMES = {
     "gtzan30": "gtzan-features-mlp",
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--device", choices=DEVICES, default="auto")
     features.add_argument("--drop-bad-rows", action="store_true", help="drop and count bad rows")
     features.add_argument("--genres", nargs="+", help="spotify-tracks genre subset, in order")
+    features.add_argument(
+        "--conflicts",
+        choices=CONFLICT_POLICIES,
+        default="drop",
+        help="Spotify tracks repeated under different labels: drop them (default) or keep one "
+        "row per label",
+    )
     features.add_argument("--splits", type=Path, help="GTZAN split-list directory")
     features.add_argument("--no-refit", action="store_true", help="ship the train-only model")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -126,6 +133,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         train=train,
         drop_bad_rows=arguments.drop_bad_rows,
         genres=tuple(arguments.genres) if arguments.genres else None,
+        conflicts=arguments.conflicts,
         splits_dir=arguments.splits,
         refit=not arguments.no_refit,
         cv_folds=arguments.cv_folds,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from training.models.mlp import ACTIVATIONS
+from training.tabular import CONFLICT_POLICIES
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 STOPPING_METRICS = ("macro_f1", "accuracy", "log_loss")
@@ -109,6 +110,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     drop_bad_rows: bool = False
     genres: tuple[str, ...] | None = None
+    conflicts: str = "drop"
     splits_dir: Path | None = None
     valid_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -126,6 +128,8 @@ class RunConfig:
             raise ValueError("importance_repeats must be non-negative")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise ValueError("cv_folds must be 0 (one split) or at least 2")
+        if self.conflicts not in CONFLICT_POLICIES:
+            raise ValueError(f"conflicts must be one of {CONFLICT_POLICIES}")
         if self.cv_save is not None and not self.cv_folds:
             raise ValueError("saving out-of-fold predictions needs cv_folds")
 
@@ -138,6 +142,7 @@ class RunConfig:
             test_fraction=self.test_fraction,
             refit_on_train_and_valid=self.refit,
             drop_bad_rows=self.drop_bad_rows,
+            conflicting_duplicates=self.conflicts,
         )
         if self.cv_folds:
             values["cv_folds"] = self.cv_folds

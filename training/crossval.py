@@ -291,7 +291,9 @@ def _run(arguments: argparse.Namespace, rest: list[str]) -> int:
 
     features = build_parser().parse_args(["features", *rest])
     config = replace(config_from_arguments(features), importance_repeats=0)
-    dataset = load_dataset(config.dataset, config.data, config.drop_bad_rows, config.genres)
+    dataset = load_dataset(
+        config.dataset, config.data, config.drop_bad_rows, config.genres, config.conflicts
+    )
     only = [arguments.fold] if arguments.fold is not None else None
     result = cross_validate(dataset, config, arguments.folds, only, progress=False)
     result.save(arguments.save)

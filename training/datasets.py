@@ -29,18 +29,23 @@ def load_dataset(
     data: Path,
     drop_bad_rows: bool = False,
     genres: Sequence[str] | None = None,
+    conflicts: str = "drop",
 ) -> TabularDataset:
-    """Loads dataset ``name`` from ``data``; ``genres`` applies to ``spotify-tracks`` only."""
+    """Loads dataset ``name`` from ``data``; ``genres`` applies to ``spotify-tracks`` only,
+    ``conflicts`` (what to do with a track repeated under different labels) to the Spotify
+    sets only: GTZAN has one row per excerpt."""
     if genres is not None and name != "spotify-tracks":
         raise ValueError("--genres selects genres of spotify-tracks only")
+    if conflicts != "drop" and name.startswith("gtzan"):
+        raise ValueError("--conflicts applies to the Spotify sets only")
     if name in ("gtzan30", "gtzan3"):
         path = resolve_gtzan_csv(data, name)
         return load_gtzan_features(path, segments=name == "gtzan3", drop_bad_rows=drop_bad_rows)
     if name == "spotify11":
-        return load_spotify11(resolve_spotify11_csv(data), drop_bad_rows=drop_bad_rows)
+        return load_spotify11(resolve_spotify11_csv(data), drop_bad_rows, conflicts)
     if name == "spotify-tracks":
         chosen = tuple(genres) if genres is not None else DEFAULT_TRACKS_GENRES
-        return load_spotify_tracks(data, genres=chosen, drop_bad_rows=drop_bad_rows)
+        return load_spotify_tracks(data, chosen, drop_bad_rows, conflicts)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 

@@ -70,7 +70,9 @@ def make_split(dataset: TabularDataset, config: RunConfig) -> Split:
 
 
 def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
-    dataset = load_dataset(config.dataset, config.data, config.drop_bad_rows, config.genres)
+    dataset = load_dataset(
+        config.dataset, config.data, config.drop_bad_rows, config.genres, config.conflicts
+    )
     if config.cv_folds:
         return run_cross_validated(dataset, config, progress)
     split = make_split(dataset, config)

@@ -8,9 +8,9 @@ some rows and is repaired by the preprocessor, not here, so the server repairs t
 ``spotify-tracks``: the 114-genre Spotify Tracks layout (``track_id, artists, ...,
 track_genre``), from which a genre subset is selected.
 
-Both are de-duplicated (identical repeats keep their first row, conflicting repeats are dropped
-entirely; see ``training.tabular.deduplicate``) and grouped by artist, so that a split learns
-genres rather than artists.
+Both are de-duplicated (identical repeats keep their first row; conflicting repeats are dropped
+entirely, or with ``conflicts="keep"`` kept once per label; see ``training.tabular.deduplicate``)
+and grouped by artist, so that a split learns genres rather than artists.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def spotify11_class_names(train_csv: Path) -> tuple[str, ...]:
     return names
 
 
-def load_spotify11(path: Path, drop_bad_rows: bool = False) -> TabularDataset:
+def load_spotify11(
+    path: Path, drop_bad_rows: bool = False, conflicts: str = "drop"
+) -> TabularDataset:
     label_names = spotify11_class_names(path)
     frame = read_table(path, ("Artist Name", "Track Name", *SPOTIFY11_FEATURES, "Class"))
     checker = RowChecker(path, frame, drop_bad_rows)
@@ -135,6 +137,7 @@ def load_spotify11(path: Path, drop_bad_rows: bool = False) -> TabularDataset:
         groups=artist_keys,
         imputable=SPOTIFY11_IMPUTABLE,
         files=(path, path.parent / "sample_submission.csv"),
+        conflicts=conflicts,
     )
 
 
@@ -142,6 +145,7 @@ def load_spotify_tracks(
     path: Path,
     genres: Sequence[str] = DEFAULT_TRACKS_GENRES,
     drop_bad_rows: bool = False,
+    conflicts: str = "drop",
 ) -> TabularDataset:
     """Selects ``genres`` (their order is the class order) and de-duplicates by ``track_id``."""
     if len(set(genres)) != len(genres) or len(genres) < 2:
@@ -179,6 +183,7 @@ def load_spotify_tracks(
         groups=first_artists,
         imputable=("popularity", "key", "instrumentalness"),
         files=(path,),
+        conflicts=conflicts,
     )
     not_selected = int((~selected).sum())
     report = replace(
@@ -201,10 +206,11 @@ def _finish(
     groups: StrArray,
     imputable: tuple[str, ...],
     files: tuple[Path, ...],
+    conflicts: str,
 ) -> TabularDataset:
     """Drops bad rows, then duplicates among the good ones, and records both counts."""
     good = checker.keep
-    keep_good, identical, conflicting = deduplicate(dedup_keys[good], labels[good])
+    keep_good, identical, conflicting, kept = deduplicate(dedup_keys[good], labels[good], conflicts)
     keep = np.zeros_like(good)
     keep[np.flatnonzero(good)[keep_good]] = True
     report = LoadReport(
@@ -213,6 +219,7 @@ def _finish(
         bad_rows_dropped=dict(checker.reasons),
         duplicates_removed=identical,
         conflicting_duplicates_removed=conflicting,
+        conflicting_duplicates_kept=kept,
     )
     return TabularDataset(
         name=name,

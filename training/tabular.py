@@ -38,6 +38,7 @@ class LoadReport:
     duplicates_removed: int = 0
     conflicting_duplicates_removed: int = 0
     rows_not_selected: int = 0
+    conflicting_duplicates_kept: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class LoadReport:
             "duplicates_removed": self.duplicates_removed,
             "conflicting_duplicates_removed": self.conflicting_duplicates_removed,
             "rows_not_selected": self.rows_not_selected,
+            "conflicting_duplicates_kept": self.conflicting_duplicates_kept,
         }
 
     def summary(self) -> str:
@@ -55,7 +57,8 @@ class LoadReport:
             f"read {self.rows_read} rows, kept {self.rows_kept}; dropped {dropped} bad, "
             f"{self.duplicates_removed} identical duplicates, "
             f"{self.conflicting_duplicates_removed} conflicting duplicates, "
-            f"{self.rows_not_selected} not selected"
+            f"{self.rows_not_selected} not selected; kept {self.conflicting_duplicates_kept} "
+            "rows of tracks with conflicting labels"
         )
 
 
@@ -189,19 +192,37 @@ def read_table(
     return frame.fillna("")
 
 
-def deduplicate(
-    keys: npt.NDArray[np.str_], labels: IntArray
-) -> tuple[npt.NDArray[np.bool_], int, int]:
-    """Keeps the first of identical duplicates and drops every row of a conflicting key.
+CONFLICT_POLICIES = ("drop", "keep")
 
-    A key (artist + track, or a track id) seen with two different labels is a track whose genre
-    the data itself cannot decide; keeping either copy would teach a coin flip, keeping both
-    would put the same input on both sides of a split. Returns the keep mask and the counts of
-    identical and conflicting rows removed.
+
+def deduplicate(
+    keys: npt.NDArray[np.str_], labels: IntArray, conflicts: str = "drop"
+) -> tuple[npt.NDArray[np.bool_], int, int, int]:
+    """Keeps the first of identical duplicates; a key (artist + track, or a track id) seen with
+    two different labels is a track whose genre the data itself cannot decide.
+
+    ``conflicts="drop"`` removes every row of such a key: the model learns the genre of tracks
+    the data agrees on. ``"keep"`` keeps one row per distinct label, so the model learns the
+    label distribution the data was collected with (the rows share their artist, so grouped
+    splits keep them on one side). Returns the keep mask and the counts of identical rows
+    removed, conflicting rows removed and conflicting rows kept.
     """
+    if conflicts not in CONFLICT_POLICIES:
+        raise ValueError(f"conflicts must be one of {CONFLICT_POLICIES}, got {conflicts!r}")
     frame = pd.DataFrame({"key": keys, "label": labels})
-    label_count = frame.groupby("key")["label"].transform("nunique").to_numpy()
-    conflicting = label_count > 1
+    conflicting = ambiguous_keys(keys, labels)
+    if conflicts == "keep":
+        keep = ~frame.duplicated(["key", "label"], keep="first").to_numpy()
+        return keep, int((~keep).sum()), 0, int((keep & conflicting).sum())
     repeated = frame.duplicated("key", keep="first").to_numpy()
     keep = ~conflicting & ~repeated
-    return keep, int((repeated & ~conflicting).sum()), int(conflicting.sum())
+    return keep, int((repeated & ~conflicting).sum()), int(conflicting.sum()), 0
+
+
+def ambiguous_keys(keys: npt.NDArray[np.str_], labels: IntArray) -> npt.NDArray[np.bool_]:
+    """Rows whose key appears with more than one label."""
+    frame = pd.DataFrame({"key": keys, "label": labels})
+    result: npt.NDArray[np.bool_] = (
+        frame.groupby("key")["label"].transform("nunique").to_numpy() > 1
+    )
+    return result

@@ -55,3 +55,22 @@ def test_bad_arguments_exit_early(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["features", "--dataset", "gtzan30", "--data", "x", "--hidden", "a,b"])
     assert "expected widths" in capsys.readouterr().err
+
+
+def test_conflicts_policy_reaches_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = spotify11_rows()
+    rows.append([*rows[0][:-1], (int(str(rows[0][-1])) + 1) % 11])  # the first song, another class
+    path = write_csv(tmp_path / "train.csv", SPOTIFY11_HEADER, rows)
+    out = tmp_path / "models"
+    arguments = ["features", "--dataset", "spotify11", "--data", str(path), "--out", str(out)]
+    assert main([*arguments, *FAST, "--conflicts", "keep"]) == 0
+    training = load_checkpoint(out / "spotify11-mlp" / "1").manifest["training"]
+    assert training["hyperparameters"]["conflicting_duplicates"] == "keep"
+    assert training["data_report"]["conflicting_duplicates_kept"] == 2
+    assert training["data_report"]["rows_kept"] == len(rows)
+    tiny_gtzan(tmp_path)
+    gtzan = ["features", "--dataset", "gtzan30", "--data", str(tmp_path), "--out", str(out)]
+    assert main([*gtzan, *FAST, "--conflicts", "keep"]) == 1
+    assert "Spotify sets only" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import pytest
 
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import TINY_MODEL, TINY_TRAIN
+from training.ambiguity import best_possible_accuracy
+from training.ambiguity import main as ambiguity_main
 from training.checkpoint import load_checkpoint
 from training.cli import main as train_main
 from training.config import RunConfig
@@ -155,3 +157,34 @@ def test_cv_folds_refuses_track_groups(tmp_path: Path, capsys: pytest.CaptureFix
     arguments = ["features", "--dataset", "gtzan30", "--data", str(tmp_path)]
     assert train_main([*arguments, "--out", str(tmp_path), *FAST, "--cv-folds", "3"]) == 1
     assert "artist groups" in capsys.readouterr().err
+
+
+def test_ambiguity_study_scores_every_row_under_both_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = spotify11_rows(artists=30)
+    # Artist 0's songs are also filed under a second class: ambiguous tracks.
+    rows += [[*row[:-1], (int(str(row[-1])) + 1) % 11] for row in rows[:4]]
+    csv = write_csv(tmp_path / "train.csv", SPOTIFY11_HEADER, rows)
+    data = ["--dataset", "spotify11", "--data", str(csv), *FAST]
+    saved = {}
+    for policy in ("drop", "keep"):
+        saved[policy] = tmp_path / f"{policy}.npz"
+        command = ["run", "--policy", policy, "--folds", "3", "--save", str(saved[policy])]
+        assert ambiguity_main([*command, *data]) == 0
+    drop, keep = (np.load(saved[policy]) for policy in ("drop", "keep"))
+    assert drop["probabilities"].shape == (124, 11)
+    assert int(drop["ambiguous"].sum()) == 8
+    assert np.allclose(drop["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(drop["probabilities"], keep["probabilities"])
+    both = f"{saved['drop']}+{saved['keep']}"
+    assert ambiguity_main(["compare", str(saved["drop"]), str(saved["keep"]), both]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "best possible accuracy on the ambiguous rows: 50.0%" in lines[-4]
+    assert "| ambiguous" in lines[-1]
+    assert "vs first" in lines[-1]
+
+
+def test_best_possible_accuracy_takes_each_keys_commonest_label() -> None:
+    keys = np.array(["a", "a", "a", "b", "b"])
+    assert best_possible_accuracy(keys, np.array([1, 1, 2, 0, 3])) == pytest.approx(3 / 5)

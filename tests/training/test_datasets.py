@@ -20,7 +20,7 @@ from tests.training.synthetic import (
 from training.datasets import fingerprint, load_dataset
 from training.gtzan_data import load_gtzan_features
 from training.spotify_data import load_spotify11, load_spotify_tracks
-from training.tabular import DataFormatError
+from training.tabular import DataFormatError, ambiguous_keys
 
 
 def test_gtzan30_rows_keep_track_ids(tmp_path: Path) -> None:
@@ -114,6 +114,28 @@ def test_spotify11_faults(tmp_path: Path) -> None:
     assert sorted(set(dataset.groups.tolist())) == ["a", "b", "d"]
 
 
+def test_spotify11_conflicts_kept_once_per_label_on_request(tmp_path: Path) -> None:
+    rows = [
+        spotify11_row("C", "Clash", 3, 5),
+        spotify11_row("c", "clash ", 4, 6),  # same track, another label: kept
+        spotify11_row("C", "Clash", 4, 7),  # that label again: an identical repeat
+        spotify11_row("D", "Fine", 10, 8),
+    ]
+    path = write_csv(tmp_path / "train.csv", SPOTIFY11_HEADER, rows)
+    assert len(load_spotify11(path)) == 1
+    dataset = load_spotify11(path, conflicts="keep")
+    assert sorted(dataset.labels.tolist()) == [3, 4, 10]
+    assert dataset.report.conflicting_duplicates_kept == 2
+    assert dataset.report.duplicates_removed == 1
+    assert dataset.report.conflicting_duplicates_removed == 0
+    assert dataset.groups.tolist().count("c") == 2  # one artist: one side of any split
+    assert ambiguous_keys(dataset.track_ids, dataset.labels).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="conflicts must be one of"):
+        load_spotify11(path, conflicts="vote")
+    with pytest.raises(ValueError, match="Spotify sets only"):
+        load_dataset("gtzan30", path, conflicts="keep")
+
+
 def test_spotify11_missing_required_value_and_unknown_class(tmp_path: Path) -> None:
     rows = [spotify11_row("A", "One", 1, 1, energy=""), spotify11_row("B", "Two", 11, 2)]
     path = write_csv(tmp_path / "train.csv", SPOTIFY11_HEADER, rows)
@@ -138,6 +160,8 @@ def test_spotify_tracks_selects_genres_and_deduplicates(tmp_path: Path) -> None:
         tracks_row("t5", "Fay", "edm", 7, explicit="True"),
     ]
     path = write_csv(tmp_path / "dataset.csv", TRACKS_HEADER, rows)
+    kept = load_spotify_tracks(path, genres=("edm", "pop"), conflicts="keep")
+    assert sorted(kept.track_ids.tolist()) == ["t1", "t2", "t2", "t3", "t5"]
     dataset = load_spotify_tracks(path, genres=("edm", "pop"))
     assert dataset.label_names == ("edm", "pop")
     assert sorted(dataset.track_ids.tolist()) == ["t1", "t3", "t5"]

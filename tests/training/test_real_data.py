@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.ambiguity import best_possible_accuracy
 from training.config import RunConfig
 from training.crossval import fold_split, grouped_folds
 from training.datasets import load_dataset
 from training.pipeline import make_split
+from training.tabular import ambiguous_keys
 
 pytestmark = pytest.mark.shared_data
 
@@ -43,6 +45,20 @@ def test_spotify11_faults_are_counted(data_dir: Path) -> None:
     )
     split = make_split(dataset, RunConfig("spotify11", data_dir, Path("unused"), "x"))
     split.assert_grouped(dataset.groups)
+
+
+def test_spotify11_ambiguous_tracks_kept_once_per_label(data_dir: Path) -> None:
+    dataset = load_dataset("spotify11", data_dir, conflicts="keep")
+    report = dataset.report
+    assert report.rows_kept + report.duplicates_removed == 15252
+    ambiguous = ambiguous_keys(dataset.track_ids, dataset.labels)
+    assert int(ambiguous.sum()) == report.conflicting_duplicates_kept == 2863
+    assert len(dataset) - report.conflicting_duplicates_kept == 12287  # the "drop" rows
+    folds = grouped_folds(dataset.groups, 5, seed=0)
+    for key in np.unique(dataset.track_ids[ambiguous]):
+        assert len(set(folds[dataset.track_ids == key].tolist())) == 1
+    ceiling = best_possible_accuracy(dataset.track_ids[ambiguous], dataset.labels[ambiguous])
+    assert 0.45 < ceiling < 0.5  # no model can be right on more of them
 
 
 def test_spotify11_folds_keep_artists_whole(data_dir: Path) -> None:
