@@ -17,7 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from training.audio_cli import add_audio_parser, run_audio_command
-from training.config import DEVICES, SCHEDULES, STOPPING_METRICS, RunConfig, defaults_for
+from training.config import (
+    DEVICES,
+    SCHEDULES,
+    STOPPING_METRICS,
+    TREE_DEFAULTS,
+    RunConfig,
+    TreeConfig,
+    defaults_for,
+)
 from training.datasets import DATASETS
 from training.tabular import CONFLICT_POLICIES, DataFormatError
 
@@ -55,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="each ensemble member trains on a bootstrap sample of the rows",
     )
+    features.add_argument(
+        "--trees",
+        action=argparse.BooleanOptionalAction,
+        help="blend the MLPs with gradient-boosted trees (default: on for spotify11)",
+    )
+    features.add_argument("--tree-weight", type=float, help="the trees' share of the blend")
     features.add_argument(
         "--class-weights", choices=("balanced", "none"), help="loss weights for imbalance"
     )
@@ -124,6 +138,13 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
     }
     model = replace(model, **{k: v for k, v in model_overrides.items() if v is not None})
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    trees = TREE_DEFAULTS.get(arguments.dataset)
+    if arguments.trees is not None:
+        trees = (trees or TreeConfig()) if arguments.trees else None
+    if arguments.tree_weight is not None:
+        if trees is None:
+            raise ValueError("--tree-weight needs trees (--trees)")
+        trees = replace(trees, weight=arguments.tree_weight)
     return RunConfig(
         dataset=arguments.dataset,
         data=arguments.data,
@@ -134,6 +155,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         drop_bad_rows=arguments.drop_bad_rows,
         genres=tuple(arguments.genres) if arguments.genres else None,
         conflicts=arguments.conflicts,
+        trees=trees,
         splits_dir=arguments.splits,
         refit=not arguments.no_refit,
         cv_folds=arguments.cv_folds,

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from training.boosting import BlendParts
 from training.config import RunConfig
 from training.evaluate import permutation_importance
 from training.selection import select_and_refit
@@ -85,6 +86,7 @@ class FoldResult:
     member_epochs: tuple[int, ...]
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
     history: tuple[EpochRecord, ...] = ()
+    blend: BlendParts | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,18 @@ class CrossValidation:
     def temperature(self) -> float:
         """The median of the folds' temperatures, each fitted on its inner valid part."""
         return float(np.median([fold.temperature for fold in self.folds]))
+
+    def blend(self) -> BlendParts | None:
+        """The trees' rounds and the part temperatures, each the median over the folds (None
+        without trees)."""
+        parts = [fold.blend for fold in self.folds if fold.blend is not None]
+        if not parts:
+            return None
+        return BlendParts(
+            int(np.median([part.rounds for part in parts])),
+            float(np.median([part.mlp_temperature for part in parts])),
+            float(np.median([part.tree_temperature for part in parts])),
+        )
 
     def importance(self) -> dict[str, dict[str, float]]:
         """Permutation importance averaged over the folds that computed it."""
@@ -172,6 +186,10 @@ class CrossValidation:
             arrays[f"logits_{fold.fold}"] = fold.logits
             arrays[f"temperature_{fold.fold}"] = np.float64(fold.temperature)
             arrays[f"epochs_{fold.fold}"] = np.asarray(fold.member_epochs, dtype=np.int64)
+            if fold.blend is not None:
+                arrays[f"blend_{fold.fold}"] = np.array(
+                    [fold.blend.rounds, fold.blend.mlp_temperature, fold.blend.tree_temperature]
+                )
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -185,6 +203,7 @@ class CrossValidation:
                     data[f"logits_{number}"],
                     float(data[f"temperature_{number}"]),
                     tuple(int(e) for e in data[f"epochs_{number}"]),
+                    blend=_blend_parts(data, number),
                 )
                 for number in numbers
             )
@@ -200,6 +219,13 @@ class CrossValidation:
         if len({fold.fold for fold in folds}) != len(folds):
             raise ValueError("a fold appears in two parts")
         return cls(parts[0].labels, parts[0].groups, tuple(folds))
+
+
+def _blend_parts(data: Any, number: int) -> BlendParts | None:
+    if f"blend_{number}" not in data.files:
+        return None
+    rounds, mlp_temperature, tree_temperature = data[f"blend_{number}"].tolist()
+    return BlendParts(int(rounds), mlp_temperature, tree_temperature)
 
 
 def clustered_mean(values: npt.NDArray[np.floating[Any]], groups: StrArray) -> tuple[float, float]:
@@ -282,6 +308,7 @@ def _score_fold(
         fitted.selection.member_epochs,
         importance,
         tuple(fitted.selection.history),
+        fitted.blend,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.boosting import BlendParts, blend_with_trees
 from training.checkpoint import write_checkpoint
 from training.config import RunConfig
 from training.crossval import cross_validate
@@ -112,7 +113,7 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
     )
     protocol = split_protocol(dataset, split, config, selection, where)
     swap = (
-        list_swap(dataset, split, config, selection, evaluation["accuracy"])
+        list_swap(dataset, split, config, selection, evaluation["accuracy"], fitted.blend)
         if where == "valid"
         else {}
     )
@@ -170,8 +171,9 @@ def run_cross_validated(
         validation.save(config.cv_save)
     epochs, temperature = validation.member_epochs(), validation.temperature()
     preprocessor = fit_preprocessing(dataset, np.arange(len(dataset.labels)))
+    x_all = preprocessor.transform(dataset.features)
     shipped = train_model(
-        preprocessor.transform(dataset.features),
+        x_all,
         dataset.labels,
         len(dataset.label_names),
         config.model,
@@ -179,13 +181,23 @@ def run_cross_validated(
         fixed_epochs=epochs,
         progress=progress,
     )
+    blend = validation.blend()
+    if config.trees is not None and blend is not None:
+        shipped = blend_with_trees(
+            shipped,
+            x_all,
+            dataset.labels,
+            len(dataset.label_names),
+            config.trees,
+            blend,
+            config.train.seed,
+        )
     labels = dataset.labels[validation.rows]
     raw = validation.probabilities(calibrated=False)
     calibrated = validation.probabilities()
     summary = validation.summary()
     groups = len(set(dataset.groups.tolist()))
-    members = config.model.members
-    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
+    what = model_words(config)
     protocol = (
         f"Artist-grouped {config.cv_folds}-fold cross-validation (seed {config.train.seed}) "
         f"over all {len(labels)} rows / {groups} artists, no artist in two folds: for each "
@@ -196,7 +208,7 @@ def run_cross_validated(
         f"pool the {config.cv_folds} folds' out-of-fold predictions (standard errors "
         f"clustered by artist). Shipped weights: trained on all {len(labels)} rows for each "
         f"member's median fold epoch (median {int(np.median(epochs))}) with the median fold "
-        f"temperature; they were not scored on any held-out row."
+        f"temperature{tree_words(blend)}; they were not scored on any held-out row."
     )
     report = {
         "name": config.name,
@@ -239,6 +251,7 @@ def list_swap(
     config: RunConfig,
     selection: TrainResult,
     forward_accuracy: float,
+    blend: BlendParts | None = None,
 ) -> dict[str, Any]:
     """A second estimate where no test part exists: the parts swap roles (fit on valid with the
     epochs the forward run chose, no early stopping, preprocessing refitted on valid; score on
@@ -246,15 +259,22 @@ def list_swap(
     a model that never saw its group. The reverse model trains on fewer rows than the forward
     one, so this is a pessimistic check of the valid figure, not a test figure."""
     preprocessor = fit_preprocessing(dataset, split.valid)
+    x_valid = preprocessor.transform(dataset.features[split.valid])
+    y_valid = dataset.labels[split.valid]
+    classes = len(dataset.label_names)
     reverse = train_model(
-        preprocessor.transform(dataset.features[split.valid]),
-        dataset.labels[split.valid],
-        len(dataset.label_names),
+        x_valid,
+        y_valid,
+        classes,
         config.model,
         config.train,
         fixed_epochs=selection.member_epochs,
         progress=False,
     )
+    if config.trees is not None and blend is not None:
+        reverse = blend_with_trees(
+            reverse, x_valid, y_valid, classes, config.trees, blend, config.train.seed
+        )
     logits = logits_of(reverse.model, preprocessor.transform(dataset.features[split.train]))
     backward = float((logits.argmax(dim=1).numpy() == dataset.labels[split.train]).mean())
     rows = (len(split.valid), len(split.train))
@@ -266,6 +286,24 @@ def list_swap(
     }
 
 
+def model_words(config: RunConfig) -> str:
+    """How a protocol names the model: the MLP (ensemble) and, with trees, the blend."""
+    members = config.model.members
+    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
+    if config.trees is None:
+        return what
+    return (
+        f"{what} averaged with gradient-boosted trees (weight {config.trees.weight:g}; "
+        f"rounds chosen on valid log-loss, each part's temperature fitted on valid)"
+    )
+
+
+def tree_words(blend: BlendParts | None) -> str:
+    if blend is None:
+        return ""
+    return f" and the trees' median fold rounds ({blend.rounds}) and part temperatures"
+
+
 def split_protocol(
     dataset: TabularDataset, split: Split, config: RunConfig, selection: TrainResult, where: str
 ) -> str:
@@ -275,8 +313,7 @@ def split_protocol(
     def part(rows: IntArray) -> str:
         return f"{len(rows)} {unit} / {len(set(dataset.groups[rows].tolist()))} {groups}"
 
-    members = config.model.members
-    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
+    what = model_words(config)
     stop_on = config.train.stop_on.replace("_", "-")
     text = (
         f"Split by {split.method} with no {groups[:-1]} on two sides: {what} trained on train "
@@ -290,10 +327,13 @@ def split_protocol(
     if config.refit:
         epochs = (
             f"each member's chosen epochs (median {selection.best_epoch})"
-            if members > 1
+            if config.model.members > 1
             else f"the chosen {selection.best_epoch} epochs"
         )
-        text += f"; shipped weights refit on train+valid for {epochs} with the valid temperature"
+        trees = " and the trees for their chosen rounds" if config.trees is not None else ""
+        text += (
+            f"; shipped weights refit on train+valid for {epochs}{trees} with the valid temperature"
+        )
     if where == "test":
         text += "; metrics are the shipped model's on the held-out test part."
     else:

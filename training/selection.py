@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.boosting import BlendParts, blend_with_trees, select_blend
 from training.config import RunConfig
 from training.fitting import IMPUTATION_SPECS, fit_preprocessor
 from training.preprocessing import FeaturePreprocessor
@@ -31,6 +32,7 @@ class Fitted:
     temperature: float
     shipped: TrainResult
     shipped_preprocessor: FeaturePreprocessor
+    blend: BlendParts | None = None
 
 
 def fit_preprocessing(dataset: TabularDataset, rows: IntArray) -> FeaturePreprocessor:
@@ -42,7 +44,9 @@ def fit_preprocessing(dataset: TabularDataset, rows: IntArray) -> FeaturePreproc
 def select_and_refit(
     dataset: TabularDataset, split: Split, config: RunConfig, progress: bool = True
 ) -> Fitted:
-    """Early stopping and temperature on ``split.valid``; refit on train+valid if asked."""
+    """Early stopping and temperature on ``split.valid``; refit on train+valid if asked. With
+    ``config.trees`` the model is the MLP blended with boosted trees (``training.boosting``),
+    whose rounds and temperatures are also chosen on valid; ``temperature`` is the blend's."""
     labels, classes = dataset.labels, len(dataset.label_names)
     preprocessor = fit_preprocessing(dataset, split.train)
     x = preprocessor.transform(dataset.features)
@@ -57,12 +61,25 @@ def select_and_refit(
         progress=progress,
     )
     temperature = fit_temperature(logits_of(selection.model, x[split.valid]), labels[split.valid])
+    blend = None
+    if config.trees is not None:
+        train_rows, valid_rows = x[split.train], x[split.valid]
+        selection, blend = select_blend(
+            selection,
+            *(train_rows, labels[split.train], valid_rows, labels[split.valid]),
+            classes,
+            config.trees,
+            temperature,
+            config.train.seed,
+        )
+        temperature = fit_temperature(logits_of(selection.model, valid_rows), labels[split.valid])
     if not config.refit:
-        return Fitted(selection, preprocessor, temperature, selection, preprocessor)
+        return Fitted(selection, preprocessor, temperature, selection, preprocessor, blend)
     rows = np.sort(np.concatenate([split.train, split.valid]))
     shipped_preprocessor = fit_preprocessing(dataset, rows)
+    x_rows = shipped_preprocessor.transform(dataset.features[rows])
     shipped = train_model(
-        shipped_preprocessor.transform(dataset.features[rows]),
+        x_rows,
         labels[rows],
         classes,
         config.model,
@@ -70,4 +87,8 @@ def select_and_refit(
         fixed_epochs=selection.member_epochs,
         progress=progress,
     )
-    return Fitted(selection, preprocessor, temperature, shipped, shipped_preprocessor)
+    if config.trees is not None and blend is not None:
+        shipped = blend_with_trees(
+            shipped, x_rows, labels[rows], classes, config.trees, blend, config.train.seed
+        )
+    return Fitted(selection, preprocessor, temperature, shipped, shipped_preprocessor, blend)

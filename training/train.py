@@ -9,6 +9,7 @@ order, dropout) draws from seeded generators and deterministic kernels are reque
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -317,7 +318,7 @@ def logits_of(model: nn.Module, x: FloatArray, device: torch.device | None = Non
     """Logits ``(N, C)`` on the CPU for standardised rows ``(N, F)``, in evaluation mode."""
     was_training = model.training
     model.eval()
-    target = device or next(model.parameters()).device
+    target = device or next(itertools.chain(model.parameters(), model.buffers())).device
     with torch.no_grad():
         logits: torch.Tensor = model(torch.from_numpy(x).to(target)).cpu()
     model.train(was_training)

@@ -13,11 +13,13 @@ from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import TINY_MODEL, TINY_TRAIN
 from training.ambiguity import best_possible_accuracy
 from training.ambiguity import main as ambiguity_main
+from training.boosting import BlendParts
 from training.checkpoint import load_checkpoint
 from training.cli import main as train_main
 from training.config import RunConfig
 from training.crossval import (
     CrossValidation,
+    FoldResult,
     clustered_mean,
     cross_validate,
     fold_split,
@@ -188,3 +190,20 @@ def test_ambiguity_study_scores_every_row_under_both_policies(
 def test_best_possible_accuracy_takes_each_keys_commonest_label() -> None:
     keys = np.array(["a", "a", "a", "b", "b"])
     assert best_possible_accuracy(keys, np.array([1, 1, 2, 0, 3])) == pytest.approx(3 / 5)
+
+
+def test_blend_parts_survive_saving_and_take_fold_medians(tmp_path: Path) -> None:
+    labels, groups = np.zeros(4, dtype=np.int64), np.array(["a", "b", "c", "d"])
+    folds = tuple(
+        FoldResult(i, np.array([i]), np.zeros((1, 2), np.float32), 1.0, (3,), blend=parts)
+        for i, parts in enumerate(
+            [BlendParts(40, 1.1, 0.9), BlendParts(60, 1.3, 1.0), BlendParts(90, 0.9, 1.2)]
+        )
+    )
+    path = tmp_path / "cv.npz"
+    CrossValidation(labels, groups, folds).save(path)
+    loaded = CrossValidation.load(path)
+    assert loaded.folds[1].blend == BlendParts(60, 1.3, 1.0)
+    assert loaded.blend() == BlendParts(60, 1.1, 1.0)
+    plain = FoldResult(0, np.array([0]), np.zeros((1, 2), np.float32), 1.0, (3,))
+    assert CrossValidation(labels, groups, (plain,)).blend() is None

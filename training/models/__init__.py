@@ -10,11 +10,14 @@ from torch import nn
 from training.models.cnn_lstm import CNNLSTMClassifier
 from training.models.ensemble import MLPEnsemble
 from training.models.mlp import MLPClassifier
+from training.models.trees import MLPTreeBlend, TreeEnsemble
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLPClassifier,
     "cnn_lstm": CNNLSTMClassifier,
     "mlp_ensemble": MLPEnsemble,
+    "trees": TreeEnsemble,
+    "mlp_tree_blend": MLPTreeBlend,
 }
 
 
