@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from training.config import RunConfig
-from training.crossval import clustered_mean, fold_split, grouped_folds
+from training.crossval import clustered_mean, fold_split, grouped_folds, run_or_compare
 from training.selection import select_and_refit
 from training.splits import Split
 from training.tabular import TabularDataset, ambiguous_keys
@@ -152,14 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--policy", choices=POLICIES, required=True)
     run.add_argument("--folds", type=int, default=5)
     run.add_argument("--save", type=Path, required=True)
-    compare = commands.add_parser("compare", help="the first result against the others")
-    compare.add_argument("results", nargs="+")
-    arguments, rest = parser.parse_known_args(argv)
-    if arguments.command == "compare":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return _compare(arguments.results)
-    return _run(arguments, rest)
+    return run_or_compare(parser, commands, argv, _run, _compare)
 
 
 if __name__ == "__main__":

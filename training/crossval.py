@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,14 +364,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--folds", type=int, default=5)
     run.add_argument("--fold", type=int, help="run only this fold (for parallel runs)")
     run.add_argument("--save", type=Path, required=True, help="where the .npz goes")
-    compare = commands.add_parser("compare", help="the first result against the others")
-    compare.add_argument("results", nargs="+")
+    return run_or_compare(parser, commands, argv, _run, _compare)
+
+
+def run_or_compare(
+    parser: argparse.ArgumentParser,
+    commands: Any,
+    argv: Sequence[str] | None,
+    run: Callable[[argparse.Namespace, list[str]], int],
+    compare: Callable[[Sequence[str]], int],
+) -> int:
+    """The ``compare`` sub-command shared by the CV studies, then dispatch: ``run`` gets its own
+    arguments and the unparsed rest (the ``genre-train features`` flags)."""
+    compare_parser = commands.add_parser("compare", help="the first result against the others")
+    compare_parser.add_argument("results", nargs="+")
     arguments, rest = parser.parse_known_args(argv)
     if arguments.command == "compare":
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return _compare(arguments.results)
-    return _run(arguments, rest)
+        return compare(arguments.results)
+    return run(arguments, rest)
 
 
 if __name__ == "__main__":
