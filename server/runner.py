@@ -18,6 +18,7 @@ from server.fused import FusedMLPEnsemble, fuse, matches
 from training.checkpoint import Checkpoint, CheckpointError
 from training.frontend import FrontEndConfig, LogMelFrontEnd
 from training.models import build_model
+from training.models.trees import MLPTreeBlend
 from training.preprocessing import FeaturePreprocessor
 
 FloatArray = npt.NDArray[np.float32]
@@ -107,8 +108,12 @@ class FeaturesRunner:
                 f"{checkpoint.directory}: unusable preprocessing ({error})"
             ) from error
         self._check_shapes(checkpoint)
-        fused = fuse(self.model)
         width = len(self.preprocessor.feature_names)
+        if isinstance(self.model, MLPTreeBlend):  # the MLP part fuses like a plain ensemble
+            part = fuse(self.model.mlp)
+            if part is not None and matches(self.model.mlp, part, width, device):
+                self.model.mlp = part
+        fused = fuse(self.model)
         usable = fused is not None and matches(self.model, fused, width, device)
         self._fused = fused if usable else None
         self._low: FusedMLPEnsemble | None = None

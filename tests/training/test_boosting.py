@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from server.fused import FusedMLPEnsemble
 from server.runner import FeaturesRunner
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import TINY_MODEL, TINY_TRAIN
@@ -16,7 +17,7 @@ from training.boosting import best_rounds, fit_booster, tree_ensemble
 from training.checkpoint import load_checkpoint
 from training.config import RunConfig, TreeConfig
 from training.models import build_model
-from training.models.trees import MLPTreeBlend
+from training.models.trees import MLPTreeBlend, TreeEnsemble
 from training.pipeline import run_features
 from training.preprocessing import FeaturePreprocessor
 from training.train import predict_probabilities
@@ -117,6 +118,48 @@ def test_a_blended_run_publishes_what_the_server_serves(tmp_path: Path) -> None:
     temperature = manifest["calibration"]["temperature"]
     expected = predict_probabilities(model.eval(), preprocessor, rows, temperature)
     runner = FeaturesRunner(checkpoint, torch.device("cpu"), precision="bfloat16")
-    assert runner.precision == "float32"  # only plain MLPs run in bfloat16; trees need float64
+    assert runner.precision == "float32"  # only plain MLPs run in bfloat16
+    assert isinstance(runner.model.mlp, FusedMLPEnsemble)  # its MLP part runs fused
     served = runner.run(rows).astype(np.float64)
     assert np.abs(served - expected).max() < 1e-6
+
+
+def test_rows_on_a_threshold_take_scikit_learns_branch_in_both_walks() -> None:
+    x, y = _rows(3)
+    booster = fit_booster(x, y, SMALL)
+    trees, _ = tree_ensemble(booster, 6, 3)
+    chosen = trees.threshold[:, 0].numpy()  # roots: every row meets them
+    columns = trees.feature[:, 0].numpy()
+    on_edge = np.repeat(x[:1], 3 * len(chosen), axis=0)
+    for index, (threshold, column) in enumerate(zip(chosen, columns, strict=True)):
+        nearest = np.float32(threshold)  # float32 values at and either side of the threshold
+        around = (np.nextafter(nearest, np.float32(-1e9)), nearest, np.nextafter(nearest, 1e9))
+        on_edge[3 * index : 3 * index + 3, column] = around
+    expected = booster.predict_proba(on_edge)
+    inputs = torch.from_numpy(on_edge)
+    with torch.inference_mode():
+        numpy_walk = torch.softmax(trees(inputs), dim=1).numpy()
+        torch_walk = torch.softmax(trees._walk_torch(inputs), dim=1).numpy()  # the GPU's walk
+    np.testing.assert_allclose(numpy_walk, expected, atol=1e-6)
+    np.testing.assert_allclose(torch_walk, expected, atol=1e-6)
+
+
+def test_a_float64_threshold_between_float32_values_is_compared_exactly() -> None:
+    stump = TreeEnsemble(input_dim=1, num_classes=2, trees=1, nodes=3, depth=1)
+    stump.load_state_dict(
+        {
+            "feature": torch.zeros(1, 3, dtype=torch.int64),
+            "threshold": torch.tensor([[0.1, 0.0, 0.0]], dtype=torch.float64),
+            "left": torch.tensor([[1, 1, 2]]),
+            "right": torch.tensor([[2, 1, 2]]),
+            "value": torch.tensor([[0.0, -1.0, 1.0]], dtype=torch.float64),
+            "tree_class": torch.tensor([1]),
+            "baseline": torch.zeros(2, dtype=torch.float64),
+        }
+    )
+    above = np.float32(0.1)  # 0.100000001..., just over the float64 0.1
+    below = np.nextafter(above, np.float32(0))
+    assert float(above) > 0.1 > float(below)
+    inputs = torch.tensor([[below], [above]], dtype=torch.float32)
+    for walk in (stump.forward, stump._walk_torch):
+        assert walk(inputs)[:, 1].tolist() == [-1.0, 1.0]
