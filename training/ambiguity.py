@@ -13,7 +13,8 @@ shipped models do), ``--policy keep`` on all of them. Both score the same rows, 
 gives paired differences with artist-clustered standard errors. ``a.npz+b.npz`` in ``compare``
 averages two runs' calibrated probabilities (an ensemble with half the members of each).
 
-    python -m training.ambiguity run --policy drop --save cv/drop.npz --members 5 --no-refit
+    python -m training.ambiguity run --policy drop --save cv/drop.npz --dataset spotify11 \
+        --data ../shared/data --out /tmp/unused --members 5 --no-refit --no-trees
     python -m training.ambiguity compare cv/drop.npz cv/keep.npz cv/drop.npz+cv/keep.npz
 """
 
