@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.boosting import BlendParts, blend_with_trees
+from training.boosting import BlendParts
 from training.checkpoint import write_checkpoint
 from training.config import RunConfig
 from training.crossval import cross_validate
@@ -32,7 +32,7 @@ from training.evaluate import permutation_importance as importance_of
 from training.preprocessing import FeaturePreprocessor
 from training.provenance import code_version
 from training.report import build_files
-from training.selection import fit_preprocessing, select_and_refit
+from training.selection import select_and_refit, train_fixed
 from training.splits import Split, group_split, read_split_lists, split_by_lists
 from training.tabular import TabularDataset
 from training.train import (
@@ -41,7 +41,6 @@ from training.train import (
     TrainResult,
     logits_of,
     resolve_device,
-    train_model,
 )
 
 
@@ -170,28 +169,9 @@ def run_cross_validated(
     if config.cv_save is not None:
         validation.save(config.cv_save)
     epochs, temperature = validation.member_epochs(), validation.temperature()
-    preprocessor = fit_preprocessing(dataset, np.arange(len(dataset.labels)))
-    x_all = preprocessor.transform(dataset.features)
-    shipped = train_model(
-        x_all,
-        dataset.labels,
-        len(dataset.label_names),
-        config.model,
-        config.train,
-        fixed_epochs=epochs,
-        progress=progress,
-    )
     blend = validation.blend()
-    if config.trees is not None and blend is not None:
-        shipped = blend_with_trees(
-            shipped,
-            x_all,
-            dataset.labels,
-            len(dataset.label_names),
-            config.trees,
-            blend,
-            config.train.seed,
-        )
+    every_row = np.arange(len(dataset.labels))
+    shipped, preprocessor = train_fixed(dataset, every_row, config, epochs, blend, progress)
     labels = dataset.labels[validation.rows]
     raw = validation.probabilities(calibrated=False)
     calibrated = validation.probabilities()
@@ -258,23 +238,9 @@ def list_swap(
     train). ``accuracy`` is the row-weighted mean of both directions, so every row is scored by
     a model that never saw its group. The reverse model trains on fewer rows than the forward
     one, so this is a pessimistic check of the valid figure, not a test figure."""
-    preprocessor = fit_preprocessing(dataset, split.valid)
-    x_valid = preprocessor.transform(dataset.features[split.valid])
-    y_valid = dataset.labels[split.valid]
-    classes = len(dataset.label_names)
-    reverse = train_model(
-        x_valid,
-        y_valid,
-        classes,
-        config.model,
-        config.train,
-        fixed_epochs=selection.member_epochs,
-        progress=False,
+    reverse, preprocessor = train_fixed(
+        dataset, split.valid, config, selection.member_epochs, blend
     )
-    if config.trees is not None and blend is not None:
-        reverse = blend_with_trees(
-            reverse, x_valid, y_valid, classes, config.trees, blend, config.train.seed
-        )
     logits = logits_of(reverse.model, preprocessor.transform(dataset.features[split.train]))
     backward = float((logits.argmax(dim=1).numpy() == dataset.labels[split.train]).mean())
     rows = (len(split.valid), len(split.train))

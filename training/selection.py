@@ -9,6 +9,7 @@ validation temperature. ``test`` is never touched here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,19 +77,30 @@ def select_and_refit(
     if not config.refit:
         return Fitted(selection, preprocessor, temperature, selection, preprocessor, blend)
     rows = np.sort(np.concatenate([split.train, split.valid]))
-    shipped_preprocessor = fit_preprocessing(dataset, rows)
-    x_rows = shipped_preprocessor.transform(dataset.features[rows])
-    shipped = train_model(
-        x_rows,
-        labels[rows],
-        classes,
-        config.model,
-        config.train,
-        fixed_epochs=selection.member_epochs,
-        progress=progress,
+    shipped, shipped_preprocessor = train_fixed(
+        dataset, rows, config, selection.member_epochs, blend, progress
+    )
+    return Fitted(selection, preprocessor, temperature, shipped, shipped_preprocessor, blend)
+
+
+def train_fixed(
+    dataset: TabularDataset,
+    rows: IntArray,
+    config: RunConfig,
+    member_epochs: Sequence[int],
+    blend: BlendParts | None,
+    progress: bool = False,
+) -> tuple[TrainResult, FeaturePreprocessor]:
+    """Preprocessing fitted on ``rows`` and the model trained on them with nothing left to
+    choose: each member for its epoch count and, with a selection's ``blend``, the trees for its
+    rounds under its part temperatures. A refit, the model trained on every row after
+    cross-validation, and the reverse direction of a list swap are all this."""
+    preprocessor = fit_preprocessing(dataset, rows)
+    x = preprocessor.transform(dataset.features[rows])
+    y, classes = dataset.labels[rows], len(dataset.label_names)
+    model = train_model(
+        x, y, classes, config.model, config.train, fixed_epochs=member_epochs, progress=progress
     )
     if config.trees is not None and blend is not None:
-        shipped = blend_with_trees(
-            shipped, x_rows, labels[rows], classes, config.trees, blend, config.train.seed
-        )
-    return Fitted(selection, preprocessor, temperature, shipped, shipped_preprocessor, blend)
+        model = blend_with_trees(model, x, y, classes, config.trees, blend, config.train.seed)
+    return model, preprocessor
