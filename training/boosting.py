@@ -10,7 +10,6 @@ and reused for the refit, as the MLP's epochs are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -58,9 +57,9 @@ def tree_ensemble(
     input_dim: int,
     num_classes: int,
     rounds: int | None = None,
-) -> tuple[TreeEnsemble, dict[str, Any]]:
-    """The booster's trees (its first ``rounds`` rounds, or all) as a ``TreeEnsemble`` and its
-    ``architecture`` entry.
+) -> TreeEnsemble:
+    """The booster's trees (its first ``rounds`` rounds, or all) as a ``TreeEnsemble`` (its
+    ``params`` are its manifest ``architecture`` parameters).
 
     Reads scikit-learn's fitted predictors (``_predictors``, ``_baseline_prediction``; the
     version is pinned). A binary booster grows one tree per round for its second class.
@@ -93,14 +92,7 @@ def tree_ensemble(
         left[index, :count] = np.where(leaf, own, tree["left"])
         right[index, :count] = np.where(leaf, own, tree["right"])
         value[index, :count] = tree["value"]
-    params = {
-        "input_dim": input_dim,
-        "num_classes": num_classes,
-        "trees": len(trees),
-        "nodes": nodes,
-        "depth": depth,
-    }
-    module = TreeEnsemble(**params)
+    module = TreeEnsemble(input_dim, num_classes, len(trees), nodes, depth)
     module.load_state_dict(
         {
             "feature": torch.from_numpy(feature),
@@ -112,7 +104,7 @@ def tree_ensemble(
             "baseline": torch.from_numpy(baseline),
         }
     )
-    return module.eval(), {"type": "trees", "params": params}
+    return module.eval()
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,7 @@ def select_blend(
     (its epochs and history kept)."""
     booster = fit_booster(x_train, y_train, config, seed=seed)
     rounds = best_rounds(booster, x_valid, y_valid)
-    trees, _ = tree_ensemble(booster, *_dims(x_train, num_classes), rounds)
+    trees = tree_ensemble(booster, int(x_train.shape[1]), num_classes, rounds)
     parts = BlendParts(rounds, mlp_temperature, fit_temperature(logits_of(trees, x_valid), y_valid))
     return _blend(mlp, trees, parts, config), parts
 
@@ -157,12 +149,8 @@ def blend_with_trees(
     """A refit: trees fitted on ``x`` for the selection's rounds, blended with the refit MLP
     under the selection's part temperatures."""
     booster = fit_booster(x, y, config, parts.rounds, seed)
-    trees, _ = tree_ensemble(booster, *_dims(x, num_classes))
+    trees = tree_ensemble(booster, int(x.shape[1]), num_classes)
     return _blend(mlp, trees, parts, config)
-
-
-def _dims(x: FloatArray, num_classes: int) -> tuple[int, int]:
-    return int(x.shape[1]), num_classes
 
 
 def _blend(

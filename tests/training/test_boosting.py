@@ -37,15 +37,15 @@ def test_tensor_trees_equal_scikit_learn(classes: int) -> None:
     x, y = _rows(classes)
     booster = fit_booster(x, y, SMALL)
     held_out, _ = _rows(classes, 300, seed=1)
-    trees, architecture = tree_ensemble(booster, 6, classes)
+    trees = tree_ensemble(booster, 6, classes)
     with torch.inference_mode():
         ours = torch.softmax(trees(torch.from_numpy(held_out)), dim=1).numpy()
     np.testing.assert_allclose(ours, booster.predict_proba(held_out), atol=1e-6)
-    rebuilt = build_model(architecture)
+    rebuilt = build_model({"type": "trees", "params": trees.params})
     rebuilt.load_state_dict(trees.state_dict())
     with torch.inference_mode():
         assert torch.equal(rebuilt(torch.from_numpy(held_out)), trees(torch.from_numpy(held_out)))
-    first_five, _ = tree_ensemble(booster, 6, classes, rounds=5)
+    first_five = tree_ensemble(booster, 6, classes, rounds=5)
     staged = list(booster.staged_predict_proba(held_out))[4]
     with torch.inference_mode():
         ours = torch.softmax(first_five(torch.from_numpy(held_out)), dim=1).numpy()
@@ -55,7 +55,7 @@ def test_tensor_trees_equal_scikit_learn(classes: int) -> None:
 def test_a_class_the_trees_never_saw_gets_no_probability() -> None:
     x, y = _rows(3)
     booster = fit_booster(x, y, SMALL)
-    trees, _ = tree_ensemble(booster, 6, num_classes=5)  # classes 3 and 4 absent from training
+    trees = tree_ensemble(booster, 6, num_classes=5)  # classes 3 and 4 absent from training
     with torch.inference_mode():
         probabilities = torch.softmax(trees(torch.from_numpy(x[:50])), dim=1).numpy()
     assert probabilities[:, 3:].max() < 1e-9
@@ -75,9 +75,9 @@ def test_best_rounds_is_where_validation_log_loss_bottoms() -> None:
 
 def test_blend_is_the_weighted_mixture_of_its_calibrated_parts() -> None:
     x, y = _rows(3)
-    trees, tree_architecture = tree_ensemble(fit_booster(x, y, SMALL), 6, 3)
+    trees = tree_ensemble(fit_booster(x, y, SMALL), 6, 3)
     mlp = {"input_dim": 6, "num_classes": 3, "hidden_sizes": [8], "members": 2}
-    blend = MLPTreeBlend(mlp, tree_architecture["params"], 1.5, 0.8, tree_weight=0.3).eval()
+    blend = MLPTreeBlend(mlp, trees.params, 1.5, 0.8, tree_weight=0.3).eval()
     blend.trees.load_state_dict(trees.state_dict())
     inputs = torch.from_numpy(x[:20])
     with torch.inference_mode():
@@ -86,7 +86,7 @@ def test_blend_is_the_weighted_mixture_of_its_calibrated_parts() -> None:
         )
         assert torch.allclose(blend(inputs).exp(), expected, atol=1e-6)
     with pytest.raises(ValueError, match="tree_weight"):
-        MLPTreeBlend(mlp, tree_architecture["params"], 1.0, 1.0, tree_weight=1.0)
+        MLPTreeBlend(mlp, trees.params, 1.0, 1.0, tree_weight=1.0)
 
 
 def test_a_blended_run_publishes_what_the_server_serves(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_blended_run_publishes_what_the_server_serves(tmp_path: Path) -> None:
 def test_rows_on_a_threshold_take_scikit_learns_branch_in_both_walks() -> None:
     x, y = _rows(3)
     booster = fit_booster(x, y, SMALL)
-    trees, _ = tree_ensemble(booster, 6, 3)
+    trees = tree_ensemble(booster, 6, 3)
     chosen = trees.threshold[:, 0].numpy()  # roots: every row meets them
     columns = trees.feature[:, 0].numpy()
     on_edge = np.repeat(x[:1], 3 * len(chosen), axis=0)
