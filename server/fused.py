@@ -130,6 +130,16 @@ def fuse(model: nn.Module) -> FusedMLPEnsemble | None:
     return None
 
 
+def fuse_children(model: nn.Module, width: int, device: torch.device) -> None:
+    """Swaps each direct child MLP (or MLP ensemble) of a composite model, such as an MLP and
+    trees blend, for its fused twin where that reproduces the child's outputs; the composite
+    itself cannot be fused as a whole."""
+    for name, child in list(model.named_children()):
+        fused = fuse(child)
+        if fused is not None and matches(child, fused, width, device):
+            setattr(model, name, fused)
+
+
 def matches(original: nn.Module, fused: nn.Module, width: int, device: torch.device) -> bool:
     """Whether ``fused`` gives ``original``'s outputs on random inputs at a few batch sizes."""
     generator = torch.Generator().manual_seed(0)

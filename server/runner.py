@@ -14,11 +14,10 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from server.fused import FusedMLPEnsemble, fuse, matches
+from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 from training.checkpoint import Checkpoint, CheckpointError
 from training.frontend import FrontEndConfig, LogMelFrontEnd
 from training.models import build_model
-from training.models.trees import MLPTreeBlend
 from training.preprocessing import FeaturePreprocessor
 
 FloatArray = npt.NDArray[np.float32]
@@ -109,11 +108,9 @@ class FeaturesRunner:
             ) from error
         self._check_shapes(checkpoint)
         width = len(self.preprocessor.feature_names)
-        if isinstance(self.model, MLPTreeBlend):  # the MLP part fuses like a plain ensemble
-            part = fuse(self.model.mlp)
-            if part is not None and matches(self.model.mlp, part, width, device):
-                self.model.mlp = part
         fused = fuse(self.model)
+        if fused is None:  # a blend: its MLP part fuses like a plain ensemble
+            fuse_children(self.model, width, device)
         usable = fused is not None and matches(self.model, fused, width, device)
         self._fused = fused if usable else None
         self._low: FusedMLPEnsemble | None = None
