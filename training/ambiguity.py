@@ -30,7 +30,13 @@ import numpy as np
 import torch
 
 from training.config import RunConfig
-from training.crossval import clustered_mean, fold_split, grouped_folds, run_or_compare
+from training.crossval import (
+    clustered_mean,
+    fold_split,
+    grouped_folds,
+    row_scores,
+    run_or_compare,
+)
 from training.selection import select_and_refit
 from training.splits import Split
 from training.tabular import TabularDataset, ambiguous_keys
@@ -78,12 +84,6 @@ def populations(ambiguous: np.ndarray) -> dict[str, np.ndarray]:
     return {"all": np.ones_like(ambiguous), "unambiguous": ~ambiguous, "ambiguous": ambiguous}
 
 
-def per_row(probabilities: FloatArray, labels: IntArray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: 0/1 correct and log-loss."""
-    chosen = np.clip(probabilities[np.arange(len(labels)), labels].astype(np.float64), 1e-15, 1)
-    return (probabilities.argmax(axis=1) == labels).astype(np.float64), -np.log(chosen)
-
-
 def _load(item: str) -> dict[str, np.ndarray]:
     """One saved run, or ``a+b+...``: the mean of their probabilities."""
     runs = [dict(np.load(Path(path), allow_pickle=False)) for path in item.split("+")]
@@ -103,9 +103,10 @@ def _compare(items: Sequence[str]) -> int:
         f"{len(labels)} rows, {int(ambiguous.sum())} ambiguous; best possible accuracy on the "
         f"ambiguous rows: {100 * ceiling:.1f}%"
     )
-    base = per_row(runs[0]["probabilities"], labels)
+    base = row_scores(runs[0]["probabilities"], labels)
     for item, run in zip(items, runs, strict=True):
-        correct, loss = per_row(run["probabilities"], labels)
+        scores = row_scores(run["probabilities"], labels)
+        correct, loss = scores["correct"], scores["log_loss"]
         parts = []
         for name, rows in populations(ambiguous).items():
             accuracy, accuracy_se = clustered_mean(correct[rows], groups[rows])
@@ -115,8 +116,8 @@ def _compare(items: Sequence[str]) -> int:
                 f"{log_loss:.4f} ± {log_loss_se:.4f}"
             )
             if item != items[0]:
-                d_acc = clustered_mean(correct[rows] - base[0][rows], groups[rows])
-                d_loss = clustered_mean(loss[rows] - base[1][rows], groups[rows])
+                d_acc = clustered_mean(correct[rows] - base["correct"][rows], groups[rows])
+                d_loss = clustered_mean(loss[rows] - base["log_loss"][rows], groups[rows])
                 text += (
                     f" (vs first {100 * d_acc[0]:+.2f} ± {100 * d_acc[1]:.2f}, "
                     f"{d_loss[0]:+.4f} ± {d_loss[1]:.4f})"

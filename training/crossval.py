@@ -147,13 +147,7 @@ class CrossValidation:
 
     def per_row(self) -> dict[str, Values]:
         """Per scored row: ``correct`` (0/1) and ``log_loss`` (calibrated)."""
-        probabilities = self.probabilities().astype(np.float64)
-        labels = self.labels[self.rows]
-        chosen = np.clip(probabilities[np.arange(len(labels)), labels], 1e-15, 1.0)
-        return {
-            "correct": (probabilities.argmax(axis=1) == labels).astype(np.float64),
-            "log_loss": -np.log(chosen),
-        }
+        return row_scores(self.probabilities(), self.labels[self.rows])
 
     def summary(self) -> dict[str, Any]:
         """Pooled accuracy and log-loss with group-clustered standard errors, and per fold."""
@@ -219,6 +213,16 @@ class CrossValidation:
         if len({fold.fold for fold in folds}) != len(folds):
             raise ValueError("a fold appears in two parts")
         return cls(parts[0].labels, parts[0].groups, tuple(folds))
+
+
+def row_scores(probabilities: FloatArray, labels: IntArray) -> dict[str, Values]:
+    """Per row: ``correct`` (0/1) and ``log_loss`` of ``(N, C)`` probabilities."""
+    scores = probabilities.astype(np.float64)
+    chosen = np.clip(scores[np.arange(len(labels)), labels], 1e-15, 1.0)
+    return {
+        "correct": (scores.argmax(axis=1) == labels).astype(np.float64),
+        "log_loss": -np.log(chosen),
+    }
 
 
 def _blend_parts(data: Any, number: int) -> BlendParts | None:
