@@ -133,7 +133,9 @@ def _run(arguments: argparse.Namespace, rest: list[str]) -> int:
 
     features = build_parser().parse_args(["features", *rest])
     config = replace(config_from_arguments(features), importance_repeats=0, conflicts="keep")
-    dataset = load_dataset(config.dataset, config.data, config.drop_bad_rows, config.genres, "keep")
+    dataset = load_dataset(
+        config.dataset, config.data, config.drop_bad_rows, config.genres, config.conflicts
+    )
     probabilities = run_study(dataset, config, arguments.folds, arguments.policy)
     arguments.save.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
