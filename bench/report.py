@@ -1,9 +1,22 @@
-"""Results -> target verdicts and the Markdown tables (``benchmarks.md``, the README headline)."""
+"""Results -> the Markdown tables (``benchmarks.md``, the README headline), from the JSON alone.
+
+Everything is rendered from a run's ``benchmarks.json``, so a report can be written again after
+the rendering changes without measuring anything again:
+
+    .venv/bin/python -m bench.report bench/results/benchmarks.json            # rewrites the .md
+    .venv/bin/python -m bench.report bench/results/benchmarks.json --headline # the README table
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from pathlib import Path
 from typing import Any
+
+from bench.verdicts import audio_ratio, gap_cause, lookup, ratio, throughput_key
 
 SERVER_NAMES = {
     "ours": "genre-serve",
@@ -42,110 +55,12 @@ def audio_line(cell: dict[str, Any]) -> str:
     )
 
 
-def _lookup(
-    results: dict[str, Any], scenario: str, server: str, level: int
-) -> dict[str, Any] | None:
-    for cell in results.get("cells", []):
-        if (cell["scenario"], cell["server"], cell["concurrency"]) == (scenario, server, level):
-            return None if "failed" in cell else cell
-    return None
-
-
-def _ratio(results: dict[str, Any], scenario: str, a: str, b: str, level: int) -> float | None:
-    key = "calls_per_second" if scenario == "features-1" else "rows_per_second"
-    first, second = _lookup(results, scenario, a, level), _lookup(results, scenario, b, level)
-    if first is None or second is None or second[key] <= 0:
-        return None
-    return float(first[key] / second[key])
-
-
-def audio_ratio(audio: dict[str, Any] | None) -> float | None:
-    """Flat-out streaming windows/s over offline windows/s at the batch size the server ran.
-
-    The offline rate is taken at the measured batch size nearest the server's mean batch.
-    """
-    fast = (audio or {}).get("fast_many")
-    if not audio or not fast or "failed" in fast:
-        return None
-    offline = {int(k): v for k, v in audio["offline_windows_per_second"].items()}
-    batch = fast.get("mean_batch_rows") or 1.0
-    nearest = min(offline, key=lambda size: abs(math.log(size) - math.log(batch)))
-    return float(fast["windows_per_second"] / offline[nearest])
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it was met (None: not run)."""
-    verdicts: list[dict[str, Any]] = []
-
-    def add(name: str, value: float | None, goal: float) -> None:
-        met = None if value is None else value >= goal
-        verdicts.append({"target": name, "value": value, "goal": goal, "met": met})
-
-    add(
-        "features 1 row/call, c=64: ours / echo >= 0.85",
-        _ratio(results, "features-1", "ours", "echo", 64),
-        0.85,
-    )
-    for level in (1, 8):
-        add(
-            f"features 1 row/call, c={level}: ours / TorchServe >= 2",
-            _ratio(results, "features-1", "ours", "torchserve", level),
-            2.0,
-        )
-    levels = [
-        c["concurrency"]
-        for c in results.get("cells", [])
-        if c["scenario"] == "features-1" and c["server"] == "torchserve"
-    ]
-    ratios = [_ratio(results, "features-1", "ours", "torchserve", level) for level in levels]
-    known = [r for r in ratios if r is not None]
-    add(
-        "features 1 row/call: ours / TorchServe >= 1 at every level",
-        min(known) if known else None,
-        1.0,
-    )
-    for server, named in (("ours", ""), ("ours-bf16", " (opt-in bfloat16)")):
-        bulk = [
-            c["rows_per_second"]
-            for c in results.get("cells", [])
-            if c["scenario"] == "features-256" and c["server"] == server and "failed" not in c
-        ]
-        add(
-            f"features 256 rows/call{named}: rows/s >= 100,000",
-            max(bulk) if bulk else None,
-            100_000,
-        )
-    add("audio: streaming / offline windows/s >= 0.8", audio_ratio(results.get("audio")), 0.8)
-    return verdicts
-
-
-# Why a target is missed on the 2-core machine (measured; see README "Benchmarks"), printed
-# beside the verdict whenever it is missed.
-GAP_CAUSES = {
-    "echo": "one asyncio loop under one GIL: ~460-510 µs of server CPU per call from c=64 on "
-    "against the echo's ~180 µs; the handler's own Python is ~130 µs of it (measured in-process), "
-    "the rest the extra await, the hand-offs to the inference thread and GIL switches; closing "
-    "it needs more event loops (processes), not a faster handler",
-    "TorchServe >= 1": "TorchServe's Java front-end uses both cores; ours is one event loop, "
-    "flat at ~2,500 calls/s from c=64 on (level with TorchServe at c=64, about half at c=256)",
-    "100,000": "compute-bound on one inference thread: the 10-member ensemble takes ~4.5 ms of "
-    "one core per 256 rows in float32 (~2.7 ms in bfloat16, where GELU and layout copies are a "
-    "third), plus ~0.5 ms of decoding and response encoding on the loop",
-    "audio": "the forward pass holds one core; the event loop and the flat-out client share the "
-    "other",
-}
-
-
-def _cause(target: str) -> str:
-    return next((cause for key, cause in GAP_CAUSES.items() if key in target), "")
-
-
 def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     cells = [c for c in results.get("cells", []) if c["scenario"] == scenario]
     if not cells:
         return []
     unit = "calls/s" if scenario == "features-1" else "rows/s"
-    key = "calls_per_second" if scenario == "features-1" else "rows_per_second"
+    key = throughput_key(scenario)
     servers = [s for s in SERVER_NAMES if any(c["server"] == s for c in cells)]
     levels = sorted({c["concurrency"] for c in cells})
     title = "one named row per call" if scenario == "features-1" else "256 dense rows per call"
@@ -161,10 +76,10 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     for level in levels:
         row = [str(level)]
         for server in servers:
-            cell = _lookup(results, scenario, server, level)
+            cell = lookup(results, scenario, server, level)
             row.append(_num(cell[key]) if cell else "-")
         for other in ("echo", "torchserve", "ours-no-batching"):
-            row.append(_num(_ratio(results, scenario, "ours", other, level), 2))
+            row.append(_num(ratio(results, scenario, "ours", other, level), 2))
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -230,9 +145,9 @@ def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
     ):
         if key in audio:
             lines.append(f"- {label}: {audio_line(audio[key])}")
-    ratio = audio_ratio(audio)
     lines += [
-        f"- Streaming / offline windows/s at the server's mean batch size: {_num(ratio, 2)}",
+        "- Streaming / offline windows/s at the server's mean batch size: "
+        f"{_num(audio_ratio(audio), 2)}",
         "",
     ]
     return lines
@@ -267,7 +182,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for verdict in results.get("targets", []):
         met = {True: "yes", False: "**no**", None: "not run"}[verdict["met"]]
-        cause = _cause(verdict["target"]) if verdict["met"] is False else ""
+        cause = gap_cause(verdict["target"], results) if verdict["met"] is False else ""
         lines.append(f"| {verdict['target']} | {_num(verdict['value'], 2)} | {met} | {cause} |")
     return "\n".join(lines) + "\n"
 
@@ -278,3 +193,23 @@ def headline(results: dict[str, Any]) -> str:
     table = [line for line in lines[2:] if line.startswith("|")]
     first_detail = next(i for i, line in enumerate(table) if line.startswith("| server"))
     return "\n".join(table[:first_detail]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render a bench.run result without re-running it.")
+    parser.add_argument("results", type=Path, help="a benchmarks.json written by bench.run")
+    parser.add_argument("--out", type=Path, help="Markdown file (default: beside the JSON)")
+    parser.add_argument("--headline", action="store_true", help="print the README table only")
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    if args.headline:
+        print(headline(results), end="")
+        return 0
+    out = args.out or args.results.with_suffix(".md")
+    out.write_text(markdown(results))
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import machine, report
+from bench import machine, report, verdicts
 from bench.audio_model import find_audio_model, offline_windows_per_second, write_stand_in
 from bench.cpu import tree_cpu_seconds
 from bench.server_process import start_server_process
@@ -136,7 +137,9 @@ class Harness:
             key=lambda p: int(p.name),
         )
         self.bodies = write_requests(workdir, self.version, model)
-        self.config = ServerConfig()
+        # The settings the server subprocesses will read (they inherit this environment), so the
+        # results record what was served, e.g. GENRE_AUDIO_MAX_BATCH_SIZE set for a GPU run.
+        self.config = ServerConfig.from_sources(environ=os.environ)
         self.cells: list[dict[str, Any]] = []
         self.skipped: dict[str, str] = {}
 
@@ -346,12 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as scratch:
         harness = Harness(plan, args.repository.resolve(), args.model, Path(scratch))
         harness.features()
+        results["device"] = str(select_device(harness.config.device))
         results["audio"] = harness.audio()
         results["cells"] = harness.cells
         results["skipped"] = harness.skipped
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["seconds"] = time.monotonic() - started
-    results["targets"] = report.targets(results)
+    results["targets"] = verdicts.targets(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (args.out / "benchmarks.md").write_text(report.markdown(results))

@@ -1,0 +1,233 @@
+"""What a run's results mean: the issue's targets, their verdicts, and why a missed one missed.
+
+Every explanation is computed from the run's own record (its cells, its audio figures and the
+machine facts ``bench.machine`` wrote into the JSON), so a report rendered for a 16-core GPU
+machine talks about 16 cores and a GPU, and one for the 2-core VM about 2 cores. Nothing here
+is a sentence written for one particular run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+Results = dict[str, Any]
+
+
+def lookup(results: Results, scenario: str, server: str, level: int) -> dict[str, Any] | None:
+    """The measured cell, or None when it was not run or failed."""
+    for cell in results.get("cells", []):
+        if (cell["scenario"], cell["server"], cell["concurrency"]) == (scenario, server, level):
+            return None if "failed" in cell else cell
+    return None
+
+
+def throughput_key(scenario: str) -> str:
+    return "calls_per_second" if scenario == "features-1" else "rows_per_second"
+
+
+def ratio(results: Results, scenario: str, a: str, b: str, level: int) -> float | None:
+    key = throughput_key(scenario)
+    first, second = lookup(results, scenario, a, level), lookup(results, scenario, b, level)
+    if first is None or second is None or second[key] <= 0:
+        return None
+    return float(first[key] / second[key])
+
+
+def offline_at_served_batch(audio: dict[str, Any]) -> tuple[int, float] | None:
+    """The runner's offline windows/s at the measured batch size nearest the server's mean batch."""
+    fast = audio.get("fast_many")
+    if not fast or "failed" in fast:
+        return None
+    offline = {int(k): float(v) for k, v in audio["offline_windows_per_second"].items()}
+    batch = fast.get("mean_batch_rows") or 1.0
+    nearest = min(offline, key=lambda size: abs(math.log(size) - math.log(batch)))
+    return nearest, offline[nearest]
+
+
+def audio_ratio(audio: dict[str, Any] | None) -> float | None:
+    """Flat-out streaming windows/s over offline windows/s at the batch size the server ran."""
+    offline = offline_at_served_batch(audio) if audio else None
+    if audio is None or offline is None:
+        return None
+    return float(audio["fast_many"]["windows_per_second"] / offline[1])
+
+
+def targets(results: Results) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it was met (None: not run)."""
+    verdicts: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: float) -> None:
+        met = None if value is None else value >= goal
+        verdicts.append({"target": name, "value": value, "goal": goal, "met": met})
+
+    add(
+        "features 1 row/call, c=64: ours / echo >= 0.85",
+        ratio(results, "features-1", "ours", "echo", 64),
+        0.85,
+    )
+    for level in (1, 8):
+        add(
+            f"features 1 row/call, c={level}: ours / TorchServe >= 2",
+            ratio(results, "features-1", "ours", "torchserve", level),
+            2.0,
+        )
+    ratios = [
+        ratio(results, "features-1", "ours", "torchserve", level)
+        for level in _levels(results, "features-1", "torchserve")
+    ]
+    known = [r for r in ratios if r is not None]
+    add(
+        "features 1 row/call: ours / TorchServe >= 1 at every level",
+        min(known) if known else None,
+        1.0,
+    )
+    for server, named in (("ours", ""), ("ours-bf16", " (opt-in bfloat16)")):
+        bulk = [
+            c["rows_per_second"]
+            for c in results.get("cells", [])
+            if c["scenario"] == "features-256" and c["server"] == server and "failed" not in c
+        ]
+        add(
+            f"features 256 rows/call{named}: rows/s >= 100,000",
+            max(bulk) if bulk else None,
+            100_000,
+        )
+    add("audio: streaming / offline windows/s >= 0.8", audio_ratio(results.get("audio")), 0.8)
+    return verdicts
+
+
+def _levels(results: Results, scenario: str, server: str) -> list[int]:
+    return [
+        c["concurrency"]
+        for c in results.get("cells", [])
+        if c["scenario"] == scenario and c["server"] == server
+    ]
+
+
+def _cores(results: Results) -> str:
+    count = results["machine"]["cpu_count"]
+    return f"{count} core" + ("" if count == 1 else "s")
+
+
+def _busy(cell: dict[str, Any], calls_per_second: float) -> float | None:
+    """Cores the server's process tree kept busy: CPU per call times calls per second."""
+    cpu = cell.get("server_cpu_us_per_call")
+    return None if cpu is None else float(cpu) * 1e-6 * calls_per_second
+
+
+def serving_device(results: Results) -> str:
+    """Where the models ran: recorded by the run, else the audio runner's device, else the CPU."""
+    device = results.get("device") or (results.get("audio") or {}).get("device") or "cpu"
+    gpu = results["machine"].get("gpu")
+    return f"{device} ({gpu})" if gpu and str(device).startswith("cuda") else str(device)
+
+
+def _server_cpu_gap(results: Results, level: int) -> str:
+    ours = lookup(results, "features-1", "ours", level)
+    echo = lookup(results, "features-1", "echo", level)
+    if ours is None or echo is None:
+        return ""
+    ours_busy = _busy(ours, ours["calls_per_second"])
+    echo_busy = _busy(echo, echo["calls_per_second"])
+    if ours_busy is None or echo_busy is None:
+        return ""
+    ours_cpu, echo_cpu = ours["server_cpu_us_per_call"], echo["server_cpu_us_per_call"]
+    return (
+        f"at c={level} the server spent {ours_cpu:,.0f} µs of CPU per call against the echo's "
+        f"{echo_cpu:,.0f} µs ({ours_cpu / echo_cpu:.1f}x) and kept {ours_busy:.2f} of the "
+        f"machine's {_cores(results)} busy (the echo {echo_busy:.2f}): the extra per-call work "
+        "runs in the server's one asyncio event loop"
+    )
+
+
+def _torchserve_gap(results: Results, target: str) -> str:
+    named = re.search(r"c=(\d+)", target)
+    if named:
+        level = int(named.group(1))
+    else:
+        scored = [
+            (r, level)
+            for level in _levels(results, "features-1", "torchserve")
+            if (r := ratio(results, "features-1", "ours", "torchserve", level)) is not None
+        ]
+        if not scored:
+            return ""
+        level = min(scored)[1]
+    ours = lookup(results, "features-1", "ours", level)
+    theirs = lookup(results, "features-1", "torchserve", level)
+    if ours is None or theirs is None:
+        return ""
+    ours_busy = _busy(ours, ours["calls_per_second"])
+    theirs_busy = _busy(theirs, theirs["calls_per_second"])
+    if ours_busy is None or theirs_busy is None:
+        return ""
+    return (
+        f"at c={level} TorchServe's processes (Java front-end, Python workers) kept "
+        f"{theirs_busy:.2f} of the machine's {_cores(results)} busy "
+        f"({theirs['server_cpu_us_per_call']:,.0f} µs per call at "
+        f"{theirs['calls_per_second']:,.0f} calls/s), ours {ours_busy:.2f} in one asyncio event "
+        f"loop ({ours['server_cpu_us_per_call']:,.0f} µs per call at "
+        f"{ours['calls_per_second']:,.0f} calls/s)"
+    )
+
+
+def _bulk_gap(results: Results, server: str) -> str:
+    cells = [
+        c
+        for c in results.get("cells", [])
+        if c["scenario"] == "features-256" and c["server"] == server and "failed" not in c
+    ]
+    if not cells:
+        return ""
+    best = max(cells, key=lambda c: c["rows_per_second"])
+    busy = _busy(best, best["calls_per_second"])
+    if busy is None:
+        return ""
+    cpu, rows = best["server_cpu_us_per_call"], best["rows_per_call"]
+    return (
+        f"best {best['rows_per_second']:,.0f} rows/s at c={best['concurrency']}: the server spent "
+        f"{cpu:,.0f} µs of CPU per {rows}-row call ({cpu / rows:.1f} µs per row) and kept "
+        f"{busy:.2f} of the machine's "
+        f"{_cores(results)} busy; the forward pass ran on {serving_device(results)}"
+    )
+
+
+def _audio_gap(results: Results) -> str:
+    audio = results.get("audio")
+    offline = offline_at_served_batch(audio) if audio else None
+    value = audio_ratio(audio)
+    if audio is None or offline is None or value is None:
+        return ""
+    fast = audio["fast_many"]
+    batch, offline_rate = offline
+    text = (
+        f"{fast['streams']} streams sent flat out reached {fast['windows_per_second']:,.0f} "
+        f"windows/s at a mean batch of {fast['mean_batch_rows']:.1f}; the runner alone on "
+        f"{serving_device(results)} does {offline_rate:,.0f} at batch {batch}"
+    )
+    if str(audio.get("device", "cpu")).startswith("cpu"):
+        return (
+            text + f"; here the forward pass, the server's event loop and the client's "
+            f"{fast['streams']} streams all share the machine's {_cores(results)}"
+        )
+    return (
+        text + f": at that rate the forward passes need about {value:.0%} of the device's time, "
+        "so the limit lies outside them, on the CPU side (one event loop for every stream, "
+        f"on a machine of {_cores(results)})"
+    )
+
+
+def gap_cause(target: str, results: Results) -> str:
+    """Why ``target`` was missed, in the run's own figures ("" when the run lacks them)."""
+    if "ours / echo" in target:
+        named = re.search(r"c=(\d+)", target)
+        return _server_cpu_gap(results, int(named.group(1)) if named else 64)
+    if "TorchServe" in target:
+        return _torchserve_gap(results, target)
+    if "256 rows" in target:
+        return _bulk_gap(results, "ours-bf16" if "bfloat16" in target else "ours")
+    if target.startswith("audio"):
+        return _audio_gap(results)
+    return ""
