@@ -1,17 +1,25 @@
 """Optional bearer-token authentication, as a gRPC server interceptor.
 
 Tokens come from a file, one per line: ``TOKEN`` (may call every method) or
-``TOKEN ClassifyFeatures,ListModels`` (only those). A call without a well-formed
-``authorization: Bearer <token>`` header, or with an unknown token, gets UNAUTHENTICATED; a known
-token calling a method it was not granted gets PERMISSION_DENIED. Tokens are compared in constant
-time (digests compared with ``hmac.compare_digest``, every token checked), never logged, and the
+``TOKEN ClassifyFeatures,ListModels`` (only those). ``#`` starts a comment at the start of a line
+or after whitespace; a ``#`` anywhere else (inside a token or a method list) is refused at start
+with the line's number, because cutting the line there would silently serve a different token
+than the one written. A call without a well-formed ``authorization: Bearer <token>`` header (the
+scheme in any case, RFC 7235), or with an unknown token, gets UNAUTHENTICATED; a known token
+calling a method it was not granted gets PERMISSION_DENIED. Tokens are compared in constant time
+(digests compared with ``hmac.compare_digest``, every token checked), never logged, and the
 health and reflection services are exempt by default so probes and tooling keep working.
+
+A refused call never reaches the servicer, so the refusal itself does what the servicer does for
+every other call: its ``auth_refused`` log line and its trailing metadata carry the call's
+``x-request-id`` (``server.logs.request_id``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +27,13 @@ from typing import Any
 
 import grpc
 
-from server.logs import get_logger
+from server.logs import REQUEST_ID_KEY, get_logger, request_id
 from server.metrics import ServerMetrics
 
 log = get_logger("server.auth")
 ALL_METHODS: frozenset[str] = frozenset()
+BEARER = "bearer"
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,14 @@ def _digest(token: str) -> bytes:
 def load_grants(path: Path) -> tuple[Grant, ...]:
     grants = []
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
+        line = _COMMENT.sub("", raw, count=1).strip()
         if not line:
             continue
+        if "#" in line:
+            raise ValueError(
+                f"{path}:{number}: '#' inside a token or method list; a comment starts with '#' "
+                "at the start of a line or after a space"
+            )
         token, _, methods = line.partition(" ")
         if len(token) < 16:
             raise ValueError(f"{path}:{number}: tokens must be at least 16 characters")
@@ -77,13 +92,14 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             return handler
         code, message = refusal
         self._failures.labels(code.name).inc()
-        log.warning("auth_refused", method=method, status=code.name)
-        return _refusing(handler, code, message)
+        return _refusing(handler, method, code, message)
 
     def _refusal(self, header: object, method: str) -> tuple[grpc.StatusCode, str] | None:
-        if not isinstance(header, str) or not header.startswith("Bearer ") or len(header) <= 7:
+        scheme, _, credentials = header.partition(" ") if isinstance(header, str) else ("", "", "")
+        token = credentials.strip()
+        if scheme.lower() != BEARER or not token:
             return grpc.StatusCode.UNAUTHENTICATED, "authorization: a Bearer token is required"
-        given = _digest(header[7:].strip())
+        given = _digest(token)
         matched: Grant | None = None
         for grant in self._grants:  # no early exit: time does not depend on which token matched
             if hmac.compare_digest(given, grant.digest):
@@ -99,11 +115,23 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
 
 
 def _refusing(
-    handler: grpc.RpcMethodHandler[Any, Any], code: grpc.StatusCode, message: str
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, code: grpc.StatusCode, message: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same shape that answers ``code`` without running the method."""
+    """A handler of the same shape that answers ``code`` without running the method.
+
+    It runs as the call, so it can read the call's metadata for its request id and set the
+    trailing metadata, as the servicer does for the calls it answers."""
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        call_id = request_id(context.invocation_metadata())
+        log.warning(
+            "auth_refused",
+            method=method,
+            status=code.name,
+            peer=context.peer(),
+            request_id=call_id,
+        )
+        context.set_trailing_metadata(((REQUEST_ID_KEY, call_id),))
         await context.abort(code, message)
 
     kwargs = {

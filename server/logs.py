@@ -11,12 +11,29 @@ import collections
 import logging
 import sys
 import threading
+import uuid
+from collections.abc import Iterable
 from typing import Any, TextIO, cast
 
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
+REQUEST_ID_KEY = "x-request-id"
+MAX_ID_CHARS = 128
+
+
+def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    """The caller's ``x-request-id`` when it sent one of 1-128 characters, else a fresh one.
+
+    One rule for every place that answers a call (the servicer, and the auth interceptor for the
+    calls it refuses before the servicer runs), so a call's log lines and its trailing metadata
+    always carry the same id.
+    """
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
+            return value
+    return uuid.uuid4().hex
 
 
 class _CurrentStderr:

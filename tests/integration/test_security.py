@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -59,6 +60,18 @@ async def call_status(channel: grpc.aio.Channel, **kwargs: object) -> grpc.Statu
     except grpc.aio.AioRpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+async def refused(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> str:
+    """The x-request-id in the trailing metadata of a call auth refuses."""
+    stub = genre_pb2_grpc.GenreClassifierStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ClassifyFeatures(classify(), timeout=5, metadata=metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    trailing = cast(grpc.aio.Metadata, caught.value.trailing_metadata())  # grpc-stubs differ
+    [request_id] = trailing.get_all("x-request-id")
+    assert isinstance(request_id, str)
+    return request_id
 
 
 async def test_tls_serves_trusting_clients_and_refuses_plaintext(
@@ -161,3 +174,79 @@ async def test_a_short_token_file_entry_is_refused_at_start(
     tokens.write_text("short\n")
     with pytest.raises(ValueError, match="at least 16 characters"):
         await started(repository, auth_tokens_file=str(tokens))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"Bearer {FULL_TOKEN}", grpc.StatusCode.OK),
+        (f"bearer {FULL_TOKEN}", grpc.StatusCode.OK),
+        (f"BEARER {FULL_TOKEN}", grpc.StatusCode.OK),
+        (f"bEaReR   {FULL_TOKEN}", grpc.StatusCode.OK),
+        ("Bearer", grpc.StatusCode.UNAUTHENTICATED),
+        ("bearer    ", grpc.StatusCode.UNAUTHENTICATED),
+        (f"Bearer{FULL_TOKEN}", grpc.StatusCode.UNAUTHENTICATED),
+        (f"Basic {FULL_TOKEN}", grpc.StatusCode.UNAUTHENTICATED),
+        (f"Bearers {FULL_TOKEN}", grpc.StatusCode.UNAUTHENTICATED),
+        (f"Bearer {FULL_TOKEN.upper()}", grpc.StatusCode.UNAUTHENTICATED),
+    ],
+)
+async def test_the_bearer_scheme_is_case_insensitive(
+    token_app: App, header: str, expected: grpc.StatusCode
+) -> None:
+    """RFC 7235: the auth scheme is a case-insensitive token; the token itself is not."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{token_app.grpc_port}") as channel:
+        assert await call_status(channel, metadata=(("authorization", header),)) == expected
+
+
+async def test_a_refusal_carries_the_calls_request_id_in_its_log_line_and_trailers(
+    token_app: App, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{token_app.grpc_port}") as channel:
+        sent = await refused(channel, (("x-request-id", "caller-chosen-id-42"),))
+        made = await refused(channel, (("authorization", "Bearer not-a-valid-token-at-all-0"),))
+    assert sent == "caller-chosen-id-42"
+    assert made not in ("", sent)
+    refusals = [json.loads(x) for x in capfd.readouterr().err.splitlines() if "auth_refused" in x]
+    assert [(r["request_id"], r["status"], r["method"]) for r in refusals] == [
+        (sent, "UNAUTHENTICATED", "ClassifyFeatures"),
+        (made, "UNAUTHENTICATED", "ClassifyFeatures"),
+    ]
+    assert all(r["peer"] for r in refusals)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "abcdefghijklmnop#qrstuvwxyz",
+        "abcdefghijklmnopqrstuvwxyz#",
+        "abcdefghijklmnopqrstuvwxyz ListModels,#ClassifyFeatures",
+    ],
+)
+async def test_a_hash_inside_a_token_line_is_refused_at_start_naming_the_line(
+    repository: Path, tmp_path: Path, line: str
+) -> None:
+    """Cutting the line at ``#`` would serve a shorter token than the one written; refuse."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# tokens\n{FULL_TOKEN}\n{line}\n")
+    with pytest.raises(ValueError, match="tokens:3: '#' inside a token") as caught:
+        await started(repository, auth_tokens_file=str(tokens))
+    assert "abcdefghijklmnop" not in str(caught.value)  # the error never echoes a token
+
+
+async def test_comments_start_a_line_or_follow_a_space(repository: Path, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(
+        f"# who may call what\n   # indented comment\n{FULL_TOKEN} # the batch job\n"
+        f"{LIST_ONLY_TOKEN} ListModels\t# the dashboard\n"
+    )
+    app = await started(repository, auth_tokens_file=str(tokens))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            assert await call_status(channel, metadata=bearer(FULL_TOKEN)) == grpc.StatusCode.OK
+            limited = bearer(LIST_ONLY_TOKEN)
+            denied = grpc.StatusCode.PERMISSION_DENIED
+            assert await call_status(channel, metadata=limited) == denied
+    finally:
+        await app.drain(grace=0.5)
