@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 
+from bench import machine
 from bench.scrape import scrape
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
@@ -125,10 +125,12 @@ def measure(
     return cells
 
 
-def markdown(cells: list[Cell]) -> str:
+def markdown(cells: list[Cell], facts: dict[str, Any]) -> str:
+    """The table, headed by the machine the run recorded (not the one rendering it)."""
     lines = [
-        f"Measured on {platform.machine()} with {os.cpu_count()} cores; one row per call, "
-        "closed loop, client in a separate process.",
+        f"Measured on {facts['cpu_count']} x {facts['cpu_model']} (load average at start "
+        f"{facts['load_average_at_start']}); one row per call, closed loop, client in a separate "
+        "process from the server.",
         "",
         "| max_batch_size | max_queue_delay_ms | concurrency | calls/s | p50 ms | p99 ms | "
         "mean batch rows | errors |",
@@ -153,16 +155,17 @@ def main() -> int:
     parser.add_argument("--batches", default="64,256")
     args = parser.parse_args()
     levels = [int(v) for v in args.levels.split(",")]
+    facts = machine.describe()
     cells: list[Cell] = []
     for batch in (int(v) for v in args.batches.split(",")):
         for delay in (float(v) for v in args.delays.split(",")):
             cells += measure(args.repository, args.model, batch, delay, levels, args.seconds)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "batching_knobs.json").write_text(
-        json.dumps([asdict(c) for c in cells], indent=2) + "\n"
+        json.dumps({"machine": facts, "cells": [asdict(c) for c in cells]}, indent=2) + "\n"
     )
-    (RESULTS / "batching_knobs.md").write_text(markdown(cells))
-    print(markdown(cells))
+    (RESULTS / "batching_knobs.md").write_text(markdown(cells, facts))
+    print(markdown(cells, facts))
     return 0
 
 
