@@ -35,8 +35,8 @@ from training.crossval import (
     fold_split,
     grouped_folds,
     row_scores,
-    run_or_compare,
 )
+from training.crossval_cli import run_or_compare
 from training.selection import select_and_refit
 from training.splits import Split
 from training.tabular import TabularDataset, ambiguous_keys

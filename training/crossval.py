@@ -17,10 +17,9 @@ difference, which is much smaller than either setting's own error.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,8 @@ class FoldResult:
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
     history: tuple[EpochRecord, ...] = ()
     blend: BlendParts | None = None
+    held_out_rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    held_out_logits: FloatArray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,21 @@ class CrossValidation:
         rows: IntArray = np.concatenate([fold.rows for fold in self.folds])
         return rows
 
+    @property
+    def held_out_rows(self) -> IntArray:
+        """Rows of the held-out table (``cross_validate``'s ``held_out``) the folds scored."""
+        rows: IntArray = np.concatenate([fold.held_out_rows for fold in self.folds])
+        return rows
+
     def probabilities(self, calibrated: bool = True) -> FloatArray:
         """``(rows, C)`` in the order of ``rows``; calibrated by each fold's own temperature."""
-        parts = [
-            torch.softmax(
-                torch.from_numpy(fold.logits) / (fold.temperature if calibrated else 1.0), 1
-            ).numpy()
-            for fold in self.folds
-        ]
-        result: FloatArray = np.concatenate(parts)
-        return result
+        return _softmax([(fold.logits, fold.temperature) for fold in self.folds], calibrated)
+
+    def held_out_probabilities(self) -> FloatArray:
+        """Calibrated ``(held-out rows, C)`` in the order of ``held_out_rows``."""
+        return _softmax(
+            [(f.held_out_logits, f.temperature) for f in self.folds if f.held_out_rows.size]
+        )
 
     def member_epochs(self) -> tuple[int, ...]:
         """Each member's chosen epoch, the median over the folds: what a model trained on all
@@ -180,6 +186,9 @@ class CrossValidation:
             arrays[f"logits_{fold.fold}"] = fold.logits
             arrays[f"temperature_{fold.fold}"] = np.float64(fold.temperature)
             arrays[f"epochs_{fold.fold}"] = np.asarray(fold.member_epochs, dtype=np.int64)
+            if fold.held_out_rows.size:
+                arrays[f"heldrows_{fold.fold}"] = fold.held_out_rows
+                arrays[f"heldlogits_{fold.fold}"] = fold.held_out_logits
             if fold.blend is not None:
                 arrays[f"blend_{fold.fold}"] = np.array(
                     [fold.blend.rounds, fold.blend.mlp_temperature, fold.blend.tree_temperature]
@@ -198,6 +207,7 @@ class CrossValidation:
                     float(data[f"temperature_{number}"]),
                     tuple(int(e) for e in data[f"epochs_{number}"]),
                     blend=_blend_parts(data, number),
+                    **_held_out_parts(data, number),
                 )
                 for number in numbers
             )
@@ -215,6 +225,17 @@ class CrossValidation:
         return cls(parts[0].labels, parts[0].groups, tuple(folds))
 
 
+def _softmax(parts: Sequence[tuple[FloatArray, float]], calibrated: bool = True) -> FloatArray:
+    """Each part's logits divided by its temperature (or not), softmaxed and stacked."""
+    result: FloatArray = np.concatenate(
+        [
+            torch.softmax(torch.from_numpy(logits) / (t if calibrated else 1.0), 1).numpy()
+            for logits, t in parts
+        ]
+    )
+    return result
+
+
 def row_scores(probabilities: FloatArray, labels: IntArray) -> dict[str, Values]:
     """Per row: ``correct`` (0/1) and ``log_loss`` of ``(N, C)`` probabilities."""
     scores = probabilities.astype(np.float64)
@@ -230,6 +251,15 @@ def _blend_parts(data: Any, number: int) -> BlendParts | None:
         return None
     rounds, mlp_temperature, tree_temperature = data[f"blend_{number}"].tolist()
     return BlendParts(int(rounds), mlp_temperature, tree_temperature)
+
+
+def _held_out_parts(data: Any, number: int) -> dict[str, Any]:
+    if f"heldrows_{number}" not in data.files:
+        return {}
+    return {
+        "held_out_rows": data[f"heldrows_{number}"],
+        "held_out_logits": data[f"heldlogits_{number}"],
+    }
 
 
 def clustered_mean(values: npt.NDArray[np.floating[Any]], groups: StrArray) -> tuple[float, float]:
@@ -265,28 +295,47 @@ def cross_validate(
     folds: int,
     only: Sequence[int] | None = None,
     progress: bool = False,
+    held_out: TabularDataset | None = None,
 ) -> CrossValidation:
     """Runs ``select_and_refit`` for each fold (or the folds in ``only``) and scores the fold
     with the model that would ship from that fold's rows (the refit one, if ``config.refit``).
-    Fold assignment and inner splits are seeded by ``config.train.seed``."""
+    Fold assignment and inner splits are seeded by ``config.train.seed``. Rows of ``held_out``
+    (same columns, never trained on) are scored too, each by the fold of its group
+    (``training.all_rows``); they change nothing else."""
     seed = config.train.seed
     fold_of_row = grouped_folds(dataset.groups, folds, seed)
+    held_out_fold = np.zeros(0, dtype=np.int64)
+    if held_out is not None:
+        from training.all_rows import held_out_folds
+
+        held_out_fold = held_out_folds(dataset.groups, fold_of_row, held_out.groups, folds, seed)
     results = []
     for fold in only if only is not None else range(folds):
         if not 0 <= fold < folds:
             raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
         split = fold_split(dataset.groups, fold_of_row, fold, config.valid_fraction, seed)
         split.assert_grouped(dataset.groups)
-        results.append(_score_fold(dataset, split, config, fold, progress))
+        extra = (held_out, np.flatnonzero(held_out_fold == fold)) if held_out else None
+        results.append(_score_fold(dataset, split, config, fold, progress, extra))
     return CrossValidation(dataset.labels, dataset.groups, tuple(results))
 
 
 def _score_fold(
-    dataset: TabularDataset, split: Split, config: RunConfig, fold: int, progress: bool
+    dataset: TabularDataset,
+    split: Split,
+    config: RunConfig,
+    fold: int,
+    progress: bool,
+    held_out: tuple[TabularDataset, IntArray] | None,
 ) -> FoldResult:
     fitted = select_and_refit(dataset, split, config, progress)
     x_test = fitted.shipped_preprocessor.transform(dataset.features[split.test])
     model, temperature = fitted.shipped.model, fitted.temperature
+    extra: dict[str, Any] = {}
+    if held_out is not None:
+        table, rows = held_out
+        x_held = fitted.shipped_preprocessor.transform(table.features[rows])
+        extra = {"held_out_rows": rows, "held_out_logits": logits_of(model, x_held).numpy()}
 
     def predict(rows: FloatArray) -> FloatArray:
         result: FloatArray = torch.softmax(logits_of(model, rows) / temperature, 1).numpy()
@@ -313,82 +362,11 @@ def _score_fold(
         importance,
         tuple(fitted.selection.history),
         fitted.blend,
+        **extra,
     )
-
-
-def _run(arguments: argparse.Namespace, rest: list[str]) -> int:
-    from training.cli import build_parser, config_from_arguments
-    from training.datasets import load_dataset
-
-    features = build_parser().parse_args(["features", *rest])
-    config = replace(config_from_arguments(features), importance_repeats=0)
-    dataset = load_dataset(
-        config.dataset, config.data, config.drop_bad_rows, config.genres, config.conflicts
-    )
-    only = [arguments.fold] if arguments.fold is not None else None
-    result = cross_validate(dataset, config, arguments.folds, only, progress=False)
-    result.save(arguments.save)
-    summary = result.summary()
-    print(
-        f"{arguments.save}: accuracy {summary['correct']:.4f} ± {summary['correct_se']:.4f}, "
-        f"log-loss {summary['log_loss']:.4f} ± {summary['log_loss_se']:.4f} "
-        f"({summary['rows']} rows, {summary['folds']} folds)"
-    )
-    return 0
-
-
-def _compare(paths: Sequence[str]) -> int:
-    """The first argument is the baseline; each is a ``.npz`` or a comma-joined list of fold
-    files to merge."""
-    results = [
-        CrossValidation.merge([CrossValidation.load(Path(p)) for p in item.split(",")])
-        for item in paths
-    ]
-    baseline = results[0]
-    for item, result in zip(paths, results, strict=True):
-        s = result.summary()
-        line = (
-            f"{item}: acc {100 * s['correct']:.2f} ± {100 * s['correct_se']:.2f}, "
-            f"log-loss {s['log_loss']:.4f} ± {s['log_loss_se']:.4f}"
-        )
-        if result is not baseline:
-            d = paired_difference(baseline, result)
-            line += (
-                f"; vs first: acc {100 * d['correct']:+.2f} ± {100 * d['correct_se']:.2f}, "
-                f"log-loss {d['log_loss']:+.4f} ± {d['log_loss_se']:.4f}"
-            )
-        print(line)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.crossval", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="cross-validate one setting (features flags follow)")
-    run.add_argument("--folds", type=int, default=5)
-    run.add_argument("--fold", type=int, help="run only this fold (for parallel runs)")
-    run.add_argument("--save", type=Path, required=True, help="where the .npz goes")
-    return run_or_compare(parser, commands, argv, _run, _compare)
-
-
-def run_or_compare(
-    parser: argparse.ArgumentParser,
-    commands: Any,
-    argv: Sequence[str] | None,
-    run: Callable[[argparse.Namespace, list[str]], int],
-    compare: Callable[[Sequence[str]], int],
-) -> int:
-    """The ``compare`` sub-command shared by the CV studies, then dispatch: ``run`` gets its own
-    arguments and the unparsed rest (the ``genre-train features`` flags)."""
-    compare_parser = commands.add_parser("compare", help="the first result against the others")
-    compare_parser.add_argument("results", nargs="+")
-    arguments, rest = parser.parse_known_args(argv)
-    if arguments.command == "compare":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return compare(arguments.results)
-    return run(arguments, rest)
 
 
 if __name__ == "__main__":
+    from training.crossval_cli import main
+
     sys.exit(main())

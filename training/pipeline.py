@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.all_rows import all_rows_metrics, all_rows_protocol, conflicting_rows
 from training.boosting import BlendParts
 from training.checkpoint import write_checkpoint
 from training.config import RunConfig
@@ -165,7 +166,10 @@ def run_cross_validated(
     one artist on both sides."""
     if dataset.name.startswith("gtzan"):
         raise ValueError("cross-validation needs artist groups; GTZAN's are tracks")
-    validation = cross_validate(dataset, config, config.cv_folds, progress=progress)
+    held_out = conflicting_rows(config)
+    validation = cross_validate(
+        dataset, config, config.cv_folds, progress=progress, held_out=held_out
+    )
     if config.cv_save is not None:
         validation.save(config.cv_save)
     epochs, temperature = validation.member_epochs(), validation.temperature()
@@ -190,6 +194,11 @@ def run_cross_validated(
         f"member's median fold epoch (median {int(np.median(epochs))}) with the median fold "
         f"temperature{tree_words(blend)}; they were not scored on any held-out row."
     )
+    every_row_metrics = (
+        all_rows_metrics(validation, dataset, held_out) if held_out is not None else {}
+    )
+    if every_row_metrics:
+        protocol += all_rows_protocol(every_row_metrics, len(labels))
     report = {
         "name": config.name,
         "dataset": dataset.name,
@@ -205,6 +214,7 @@ def run_cross_validated(
             "ece_after": expected_calibration_error(calibrated, labels),
         },
         "cross_validation": summary,
+        "all_rows": every_row_metrics,
         "list_swap": {},
         "feature_importance": validation.importance(),
         "history": [asdict(record) for record in validation.folds[0].history],
@@ -216,7 +226,7 @@ def run_cross_validated(
     }
     manifest = build_manifest(config, dataset, dataset.files, shipped, preprocessor, report)
     manifest["metrics"].update(
-        accuracy_se=summary["correct_se"], log_loss_se=summary["log_loss_se"]
+        accuracy_se=summary["correct_se"], log_loss_se=summary["log_loss_se"], **every_row_metrics
     )
     manifest["training"]["device"] = str(resolve_device(config.train.device))
     directory = write_checkpoint(

@@ -26,7 +26,7 @@ from training.crossval import (
     grouped_folds,
     paired_difference,
 )
-from training.crossval import main as crossval_main
+from training.crossval_cli import main as crossval_main
 from training.datasets import load_dataset
 from training.models import build_model
 from training.preprocessing import FeaturePreprocessor
