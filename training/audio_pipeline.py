@@ -152,6 +152,10 @@ def run_audio(config: AudioRunConfig, progress: bool = True) -> AudioRunOutcome:
             shipped.model, windows_of(split.test), temperature, dataset.label_names
         )
         test_metrics["track_ids"] = dataset.track_ids[split.test].tolist()
+        shipped_tracks = np.concatenate([split.train, split.valid]) if config.refit else split.train
+        test_metrics["covered_classes"] = covered_figures(
+            test_metrics, dataset.labels[split.test], np.unique(dataset.labels[shipped_tracks])
+        )
     headline = test_metrics if test_metrics is not None else valid_metrics
     protocol = split_protocol(dataset, split, config, selection, test_metrics is not None)
     report = {
