@@ -1,10 +1,23 @@
 """Builds, starts and drains the server: gRPC, health, reflection, /metrics and model loading.
 
 ``create_server(config)`` returns a started ``App`` whose ports are the bound ones (tests bind 0).
-The gRPC port opens before models load, with health NOT_SERVING, so an orchestrator's startup
-probe sees a live process that is not ready yet; health turns SERVING once every model is loaded
-and warm. ``App.drain()`` is the SIGTERM path: NOT_SERVING, refuse new calls, let in-flight ones
-finish within the grace period, then stop the batchers.
+The gRPC port opens before models load. Health (``grpc.health.v1``) then says:
+
+- ``""`` and ``genre.v1.GenreClassifier`` (readiness): SERVING only when every model the server
+  is configured to serve (``GENRE_MODELS``, or every model in the repository) has its default
+  version loaded and warm, as Triton's strict readiness does; NOT_SERVING while models load,
+  while any configured model has no loadable default (every version refused, none present, or
+  its pinned version missing: a ``not_serving`` log line names each and why), and while draining.
+  All, not one: a pod that serves two of three models takes traffic for the third and fails it
+  with NOT_FOUND, and a rollout would go on replacing good pods with such ones. A refused newer
+  version does not count while an older one is loaded: the older one is then the default.
+- ``genre.v1.GenreClassifier/<model>``: the same rule for one model.
+- ``liveness``: SERVING as soon as the port answers, whatever the models do, until the drain
+  starts. A liveness probe that followed the models would restart a pod for a bad model file,
+  which a restart cannot fix; the event loop answering is what liveness needs.
+
+``App.drain()`` is the SIGTERM path: NOT_SERVING, refuse new calls, let in-flight ones finish
+within the grace period, then stop the batchers.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +51,9 @@ from server.streams import StreamLimits
 
 log = get_logger("server.app")
 SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
+LIVENESS_SERVICE = "liveness"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DRAIN_SETTLE_SECONDS = 0.25  # quiet time before the gRPC core stops (see ServingState)
 
 
@@ -58,6 +75,7 @@ class App:
     _metrics_http: Any
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _served_names: set[str] = field(default_factory=set)
+    _published: tuple[bool, Mapping[str, str]] | None = None  # the readiness last logged
 
     async def reload(self) -> ModelTable:
         """Rescans the model repository (SIGHUP and the poll interval call this)."""
@@ -68,17 +86,30 @@ class App:
     async def _publish_health(self, table: ModelTable) -> None:
         if self.state.draining:
             return
-        serving = health_pb2.HealthCheckResponse.SERVING
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-        names = set(table.versions)
+        names = set(table.versions) | set(table.missing)
         for name in names:
-            await self.health.set(model_health_name(name), serving)
+            ready = name in table.versions and name not in table.missing
+            await self.health.set(model_health_name(name), SERVING if ready else NOT_SERVING)
         for name in self._served_names - names:
-            await self.health.set(model_health_name(name), not_serving)
+            await self.health.set(model_health_name(name), NOT_SERVING)
         self._served_names = names
-        overall = serving if names else not_serving
+        overall = SERVING if table.ready else NOT_SERVING
         await self.health.set("", overall)
         await self.health.set(SERVICE_NAME, overall)
+        self._log_readiness(table)
+
+    def _log_readiness(self, table: ModelTable) -> None:
+        """One line when readiness or its reasons change, not one per reload poll."""
+        readiness = (table.ready, dict(table.missing))
+        if readiness == self._published:
+            return
+        self._published = readiness
+        if table.ready:
+            log.info("serving", models=sorted(table.versions))
+        elif table.missing:
+            log.warning("not_serving", waiting_for=dict(table.missing))
+        else:
+            log.warning("not_serving", reason=f"no model in {self.config.model_repository}")
 
     def start_polling(self) -> None:
         interval = self.config.reload_interval_seconds
@@ -222,9 +253,9 @@ async def create_server(config: ServerConfig) -> App:
     metrics_http, _ = start_http_server(
         config.metrics_port, addr=config.metrics_host, registry=metrics.registry
     )
-    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-    await health_servicer.set("", not_serving)
-    await health_servicer.set(SERVICE_NAME, not_serving)
+    await health_servicer.set("", NOT_SERVING)
+    await health_servicer.set(SERVICE_NAME, NOT_SERVING)
+    await health_servicer.set(LIVENESS_SERVICE, SERVING)
     await server.start()
     app = App(
         config=config,
@@ -247,5 +278,9 @@ async def create_server(config: ServerConfig) -> App:
     )
     table = await app.reload()
     app.start_polling()
-    log.info("ready", models=[f"{s.name}/{s.version}" for s in table.all()])
+    log.info(  # the first load pass is over; `serving` says whether readiness followed
+        "ready",
+        models=[f"{s.name}/{s.version}" for s in table.all()],
+        serving=table.ready,
+    )
     return app

@@ -4,13 +4,16 @@ Each loaded version gets its own runner and batcher, so a request resolved to a 
 answered wholly by it, and a new version can be switched in with a single reference swap while
 calls already queued on the old one finish there. A corrupt or incomplete version is refused with
 a log line and a metric, and everything else keeps serving.
+
+Each snapshot also says which of the models this server is configured to serve has no default
+version loaded, and why (``ModelTable.missing``): health readiness is built on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,24 @@ class ServedVersion:
 
 @dataclass(frozen=True)
 class ModelTable:
-    """An immutable snapshot: name -> version -> ServedVersion, plus each name's default."""
+    """An immutable snapshot: name -> version -> ServedVersion, plus each name's default.
+
+    ``missing`` maps each model this server is configured to serve (``GENRE_MODELS``, or every
+    model in the repository with a version directory) but cannot answer with its configured
+    default to the reason: no version directory, every version refused, or the pinned version
+    not loaded.
+    """
 
     versions: Mapping[str, Mapping[int, ServedVersion]]
     defaults: Mapping[str, int]
+    missing: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        """Triton's strict readiness: there is a model to serve and every configured model has
+        its default version loaded and warm. A refused newer version does not count against it
+        while an older one is loaded, since the older one is then the default."""
+        return bool(self.versions) and not self.missing
 
     def all(self) -> list[ServedVersion]:
         return [
@@ -124,7 +141,11 @@ class ModelRegistry:
                     continue
                 served.batcher.start()
                 versions.setdefault(name, {})[version] = served
-            table = ModelTable(versions=versions, defaults=self._defaults(versions))
+            table = ModelTable(
+                versions=versions,
+                defaults=self._defaults(versions),
+                missing=self._missing({c[0] for c in candidates}, versions),
+            )
             self._table = table
             self._publish(previous, table)
             retired = [
@@ -207,6 +228,25 @@ class ModelRegistry:
                     log.warning("pinned_version_unavailable", model=name, version=pinned)
                 defaults[name] = max(available)
         return defaults
+
+    def _missing(
+        self, found: set[str], versions: Mapping[str, Mapping[int, ServedVersion]]
+    ) -> dict[str, str]:
+        """Why each configured model lacks its default; ``found``: names with a version directory.
+
+        Without ``GENRE_MODELS`` the configured models are those found, so a stray directory
+        without versions (``lost+found`` on a volume) never holds readiness back."""
+        missing: dict[str, str] = {}
+        for name in sorted(self._names or found):
+            available = versions.get(name, {})
+            pinned = self._pins.get(name)
+            if name not in found:
+                missing[name] = f"no version directory under {self._repository / name}"
+            elif not available:
+                missing[name] = "every version was refused (see its model_refused log lines)"
+            elif pinned is not None and pinned not in available:
+                missing[name] = f"pinned version {pinned} is not loaded"
+        return missing
 
     def _publish(self, previous: ModelTable, table: ModelTable) -> None:
         info = self._metrics.model_info

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from server.app import LIVENESS_SERVICE
 from server.config import ENV_PREFIX, ServerConfig
 from tests.deploy.conftest import (
     DEPLOY,
@@ -101,7 +102,8 @@ def test_probes_and_ports_are_the_servers(
         assert grpc_probe["port"] == config.grpc_port, probe
         services[probe] = grpc_probe["service"]
     assert services["readinessProbe"] == "genre.v1.GenreClassifier"
-    assert services["livenessProbe"] == services["startupProbe"] == ""
+    assert services["startupProbe"] == ""  # readiness, with the time model loading needs
+    assert services["livenessProbe"] == LIVENESS_SERVICE  # never follows the models
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # model load, CUDA init
 
