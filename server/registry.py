@@ -114,7 +114,7 @@ class ModelRegistry:
             raise ModelNotFound(f"model.name: no model {name!r} is served (served: {known})")
         if not version:
             return versions[table.defaults[name]]
-        if not version.isdigit() or int(version) not in versions:
+        if not (version.isascii() and version.isdigit()) or int(version) not in versions:
             have = ", ".join(str(v) for v in sorted(versions))
             raise ModelNotFound(f"model.version: {name!r} has no version {version!r} (have {have})")
         return versions[int(version)]
