@@ -3,6 +3,9 @@
 The container's HEALTHCHECK runs it, so it imports only grpcio and grpcio-health-checking (no
 torch: a probe every few seconds must start fast) and never raises: an unreachable server, a
 timeout or an unknown service name all print one line to stderr and exit 1.
+
+``--service ''`` (the default) asks readiness: every configured model loaded and warm.
+``--service liveness`` asks whether the process answers at all (``server/app.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         description="Exit 0 when the server's grpc.health.v1 service reports SERVING, else 1.",
     )
     parser.add_argument("--target", default=DEFAULT_TARGET, help="host:port of the gRPC server")
-    parser.add_argument("--service", default="", help="health service name ('' = the server)")
+    parser.add_argument(
+        "--service",
+        default="",
+        help="health service name: '' = readiness (every model loaded), 'liveness' = answering",
+    )
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for a reply")
     return parser.parse_args(list(argv))
 
