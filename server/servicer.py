@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,8 @@ from genre.v1 import genre_pb2
 from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
 from server.features import FloatArray, decode_features
 from server.handlers import parsed
-from server.logs import get_logger
+from server.logs import REQUEST_ID_KEY, get_logger
+from server.logs import request_id as caller_request_id
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ServedVersion
 from server.runner import AudioRunner, FeaturesRunner
@@ -38,7 +38,6 @@ from server.streams import (
 from server.wire import results_encoder
 
 log = get_logger("server.requests")
-REQUEST_ID_KEY = "x-request-id"
 
 
 @dataclass
@@ -103,7 +102,7 @@ async def observe_call(
     state: ServingState,
 ) -> AsyncIterator[CallRecord]:
     record = CallRecord(method=method)
-    request_id = _request_id(context)
+    request_id = caller_request_id(context.invocation_metadata())
     started = time.perf_counter()
     in_flight = metrics.child(metrics.in_flight, method)
     in_flight.inc()
@@ -155,13 +154,6 @@ def structlog_context(**values: str) -> Iterator[None]:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
-
-
-def _request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    return uuid.uuid4().hex
 
 
 def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:

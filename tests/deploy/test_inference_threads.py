@@ -1,7 +1,8 @@
 """Inference threads in each overlay leave one requested core to the event loop.
 
-Measured on 2 CPUs (``deploy/overlays/torch-threads.md``): a second intra-op thread made 256-row
-calls no faster on the CPU and slower on the GPU, for more CPU per call. The server's own default
+Measured on 2 CPUs (``bench/results/torch_threads_h200.md``, 2 of an H200 machine's cores): a
+second intra-op thread made 256-row calls no faster on the CPU and slower on the GPU, for more
+CPU per call. The server's own default
 (cores minus one) counts the node's cores, not the pod's request, so an overlay must set it."""
 
 from __future__ import annotations
