@@ -1,6 +1,6 @@
 """The Dockerfile: hadolint-clean, installed like the Makefile, and wired to the server's ports.
 
-No Docker engine runs here, so the file is linted and parsed rather than built.
+The file is linted and parsed here; test_image.py builds and runs it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from tests.deploy.conftest import REPOSITORY_ROOT
 DOCKERFILE = REPOSITORY_ROOT / "Dockerfile"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 MODEL_PATH = "/opt/genre-serve/models"
+PUBLIC_BASE = "python:3.11-slim-trixie"
+REQUIREMENTS = "server-requirements.txt"  # what the dependencies' layer writes from pyproject
 TRAINING_ONLY = ("pandas", "matplotlib", "scikit-learn", "tqdm")
 
 
@@ -85,26 +87,67 @@ def test_every_hadolint_ignore_says_why() -> None:
             assert "hadolint" not in justification, line
 
 
+def pip_installs(dockerfile: str) -> list[list[str]]:
+    """Every ``pip install`` of the Dockerfile but pip's own upgrade, as argument lists."""
+    return [
+        shlex.split(command.strip())
+        for run in (i.arguments for i in instructions(dockerfile) if i.keyword == "RUN")
+        for command in run.split("&&")
+        if "pip install" in command and "pip==" not in command
+    ]
+
+
 def test_installs_with_the_makefiles_pip_and_constraints_and_only_the_server_extra() -> None:
     dockerfile = DOCKERFILE.read_text()
     makefile = (REPOSITORY_ROOT / "Makefile").read_text()
     assert pip_pin(dockerfile) == pip_pin(makefile)
-    runs = [i.arguments for i in instructions(dockerfile) if i.keyword == "RUN"]
-    installs = [
-        shlex.split(command.strip())
-        for run in runs
-        for command in run.split("&&")
-        if "pip install" in command and "pip==" not in command
-    ]
-    assert len(installs) == 1, installs
-    (install,) = installs
-    assert install[install.index("--constraint") + 1] == "constraints.txt"
-    assert install[-1] == ".[server]"
-    assert "--editable" not in install
-    assert "-e" not in install
+    # The dependencies first, in a layer a code change leaves alone; then the project itself.
+    dependencies, project = pip_installs(dockerfile)
+    for install in (dependencies, project):
+        assert install[install.index("--constraint") + 1] == "constraints.txt"
+        assert "--editable" not in install
+        assert "-e" not in install
+    assert dependencies[dependencies.index("--requirement") + 1] == REQUIREMENTS
+    assert project[-1] == ".[server]"
     assert "--constraint constraints.txt" in makefile
     copied = " ".join(i.arguments for i in instructions(dockerfile) if i.keyword == "COPY")
     assert "constraints.txt" in copied
+
+
+def test_the_dependency_layer_installs_exactly_the_base_and_server_requirements() -> None:
+    """The program that writes the requirements file, run here on pyproject.toml."""
+    commands = [
+        shlex.split(command.strip())
+        for i in instructions(DOCKERFILE.read_text())
+        if i.keyword == "RUN"
+        for command in i.arguments.split("&&")
+    ]
+    (program,) = [c[c.index("-c") + 1] for c in commands if "-c" in c and REQUIREMENTS in c]
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    project = tomllib.loads((REPOSITORY_ROOT / "pyproject.toml").read_text())["project"]
+    expected = [*project["dependencies"], *project["optional-dependencies"]["server"]]
+    assert result.stdout.splitlines() == expected
+    assert not any(r.startswith("genre-serve") for r in expected), "no self-reference"
+
+
+def test_the_default_build_is_the_public_one() -> None:
+    """Without build arguments: the public base, and an empty wheelhouse (pip uses PyPI)."""
+    parsed = instructions(DOCKERFILE.read_text())
+    assert parsed[0].keyword == "ARG"
+    assert parsed[0].arguments == f"BASE_IMAGE={PUBLIC_BASE}"
+    froms = [i.arguments for i in parsed if i.keyword == "FROM"]
+    assert froms[0] == "${BASE_IMAGE} AS base"
+    assert "scratch AS wheelhouse" in froms
+    assert all(f.split()[0] in ("${BASE_IMAGE}", "scratch", "base", "dependencies") for f in froms)
+    arguments = {i.arguments for i in parsed if i.keyword == "ARG"}
+    assert {"PIP_FIND_LINKS", "PIP_NO_INDEX"} <= arguments  # no defaults: unset unless given
 
 
 def test_the_server_extra_leaves_training_libraries_out() -> None:
