@@ -69,6 +69,32 @@ def test_serving_health_reflection_and_metrics(served: ServerProcess) -> None:
     assert sample_value(scrape(served.metrics_port), "genre_model_info") == len(listed.models)
 
 
+def test_list_models_gives_figures_for_every_row_a_user_sends(served: ServerProcess) -> None:
+    """The default versions' figures say what unseen data will show: the Spotify model's over
+    every labelled row (tracks filed under two genres included) beside the unambiguous ones,
+    and GTZAN figures from tracks that chose nothing beside the valid-list ones."""
+    with grpc.insecure_channel(served.target) as channel:
+        listed = genre_pb2_grpc.GenreClassifierStub(channel).ListModels(
+            genre_pb2.ListModelsRequest()
+        )
+    defaults = {info.model.name: info for info in listed.models if info.is_default}
+    spotify = defaults["spotify11-mlp"]
+    figures = {metric.name: metric.value for metric in spotify.metrics}
+    assert {"accuracy_all_rows", "log_loss_all_rows", "accuracy_any_label"} <= set(figures)
+    assert figures["accuracy_all_rows"] < figures["accuracy"]
+    assert figures["log_loss_all_rows"] > figures["log_loss"]
+    assert figures["accuracy_all_rows"] <= figures["accuracy_any_label"]
+    assert "accuracy_any_label counts a prediction right" in spotify.split_protocol
+    for name, figure in (
+        ("gtzan-features-mlp", "nested_accuracy"),
+        ("gtzan-cnn-lstm", "nested_track_accuracy"),
+    ):
+        info = defaults[name]
+        assert figure in {metric.name for metric in info.metrics}
+        assert "valid also chose the epoch and temperature" in info.split_protocol
+        assert "figures from tracks that chose nothing" in info.split_protocol
+
+
 def reference_rows(name: str, data_dir: Path, count: int = 64) -> tuple[np.ndarray, list[str]]:
     """Real rows of the model's dataset (with its real gaps) and the dataset's genre names."""
     dataset = load_dataset(DATASET_OF[name], data_dir)
