@@ -1,6 +1,6 @@
 """The benchmark harness: ours, ours without batching, the echo ceiling and TorchServe, one run.
 
-    .venv/bin/python -m bench.run            # everything, about 6-9 minutes on 2 cores
+    .venv/bin/python -m bench.run            # everything (the committed run took 360 s on 2 cores)
     .venv/bin/python -m bench.run --quick    # one tiny cell per server, seconds
 
 Every server is a subprocess on loopback, started here and stopped by its PID (TorchServe: its

@@ -154,8 +154,8 @@ class App:
 def configure_torch(threads: int) -> int:
     """Inference threads, set deliberately: one core stays with the event loop and gRPC.
 
-    On 2 cores, two intra-op threads spin-waited against the event loop: 256-row calls got
-    ~40% slower and cost ~70% more server CPU per call than with one thread (README, Benchmarks).
+    On 2 cores, two intra-op threads made 256-row calls no faster on the CPU and slower on a
+    GPU, for 12-18% more server CPU per call (``bench/results/torch_threads_h200.md``).
     """
     chosen = threads if threads > 0 else max(1, min(4, (os.cpu_count() or 1) - 1))
     torch.set_num_threads(chosen)

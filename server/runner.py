@@ -75,8 +75,9 @@ def check_output_width(checkpoint: Checkpoint, width: int, labels: tuple[str, ..
 
 
 PRECISIONS = ("float32", "bfloat16")
-# bfloat16 keeps 8 bits of mantissa: on the shipped MLPs probabilities move by about 0.004.
-# A version whose probabilities move more than this on the load-time probe serves in float32.
+# bfloat16 keeps 8 bits of mantissa, so probabilities move a little (the ``model_loaded`` log line
+# gives each version's figure). One that moves more than this on the load-time probe serves in
+# float32.
 BFLOAT16_TOLERANCE = 0.02
 
 
@@ -84,7 +85,8 @@ class FeaturesRunner:
     """Preprocessing from the manifest, then the MLP, then temperature-scaled softmax.
 
     ``precision="bfloat16"`` (opt-in) runs the fused ensemble in bfloat16 at every batch size:
-    about 3x faster for 256 rows on a CPU with native bfloat16 (AVX512-BF16, AMX) or on a GPU.
+    1.1x-1.9x float32's rows/s for 256-row calls on a CPU with native bfloat16 or on a GPU
+    (``bench/results/benchmarks.md``, ``bench/results/gpu-h100/benchmarks.md``).
     It is checked against float32 when the version loads; ``precision`` and
     ``precision_error`` say what the runner actually does and how far it strays.
     """
