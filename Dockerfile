@@ -16,10 +16,12 @@ ARG BASE_IMAGE=python:3.11-slim-trixie
 # checkov:skip=CKV_DOCKER_7: the base is BASE_IMAGE, whose default above is pinned by tag (tests/deploy/test_dockerfile.py checks it); checkov does not resolve build arguments
 FROM ${BASE_IMAGE} AS base
 
-# Empty unless the build is given `--build-context wheelhouse=DIR` (a directory of the pinned
-# wheels, `make wheelhouse`) together with PIP_FIND_LINKS=/wheelhouse and PIP_NO_INDEX=1: then
-# pip installs the same files offline instead of fetching ~2.6 GB from PyPI on every build.
-FROM scratch AS wheelhouse
+# Mounted at /wheelhouse by the installs below, and read only when the build is given
+# `--build-context wheelhouse=DIR` (a directory of the pinned wheels, `make wheelhouse`) with
+# PIP_FIND_LINKS=/wheelhouse and PIP_NO_INDEX=1: pip then installs the same files offline
+# instead of fetching ~2.6 GB from PyPI. By default it is the base itself, which pip never reads
+# (PIP_FIND_LINKS unset): a plain stage every builder can mount, unlike an empty scratch one.
+FROM base AS wheelhouse
 
 FROM base AS dependencies
 ENV PIP_NO_CACHE_DIR=1 \
