@@ -16,6 +16,7 @@ reused).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -130,7 +131,7 @@ class ImageServer:
 
 
 @pytest.fixture(scope="module")
-def served(image: str) -> Iterator[ImageServer]:
+def served(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
     container = buildah("from", "--pull=never", "--name", f"genre-serve-test-{os.getpid()}", image)
     container = container.strip()
     config = image_config(image)
@@ -138,9 +139,11 @@ def served(image: str) -> Iterator[ImageServer]:
     environment = [
         flag for name, value in LOOPBACK_ENV.items() for flag in ("-e", f"{name}={value}")
     ]
-    # setsid: buildah run and everything under it form one process group, killed as one if the
-    # test fails before the server is stopped.
-    runner_command = ["setsid", "buildah", "run", "--isolation", "chroot", "--network", "host"]
+    # buildah run and everything under it form one process group, whose id the shell writes down
+    # before it becomes buildah: whatever fails, the group is killed as one and nothing lingers.
+    group_file = tmp_path_factory.mktemp("image") / "process-group"
+    runner_command = ["setsid", "sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group_file)]
+    runner_command += ["buildah", "run", "--isolation", "chroot", "--network", "host"]
     runner: ServerProcess | None = None
     try:
         runner = start_server_process(
@@ -148,9 +151,10 @@ def served(image: str) -> Iterator[ImageServer]:
         )
         yield ImageServer(runner, container)
     finally:
+        if group_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(group_file.read_text()), signal.SIGKILL)
         if runner is not None:
-            if runner.process.poll() is None:
-                os.killpg(runner.process.pid, signal.SIGKILL)
             runner.stop()
         buildah("rm", container)
 
