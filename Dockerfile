@@ -51,7 +51,7 @@ ARG PIP_NO_INDEX
 COPY README.md ./
 COPY genre ./genre
 COPY server ./server
-COPY training ./training
+COPY modelcore ./modelcore
 COPY client ./client
 # Not editable. pip resolves `.[server]` against the venv above (so a dependency missing there
 # fails the build) and writes only this project's files under /project, for the final stage to

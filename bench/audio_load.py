@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.load import CHANNEL_OPTIONS
+from bench.channel import CHANNEL_OPTIONS
 from bench.scrape import scrape, server_figures
 from bench.stability import percentiles_ms
 from genre.v1 import genre_pb2

@@ -25,13 +25,10 @@ from typing import Any
 
 import grpc
 
+from bench.audio_load import AudioSpec, run_audio
+from bench.channel import CHANNEL_OPTIONS
 from bench.scrape import scrape, server_figures
 from bench.stability import WindowStats, is_stable, percentiles_ms
-
-CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-]
 
 
 @dataclass(frozen=True)
@@ -132,8 +129,6 @@ def main() -> int:
     if kind == "unary":
         result = asyncio.run(run_unary(UnarySpec(**raw)))
     elif kind == "audio":
-        from bench.audio_load import AudioSpec, run_audio
-
         result = asyncio.run(run_audio(AudioSpec(**raw)))
     else:
         raise SystemExit(f"unknown load kind {kind!r}")

@@ -26,8 +26,8 @@ def _load(model_dir: Path) -> Any:
     import torch
     from safetensors.torch import load_file
 
+    from modelcore.checkpoint import Checkpoint
     from server.runner import FeaturesRunner
-    from training.checkpoint import Checkpoint
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))  # as server.app.configure_torch
     manifest = json.loads((model_dir / "manifest.json").read_text())

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from genre.v1 import genre_pb2
+from modelcore.preprocessing import FeaturePreprocessor
 from server.errors import InvalidArgument, TooLarge
-from training.preprocessing import FeaturePreprocessor
 
 FloatArray = npt.NDArray[np.float32]
 _FieldOfRow = Callable[[int], str]

@@ -16,8 +16,8 @@ import math
 import torch
 from torch import nn
 
-from training.models.ensemble import MLPEnsemble
-from training.models.mlp import ACTIVATIONS, MLPClassifier
+from modelcore.models.ensemble import MLPEnsemble
+from modelcore.models.mlp import ACTIVATIONS, MLPClassifier
 
 
 class _NotFusable(Exception):

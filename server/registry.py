@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
+from modelcore.checkpoint import CheckpointError, list_versions, load_checkpoint
 from server.batcher import BatcherSettings, DynamicBatcher
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.runner import FeaturesRunner, Runner, build_runner
-from training.checkpoint import CheckpointError, list_versions, load_checkpoint
 
 log = get_logger("server.registry")
 

@@ -14,11 +14,11 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from modelcore.checkpoint import Checkpoint, CheckpointError
+from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
 from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
-from training.checkpoint import Checkpoint, CheckpointError
-from training.frontend import FrontEndConfig, LogMelFrontEnd
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
 
 FloatArray = npt.NDArray[np.float32]
 # Fused MLP ensembles (server.fused) win by launching fewer kernels; past this many rows the

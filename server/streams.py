@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 
 from genre.v1 import genre_pb2
+from modelcore.frontend import resample
 from server.errors import (
     DeadlineExpired,
     FailedPrecondition,
@@ -32,7 +33,6 @@ from server.metrics import ServerMetrics
 from server.pcm import PcmDecoder, Window, WindowCutter
 from server.registry import ModelRegistry, ServedVersion
 from server.runner import AudioRunner
-from training.frontend import resample
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_HOP_SECONDS = 0.1

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from training.audio_cli import add_audio_parser, run_audio_command
-from training.config import (
-    DEVICES,
+from training.audio.arguments import add_audio_parser, run_audio_command
+from training.features.config import (
     SCHEDULES,
     STOPPING_METRICS,
     TREE_DEFAULTS,
@@ -26,8 +25,9 @@ from training.config import (
     TreeConfig,
     defaults_for,
 )
-from training.datasets import DATASETS
-from training.tabular import CONFLICT_POLICIES, DataFormatError
+from training.features.datasets import DATASETS
+from training.features.tabular import CONFLICT_POLICIES, DataFormatError
+from training.fitting import DEVICES
 
 DEFAULT_NAMES = {
     "gtzan30": "gtzan-features-mlp",
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cv-save",
         type=Path,
         help="with --cv-folds, also write the out-of-fold predictions (.npz) for "
-        "`python -m training.crossval compare`",
+        "`python -m training.studies.crossval_cli compare`",
     )
     add_audio_parser(commands)
     return parser
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 2
-    from training.pipeline import run_features  # heavy (torch, matplotlib): after parsing
+    from training.features.pipeline import run_features  # heavy (torch, matplotlib): after parsing
 
     try:
         outcome = run_features(config, progress=not arguments.no_progress)

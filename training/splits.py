@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.tabular import DataFormatError, IntArray, StrArray
+from training.common import DataFormatError, IntArray, StrArray
 
 SPLIT_NAMES = ("train", "valid", "test")
 

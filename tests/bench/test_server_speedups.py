@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from genre.v1 import genre_pb2
+from modelcore.models import build_model
 from server.features import ranked
 from server.fused import fuse, matches
 from server.wire import PYTHON_MAX_ROWS, results_encoder
-from training.gtzan_data import GTZAN_GENRES
-from training.models import build_model
+from training.features.gtzan_data import GTZAN_GENRES
 
 LABELS = GTZAN_GENRES
 

@@ -35,11 +35,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import list_versions, load_checkpoint
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
 from tests.deploy.conftest import REPOSITORY_ROOT
-from training.checkpoint import list_versions, load_checkpoint
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
-from training.train import predict_probabilities
+from tests.support.predictions import predict_probabilities
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 

@@ -20,16 +20,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import Checkpoint, list_versions, load_checkpoint
+from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
 from server.runner import BFLOAT16_TOLERANCE, FeaturesRunner
 from tests.conftest import REPOSITORY_ROOT
 from tests.support.harness import sample_value, scrape
-from training.audio_data import cut_windows
-from training.checkpoint import Checkpoint, list_versions, load_checkpoint
-from training.datasets import load_dataset
-from training.frontend import FrontEndConfig, LogMelFrontEnd, decode_file
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
-from training.train import predict_probabilities
+from tests.support.predictions import predict_probabilities
+from training.audio.data import cut_windows, decode_file
+from training.features.datasets import load_dataset
 
 MODELS = REPOSITORY_ROOT / "models"
 BUNDLED = sorted(path.name for path in MODELS.iterdir() if path.is_dir()) if MODELS.is_dir() else []

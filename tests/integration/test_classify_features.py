@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import load_checkpoint
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
 from server.app import App
 from tests.support.checkpoints import FEATURE_NAMES, LABELS, example_row
-from training.checkpoint import load_checkpoint
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
 
 
 def request(

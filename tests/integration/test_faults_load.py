@@ -17,6 +17,9 @@ import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import load_checkpoint
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
 from server.app import create_server
 from tests.support.checkpoints import (
     FEATURE_NAMES,
@@ -34,9 +37,6 @@ from tests.support.harness import (
     start_server_process,
 )
 from tests.support.synthetic_audio import pcm_s16le, synth_clip
-from training.checkpoint import load_checkpoint
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
 
 ROW = example_row()
 

@@ -21,11 +21,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import Checkpoint, load_checkpoint
 from server.app import App, create_server
 from server.logs import configure_logging
 from tests.support.checkpoints import example_row, write_tiny_model
 from tests.support.harness import loopback_config, start_server_process
-from training.checkpoint import Checkpoint, load_checkpoint
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

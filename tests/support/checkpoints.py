@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from bench.audio_model import write_stand_in
-from training.checkpoint import write_checkpoint
-from training.frontend import FrontEndConfig
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
+from modelcore.checkpoint import write_checkpoint
+from modelcore.frontend import FrontEndConfig
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
 
 FEATURE_NAMES = ("tempo", "energy", "loudness", "duration_ms", "key")
 LABELS = ("rock", "jazz", "classical")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.gtzan_data import GTZAN_FEATURES, GTZAN_GENRES
-from training.spotify_data import SPOTIFY11_CLASSES, SPOTIFY11_FEATURES, TRACKS_FEATURES
+from training.features.gtzan_data import GTZAN_FEATURES, GTZAN_GENRES
+from training.features.spotify_data import SPOTIFY11_CLASSES, SPOTIFY11_FEATURES, TRACKS_FEATURES
 
 SPOTIFY11_HEADER = ["Artist Name", "Track Name", *SPOTIFY11_FEATURES, "Class"]
 TRACKS_HEADER = ["", "track_id", "artists", "album_name", "track_name"]

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelcore.checkpoint import load_checkpoint, read_manifest
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_row, spotify11_rows, write_csv
 from tests.training.test_crossval import FAST
-from training.all_rows import any_label_correct, held_out_folds
-from training.checkpoint import load_checkpoint, read_manifest
 from training.cli import main as train_main
-from training.crossval import CrossValidation
+from training.features.all_rows import any_label_correct
+from training.features.crossval import CrossValidation, held_out_folds
 
 
 def test_held_out_rows_join_their_artists_fold_and_new_artists_are_dealt() -> None:

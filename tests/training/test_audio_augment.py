@@ -6,16 +6,16 @@ import math
 
 import torch
 
+from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
 from tests.support.synthetic_audio import synth_clip
-from training.audio_config import AugmentConfig
-from training.augment import (
+from training.audio.augment import (
     augment_batch,
     mix_within_class,
     random_crop_offsets,
     random_gain,
     spec_augment,
 )
-from training.frontend import FrontEndConfig, LogMelFrontEnd
+from training.audio.config import AugmentConfig
 
 
 def _generator(seed: int = 0) -> torch.Generator:

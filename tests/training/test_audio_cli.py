@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from modelcore.checkpoint import load_checkpoint
+from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
+from modelcore.models import build_model
+from tests.support.predictions import load_for_model
 from tests.support.synthetic_audio import write_dataset
-from training.audio_data import cut_windows
-from training.checkpoint import load_checkpoint
+from training.audio.data import cut_windows
 from training.cli import main
-from training.frontend import FrontEndConfig, LogMelFrontEnd, load_for_model
-from training.models import build_model
 
 TINY = [
     "--epochs", "1", "--crops-per-track", "3", "--device", "cpu", "--no-progress",

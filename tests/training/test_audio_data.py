@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.support.synthetic_audio import STYLES, write_clip, write_dataset
-from training.audio_data import (
+from training.audio.data import (
     AudioDataset,
     cut_windows,
     discover,

@@ -10,9 +10,11 @@ import pytest
 import soundfile
 import torch
 
+from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
+from tests.support.predictions import load_for_model
 from tests.support.synthetic_audio import synth_clip, write_clip
-from training.audio_train import SpectrogramBank
-from training.frontend import FrontEndConfig, LogMelFrontEnd, decode_file, load_for_model
+from training.audio.data import decode_file
+from training.audio.train import SpectrogramBank
 
 
 def _spectrogram(config: FrontEndConfig, samples: np.ndarray) -> torch.Tensor:

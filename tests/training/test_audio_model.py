@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.audio_config import AudioModelConfig
-from training.audio_train import loss_weights
-from training.models import build_model
+from modelcore.models import build_model
+from training.audio.config import AudioModelConfig
+from training.audio.train import loss_weights
 
 
 def test_batched_call_equals_per_item_calls() -> None:

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from modelcore.checkpoint import load_checkpoint
+from modelcore.models import build_model
+from modelcore.models.trees import MLPTreeBlend, TreeEnsemble
+from modelcore.preprocessing import FeaturePreprocessor
 from server.fused import FusedMLPEnsemble
 from server.runner import FeaturesRunner
+from tests.support.predictions import predict_probabilities
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import TINY_MODEL, TINY_TRAIN
-from training.boosting import best_rounds, fit_booster, tree_ensemble
-from training.checkpoint import load_checkpoint
-from training.config import RunConfig, TreeConfig
-from training.models import build_model
-from training.models.trees import MLPTreeBlend, TreeEnsemble
-from training.pipeline import run_features
-from training.preprocessing import FeaturePreprocessor
-from training.train import predict_probabilities
+from training.features.boosting import best_rounds, fit_booster, tree_ensemble
+from training.features.config import RunConfig, TreeConfig
+from training.features.pipeline import run_features
 
 SMALL = TreeConfig(max_rounds=12, min_samples_leaf=5, max_leaf_nodes=8)
 

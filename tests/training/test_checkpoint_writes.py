@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import checkpoint
-from training.checkpoint import list_versions, load_checkpoint, write_checkpoint
+from modelcore import checkpoint
+from modelcore.checkpoint import list_versions, load_checkpoint, write_checkpoint
 
 MANIFEST = {"name": "tiny", "kind": "features", "architecture": {"type": "mlp"}, "labels": ["a"]}
 
@@ -52,7 +52,7 @@ def test_killed_process_leaves_no_visible_version(tmp_path: Path) -> None:
         f"""
         import os, signal, torch
         from pathlib import Path
-        from training import checkpoint
+        from modelcore import checkpoint
 
         def die(path):
             os.kill(os.getpid(), signal.SIGKILL)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from modelcore.checkpoint import load_checkpoint
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import tiny_gtzan
-from training.checkpoint import load_checkpoint
 from training.cli import main
 
 FAST = ["--epochs", "3", "--hidden", "16", "--members", "2", "--device", "cpu", "--no-progress"]

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelcore.checkpoint import load_checkpoint
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
+from tests.support.predictions import predict_probabilities
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv
 from tests.training.test_train import TINY_MODEL, TINY_TRAIN
-from training.ambiguity import best_possible_accuracy
-from training.ambiguity import main as ambiguity_main
-from training.boosting import BlendParts
-from training.checkpoint import load_checkpoint
 from training.cli import main as train_main
-from training.config import RunConfig
-from training.crossval import (
+from training.features.boosting import BlendParts
+from training.features.config import RunConfig
+from training.features.crossval import (
     CrossValidation,
     FoldResult,
     clustered_mean,
@@ -26,11 +27,10 @@ from training.crossval import (
     grouped_folds,
     paired_difference,
 )
-from training.crossval_cli import main as crossval_main
-from training.datasets import load_dataset
-from training.models import build_model
-from training.preprocessing import FeaturePreprocessor
-from training.train import predict_probabilities
+from training.features.datasets import load_dataset
+from training.studies.ambiguity import best_possible_accuracy
+from training.studies.ambiguity_cli import main as ambiguity_main
+from training.studies.crossval_cli import main as crossval_main
 
 FAST = ["--epochs", "3", "--hidden", "16", "--members", "2", "--device", "cpu", "--no-progress"]
 

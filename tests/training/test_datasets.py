@@ -17,10 +17,10 @@ from tests.training.synthetic import (
     write_csv,
     write_gtzan,
 )
-from training.datasets import fingerprint, load_dataset
-from training.gtzan_data import load_gtzan_features
-from training.spotify_data import load_spotify11, load_spotify_tracks
-from training.tabular import DataFormatError, ambiguous_keys
+from training.features.datasets import fingerprint, load_dataset
+from training.features.gtzan_data import load_gtzan_features
+from training.features.spotify_data import load_spotify11, load_spotify_tracks
+from training.features.tabular import DataFormatError, ambiguous_keys
 
 
 def test_gtzan30_rows_keep_track_ids(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from training.checkpoint import load_checkpoint, write_checkpoint
-from training.config import ModelConfig, TrainConfig
-from training.models import build_model
-from training.models.ensemble import MLPEnsemble
-from training.train import train_model
+from modelcore.checkpoint import load_checkpoint, write_checkpoint
+from modelcore.models import build_model
+from modelcore.models.ensemble import MLPEnsemble
+from training.features.config import ModelConfig, TrainConfig
+from training.features.train import train_model
 
 ARCHITECTURE = {
     "type": "mlp_ensemble",

@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelcore.preprocessing import FeaturePreprocessor
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_row, write_csv
-from training.fitting import IMPUTATION_SPECS, ImputerSpec, PreprocessingSpec, fit_preprocessor
-from training.preprocessing import FeaturePreprocessor
-from training.selection import fit_preprocessing
-from training.spotify_data import load_spotify11
+from training.features.preprocessor_fit import (
+    IMPUTATION_SPECS,
+    ImputerSpec,
+    PreprocessingSpec,
+    fit_preprocessor,
+)
+from training.features.selection import fit_preprocessing
+from training.features.spotify_data import load_spotify11
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Figures added to a published version (``training.restate``) and the nested GTZAN estimate
-(``training.nested``): the weights and their checksum never change, a version with other
+"""Figures added to a published version (``training.studies.restate``) and the nested GTZAN estimate
+(``training.studies.nested``): the weights and their checksum never change, a version with other
 weights is refused, and every valid track is scored once by a model not chosen on it."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from modelcore.checkpoint import load_checkpoint, read_manifest
 from tests.training.test_crossval import FAST
 from tests.training.test_train import tiny_gtzan
-from training.checkpoint import load_checkpoint, read_manifest
 from training.cli import main as train_main
-from training.nested import genre_of, pooled_figures, read_list, valid_halves
-from training.nested import main as nested_main
-from training.restate import add_metrics, copy_new_metrics
-from training.restate import main as restate_main
+from training.studies.nested import genre_of, pooled_figures, read_list, valid_halves
+from training.studies.nested_cli import main as nested_main
+from training.studies.restate import add_metrics, copy_new_metrics
+from training.studies.restate_cli import main as restate_main
 
 
 def _published(tmp_path: Path) -> Path:

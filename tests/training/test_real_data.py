@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.ambiguity import best_possible_accuracy
-from training.config import RunConfig
-from training.crossval import fold_split, grouped_folds
-from training.datasets import load_dataset
-from training.pipeline import make_split
-from training.tabular import ambiguous_keys
+from training.features.config import RunConfig
+from training.features.crossval import fold_split, grouped_folds
+from training.features.datasets import load_dataset
+from training.features.pipeline import make_split
+from training.features.tabular import ambiguous_keys
+from training.studies.ambiguity import best_possible_accuracy
 
 pytestmark = pytest.mark.shared_data
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.training.synthetic import gtzan_rows, write_gtzan
-from training.gtzan_data import load_gtzan_features
+from training.features.gtzan_data import load_gtzan_features
+from training.features.tabular import DataFormatError
 from training.splits import Split, group_split, read_split_lists, split_by_lists
-from training.tabular import DataFormatError
 
 
 def test_group_split_keeps_groups_whole_and_is_seeded() -> None:

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from modelcore.checkpoint import load_checkpoint
+from modelcore.models import build_model
+from modelcore.preprocessing import FeaturePreprocessor
+from tests.support.predictions import predict_probabilities
 from tests.training.synthetic import gtzan_rows, write_gtzan
-from training.checkpoint import load_checkpoint
-from training.config import ModelConfig, RunConfig, TrainConfig
-from training.models import build_model
-from training.pipeline import run_features
-from training.preprocessing import FeaturePreprocessor
-from training.train import fit_temperature, predict_probabilities, train_classifier
+from training.features.config import ModelConfig, RunConfig, TrainConfig
+from training.features.pipeline import run_features
+from training.features.train import train_classifier
+from training.fitting import fit_temperature
 
 TINY_MODEL = ModelConfig(hidden_sizes=(16,), dropout=0.1)
 TINY_TRAIN = TrainConfig(epochs=4, batch_size=16, patience=4, device="cpu", seed=7)

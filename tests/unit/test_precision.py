@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from modelcore.checkpoint import load_checkpoint
 from server.config import ServerConfig
 from server.runner import BFLOAT16_TOLERANCE, FeaturesRunner
 from tests.support.checkpoints import write_tiny_model
-from training.checkpoint import load_checkpoint
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from modelcore.checkpoint import read_manifest
 from tests.conftest import REPOSITORY_ROOT
-from training.checkpoint import read_manifest
 
 README = REPOSITORY_ROOT / "README.md"
 SECTION = "## Bundled models and how good they are"

@@ -1,0 +1,1 @@
+"""The audio track: decoding folders of labelled audio, the CNN-LSTM procedure and publishing."""

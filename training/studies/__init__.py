@@ -1,0 +1,1 @@
+"""Research studies on the shipped procedures, and the commands that run them."""
