@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from modelcore.manifest import NAME_PATTERN, Manifest, ManifestError, Weights
+
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
-MODEL_KINDS = ("features", "audio")
-_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_REQUIRED_KEYS = ("format_version", "name", "version", "kind", "architecture", "labels", "weights")
 
 
 class CheckpointError(Exception):
@@ -43,21 +40,21 @@ class Checkpoint:
     """A verified version: its manifest and its tensors (on the CPU)."""
 
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     state_dict: dict[str, torch.Tensor]
 
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.manifest.name
 
     @property
     def version(self) -> int:
-        return int(self.manifest["version"])
+        return self.manifest.version
 
 
 def is_valid_model_name(name: str) -> bool:
     """Model names become directory names and gRPC health service names: keep them tame."""
-    return bool(_NAME_PATTERN.match(name))
+    return bool(NAME_PATTERN.match(name))
 
 
 def sha256_of(path: Path) -> str:
@@ -80,40 +77,36 @@ def list_versions(model_directory: Path) -> list[int]:
     return sorted(versions)
 
 
-def read_manifest(version_directory: Path) -> dict[str, Any]:
+def read_manifest(version_directory: Path) -> Manifest:
+    """The version's manifest, checked against its directory: a published version (its name
+    and number are the directory's) with weights named."""
     path = version_directory / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise CheckpointError(f"{path}: missing manifest") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: manifest is not valid JSON ({error})") from error
-    if not isinstance(manifest, dict):
-        raise CheckpointError(f"{path}: manifest must be a JSON object")
-    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise CheckpointError(f"{path}: manifest lacks {', '.join(missing)}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unsupported format_version {manifest['format_version']!r}")
-    if manifest["kind"] not in MODEL_KINDS:
-        raise CheckpointError(f"{path}: unknown kind {manifest['kind']!r}")
-    if str(manifest["version"]) != version_directory.name:
+    try:
+        manifest = Manifest.from_dict(data)
+    except (ManifestError, TypeError) as error:
+        raise CheckpointError(f"{path}: {error}") from error
+    if manifest.version < 1 or manifest.weights is None:
+        raise CheckpointError(f"{path}: manifest lacks version or weights")
+    if str(manifest.version) != version_directory.name:
         raise CheckpointError(
-            f"{path}: manifest version {manifest['version']!r} does not match its directory"
+            f"{path}: manifest version {manifest.version!r} does not match its directory"
         )
-    if manifest["name"] != version_directory.parent.name:
+    if manifest.name != version_directory.parent.name:
         raise CheckpointError(
-            f"{path}: manifest name {manifest['name']!r} does not match its directory"
+            f"{path}: manifest name {manifest.name!r} does not match its directory"
         )
     return manifest
 
 
-def _weights_path(version_directory: Path, manifest: Mapping[str, Any]) -> Path:
+def _weights_path(version_directory: Path, weights: Weights) -> Path:
     """The weights file named by the manifest, which must stay inside the version directory."""
-    weights = manifest["weights"]
-    if not isinstance(weights, dict) or "file" not in weights or "sha256" not in weights:
-        raise CheckpointError(f"{version_directory}: manifest weights needs file and sha256")
-    file_name = str(weights["file"])
+    file_name = weights.file
     if Path(file_name).name != file_name or file_name in ("", ".", ".."):
         raise CheckpointError(
             f"{version_directory}: weights file {file_name!r} escapes its version"
@@ -126,11 +119,12 @@ def _weights_path(version_directory: Path, manifest: Mapping[str, Any]) -> Path:
 def load_checkpoint(version_directory: Path) -> Checkpoint:
     """Reads and verifies one version; raises CheckpointError with the reason on any fault."""
     manifest = read_manifest(version_directory)
-    weights_path = _weights_path(version_directory, manifest)
+    assert manifest.weights is not None  # read_manifest refuses a version without weights
+    weights_path = _weights_path(version_directory, manifest.weights)
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing weights")
     actual = sha256_of(weights_path)
-    expected = str(manifest["weights"]["sha256"])
+    expected = manifest.weights.sha256
     if actual != expected:
         raise CheckpointError(
             f"{weights_path}: sha256 {actual[:12]}… does not match manifest {expected[:12]}…"
@@ -148,20 +142,23 @@ def utc_timestamp() -> str:
 
 def write_checkpoint(
     repository: Path,
-    manifest: Mapping[str, Any],
+    manifest: Manifest | Mapping[str, Any],
     state_dict: Mapping[str, torch.Tensor],
     extra_files: Mapping[str, bytes] | None = None,
     version: int | None = None,
 ) -> Path:
     """Writes a new version atomically and returns its directory.
 
-    ``manifest`` needs at least name, kind, architecture and labels; this fills in
-    format_version, version (one above the highest present unless given), created and the
-    weights' file and sha256. ``extra_files`` (reports, plots) land beside the manifest.
+    ``manifest`` is a draft (a ``Manifest``, or its JSON form for hand-made versions); this
+    fills in the version (one above the highest present unless given), the created time and
+    the weights' file and sha256. ``extra_files`` (reports, plots) land beside the manifest.
     """
-    name = str(manifest["name"])
-    if not is_valid_model_name(name):
-        raise ValueError(f"model name {name!r} must match {_NAME_PATTERN.pattern}")
+    draft = (
+        manifest
+        if isinstance(manifest, Manifest)
+        else Manifest.from_dict({"format_version": 1, **manifest})
+    )
+    name = draft.name
     model_directory = repository / name
     model_directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_directory))
@@ -176,15 +173,13 @@ def write_checkpoint(
         chosen = (
             version if version is not None else max(list_versions(model_directory), default=0) + 1
         )
-        full_manifest = {
-            **manifest,
-            "format_version": FORMAT_VERSION,
-            "version": chosen,
-            "created": manifest.get("created") or utc_timestamp(),
-            "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(weights_path)},
-        }
-        manifest_path = staging / MANIFEST_FILE
-        manifest_path.write_text(json.dumps(full_manifest, indent=2, sort_keys=True) + "\n")
+        published = replace(
+            draft,
+            version=chosen,
+            created=draft.created or utc_timestamp(),
+            weights=Weights(WEIGHTS_FILE, sha256_of(weights_path)),
+        )
+        write_manifest(staging, published)
         for path in staging.iterdir():
             _fsync_file(path)
         os.chmod(staging, 0o755)
@@ -195,6 +190,20 @@ def write_checkpoint(
         return final
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_manifest(version_directory: Path, manifest: Manifest) -> None:
+    """``manifest.json`` in its on-disk form (keys sorted, two-space indents), replaced
+    atomically: a server reading the directory sees the old file or the new one, never half."""
+    handle, staging = tempfile.mkstemp(prefix=".manifest-", dir=version_directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+        os.chmod(staging, 0o644)
+        os.replace(staging, version_directory / MANIFEST_FILE)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
         raise
 
 

@@ -15,11 +15,11 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from modelcore.checkpoint import CheckpointError, list_versions, load_checkpoint
+from modelcore.manifest import Manifest
 from server.batcher import BatcherSettings, DynamicBatcher
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
@@ -34,7 +34,7 @@ class ServedVersion:
     name: str
     version: int
     kind: str
-    manifest: Mapping[str, Any]
+    manifest: Manifest
     runner: Runner
     batcher: DynamicBatcher
     fingerprint: str
@@ -187,7 +187,7 @@ class ModelRegistry:
         try:
             checkpoint = load_checkpoint(directory)
             runner = build_runner(checkpoint, self._device, self._features_precision)
-            settings = self._settings[str(checkpoint.manifest["kind"])]
+            settings = self._settings[checkpoint.manifest.kind]
             runner.warm_up(settings.max_batch_size)
         except CheckpointError as error:
             log.error("model_refused", model=name, version=version, reason=str(error))
@@ -201,16 +201,16 @@ class ModelRegistry:
             "model_loaded",
             model=name,
             version=version,
-            kind=checkpoint.manifest["kind"],
+            kind=checkpoint.manifest.kind,
             device=str(self._device),
-            sha256=checkpoint.manifest["weights"]["sha256"][:12],
+            sha256=checkpoint.manifest.weights_sha256[:12],
             **_precision_fields(runner, self._features_precision),
         )
         batcher = DynamicBatcher(runner.run, settings, self._metrics, (name, str(version)))
         return ServedVersion(
             name=name,
             version=version,
-            kind=str(checkpoint.manifest["kind"]),
+            kind=checkpoint.manifest.kind,
             manifest=checkpoint.manifest,
             runner=runner,
             batcher=batcher,

@@ -7,6 +7,7 @@ caller pays no lazy-initialisation cost.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -54,9 +55,9 @@ def load_calibrated_model(
     """Labels, temperature and the evaluated model on ``device``, or CheckpointError saying why."""
     manifest = checkpoint.manifest
     try:
-        labels = tuple(str(label) for label in manifest["labels"])
-        temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
-        model = build_model(manifest["architecture"])
+        labels = manifest.labels
+        temperature = manifest.temperature
+        model = build_model(manifest.architecture)
         model.load_state_dict(checkpoint.state_dict, strict=True)
     except _MANIFEST_FAULTS as error:
         raise CheckpointError(
@@ -103,7 +104,9 @@ class FeaturesRunner:
         self.device = device
         self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
         try:
-            self.preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+            self.preprocessor = FeaturePreprocessor.from_dict(
+                checkpoint.manifest.preprocessing or {}
+            )
         except _MANIFEST_FAULTS as error:
             raise CheckpointError(
                 f"{checkpoint.directory}: unusable preprocessing ({error})"
@@ -183,7 +186,7 @@ class AudioRunner:
         self.device = device
         self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
         try:
-            self.frontend_config = FrontEndConfig.from_dict(checkpoint.manifest["frontend"])
+            self.frontend_config = FrontEndConfig.from_dict(checkpoint.manifest.frontend or {})
         except _MANIFEST_FAULTS as error:
             raise CheckpointError(
                 f"{checkpoint.directory}: a front-end this server cannot reproduce ({error})"
@@ -205,12 +208,17 @@ class AudioRunner:
             self.run(np.zeros((size, self.frontend_config.window_samples), dtype=np.float32))
 
 
+# The one place a model kind meets the code that serves it (kinds: ``modelcore.manifest``).
+RUNNERS: Mapping[str, Callable[[Checkpoint, torch.device, str], Runner]] = {
+    "features": FeaturesRunner,
+    "audio": lambda checkpoint, device, _precision: AudioRunner(checkpoint, device),
+}
+
+
 def build_runner(
     checkpoint: Checkpoint, device: torch.device, features_precision: str = "float32"
 ) -> Runner:
-    kind = checkpoint.manifest["kind"]
-    if kind == "features":
-        return FeaturesRunner(checkpoint, device, features_precision)
-    if kind == "audio":
-        return AudioRunner(checkpoint, device)
-    raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models")
+    kind = checkpoint.manifest.kind
+    if kind not in RUNNERS:
+        raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models")
+    return RUNNERS[kind](checkpoint, device, features_precision)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ from server.streams import (
 from server.wire import results_encoder
 
 log = get_logger("server.requests")
+# How ListModels names each kind of model (kinds: ``modelcore.manifest.KIND_PARTS``).
+KIND_ENUM = {"features": genre_pb2.FEATURES, "audio": genre_pb2.AUDIO}
 
 
 @dataclass
@@ -260,21 +262,21 @@ def features_response(
 
 
 def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:
-    manifest: Mapping[str, Any] = served.manifest
-    metrics = manifest.get("metrics", {})
+    manifest = served.manifest
+    metrics = manifest.metrics
     info = genre_pb2.ModelVersionInfo(
         model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
-        kind=genre_pb2.FEATURES if served.kind == "features" else genre_pb2.AUDIO,
+        kind=KIND_ENUM[served.kind],
         labels=list(served.labels),
         metrics=[
             genre_pb2.Metric(name=str(key), value=float(value))
             for key, value in sorted(metrics.items())
             if isinstance(value, int | float) and not isinstance(value, bool)
         ],
-        split_protocol=str(metrics.get("split_protocol", "")),
+        split_protocol=manifest.split_protocol,
         is_default=is_default,
-        created=str(manifest.get("created", "")),
-        weights_sha256=str(manifest["weights"]["sha256"]),
+        created=manifest.created,
+        weights_sha256=manifest.weights_sha256,
     )
     runner = served.runner
     if isinstance(runner, FeaturesRunner):

@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataFormatError, ValueError) as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 1
-    metrics = outcome.manifest["metrics"]
+    metrics = outcome.manifest.metrics
     print(f"data: {outcome.report['data_report']}")
     print(f"wrote {outcome.directory}")
     print(f"split: {metrics['split_protocol']}")

@@ -23,7 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,7 @@ def served(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ima
         buildah("rm", container)
 
 
-def mean_track(preprocessing: dict[str, Any]) -> dict[str, float]:
+def mean_track(preprocessing: Mapping[str, Any]) -> dict[str, float]:
     """The training rows' mean, in feature units: the row the model standardises to zeros."""
     offsets = {item["feature"]: item["offset"] for item in preprocessing["log_transforms"]}
     names, means = preprocessing["feature_names"], preprocessing["mean"]
@@ -185,21 +185,21 @@ def test_the_image_serves_the_bundled_models_as_its_own_user(served: ImageServer
 def test_the_image_answers_what_the_training_code_computes(served: ImageServer) -> None:
     version = max(list_versions(MODELS / FEATURES_MODEL))
     checkpoint = load_checkpoint(MODELS / FEATURES_MODEL / str(version))
-    row = mean_track(checkpoint.manifest["preprocessing"])
+    row = mean_track(checkpoint.manifest.preprocessing)
     request = genre_pb2.ClassifyFeaturesRequest(
         model=genre_pb2.ModelRef(name=FEATURES_MODEL), rows=[genre_pb2.FeatureRow(features=row)]
     )
     with grpc.insecure_channel(served.runner.target) as channel:
         reply = genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(request, timeout=30)
     assert reply.model.version == str(version)
-    model = build_model(checkpoint.manifest["architecture"])
+    model = build_model(checkpoint.manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
-    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
     matrix = np.array([[row[name] for name in preprocessor.feature_names]])
-    temperature = checkpoint.manifest["calibration"]["temperature"]
+    temperature = checkpoint.manifest.temperature
     expected = predict_probabilities(model, preprocessor, matrix, temperature)[0]
-    labels = checkpoint.manifest["labels"]
+    labels = checkpoint.manifest.labels
     (result,) = reply.results
     got = {score.genre: score.probability for score in result.scores}
     np.testing.assert_allclose([got[label] for label in labels], expected, atol=1e-5)

@@ -48,8 +48,8 @@ def test_the_repository_bundles_the_trained_models() -> None:
     assert set(DATASET_OF) <= set(BUNDLED)
     for name in BUNDLED:
         manifest = load_checkpoint(MODELS / name / str(max(list_versions(MODELS / name)))).manifest
-        assert manifest["metrics"]["split_protocol"]
-        assert manifest["training"]["data_fingerprint"]
+        assert manifest.metrics["split_protocol"]
+        assert manifest.training["data_fingerprint"]
 
 
 def test_serving_health_reflection_and_metrics(served: ServerProcess) -> None:
@@ -106,11 +106,11 @@ def training_code_probabilities(
     checkpoint: Checkpoint, rows: np.ndarray
 ) -> tuple[np.ndarray, FeaturePreprocessor]:
     """What ``training`` computes for ``rows`` from the checkpoint alone."""
-    model = build_model(checkpoint.manifest["architecture"])
+    model = build_model(checkpoint.manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
-    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
-    temperature = checkpoint.manifest["calibration"]["temperature"]
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
+    temperature = checkpoint.manifest.temperature
     return predict_probabilities(model, preprocessor, rows, temperature), preprocessor
 
 
@@ -132,8 +132,8 @@ def test_grpc_answers_equal_the_training_code(
         request.rows.add().features.update(features)
     with grpc.insecure_channel(served.target) as channel:
         reply = genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(request)
-    labels = checkpoint.manifest["labels"]
-    assert labels == genre_names  # served labels are the dataset's own genre names
+    labels = checkpoint.manifest.labels
+    assert list(labels) == genre_names  # served labels are the dataset's own genre names
     assert reply.model.version == directory.name
     got = np.array(
         [
@@ -152,7 +152,7 @@ def test_bfloat16_stays_close_to_the_training_code_on_real_rows(name: str, data_
     rows, _ = reference_rows(name, data_dir, count=512)
     expected, _ = training_code_probabilities(checkpoint, rows)
     runner = FeaturesRunner(checkpoint, torch.device("cpu"), precision="bfloat16")
-    if checkpoint.manifest["architecture"]["type"] == "mlp_tree_blend":
+    if checkpoint.manifest.architecture["type"] == "mlp_tree_blend":
         assert runner.precision == "float32"
         assert np.abs(runner.run(rows) - expected).max() < 1e-5
         return
@@ -169,17 +169,17 @@ def test_streamed_real_audio_scores_as_the_training_code_does(
     code computes offline: same decode, same front-end, same model, same calibration."""
     directory = MODELS / "gtzan-cnn-lstm" / str(max(list_versions(MODELS / "gtzan-cnn-lstm")))
     checkpoint = load_checkpoint(directory)
-    frontend = FrontEndConfig.from_dict(checkpoint.manifest["frontend"])
+    frontend = FrontEndConfig.from_dict(checkpoint.manifest.frontend)
     samples, rate = decode_file(data_dir / "gtzan" / "audio" / "jazz" / "jazz.00002.ogg")
     samples = samples[: 10 * rate]
     assert rate == frontend.sample_rate
     windows = cut_windows(samples, frontend.window_samples, frontend.window_samples)
-    model = build_model(checkpoint.manifest["architecture"])
+    model = build_model(checkpoint.manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
     with torch.inference_mode():
         logits = model(LogMelFrontEnd(frontend)(torch.from_numpy(windows)))
-    temperature = checkpoint.manifest["calibration"]["temperature"]
+    temperature = checkpoint.manifest.temperature
     expected = torch.softmax(logits / temperature, dim=1).numpy()
 
     pcm = samples.astype("<f4").tobytes()
@@ -197,7 +197,7 @@ def test_streamed_real_audio_scores_as_the_training_code_does(
     with grpc.insecure_channel(served.target) as channel:
         stub = genre_pb2_grpc.GenreClassifierStub(channel)
         *responses, final = list(stub.ClassifyAudioStream(iter(requests)))
-    labels = checkpoint.manifest["labels"]
+    labels = checkpoint.manifest.labels
     got = np.array(
         [[{s.genre: s.probability for s in r.window.scores}[g] for g in labels] for r in responses]
     )

@@ -29,14 +29,14 @@ def request(
 def expected_probabilities(app: App, version: int, rows: list[dict[str, float]]) -> np.ndarray:
     """What the training code computes for these rows, independent of the serving path."""
     checkpoint = load_checkpoint(app.config.model_repository / "tiny-mlp" / str(version))
-    model = build_model(checkpoint.manifest["architecture"])
+    model = build_model(checkpoint.manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
-    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
     matrix = np.array([[row.get(n, math.nan) for n in FEATURE_NAMES] for row in rows])
     with torch.no_grad():
         logits = model(torch.from_numpy(preprocessor.transform(matrix)))
-    temperature = checkpoint.manifest["calibration"]["temperature"]
+    temperature = checkpoint.manifest.temperature
     return torch.softmax(logits / temperature, dim=1).numpy()
 
 

@@ -51,13 +51,13 @@ def request(rows: int = 1, version: str = "") -> genre_pb2.ClassifyFeaturesReque
 def probabilities_of(version_directory: Path) -> list[float]:
     """What the training code computes for ROW with this version's weights."""
     checkpoint = load_checkpoint(version_directory)
-    model = build_model(checkpoint.manifest["architecture"]).eval()
+    model = build_model(checkpoint.manifest.architecture).eval()
     model.load_state_dict(checkpoint.state_dict)
-    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest["preprocessing"])
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
     matrix = np.array([[ROW.get(name, math.nan) for name in FEATURE_NAMES]])
     with torch.no_grad():
         logits = model(torch.from_numpy(preprocessor.transform(matrix)))
-    temperature = checkpoint.manifest["calibration"]["temperature"]
+    temperature = checkpoint.manifest.temperature
     probabilities: list[float] = torch.softmax(logits / temperature, dim=1)[0].tolist()
     return probabilities
 

@@ -51,7 +51,7 @@ def test_cv_run_reports_all_rows_with_identical_weights(tmp_path: Path) -> None:
     command = ["features", "--dataset", "spotify11", "--data", str(csv), "--out", str(out)]
     cv = ["--no-trees", "--cv-folds", "3"]
     assert train_main([*command, *FAST, *cv, "--cv-save", str(saved)]) == 0
-    metrics = read_manifest(out / "spotify11-mlp" / "1")["metrics"]
+    metrics = read_manifest(out / "spotify11-mlp" / "1").metrics
     assert metrics["evaluated_rows"] == 116
     assert (metrics["evaluated_rows_all"], metrics["ambiguous_rows"]) == (126, 10)
     for name in ("accuracy_all_rows", "log_loss_all_rows", "accuracy_any_label"):
@@ -74,10 +74,10 @@ def test_cv_run_reports_all_rows_with_identical_weights(tmp_path: Path) -> None:
     again = tmp_path / "again"
     command = ["features", "--dataset", "spotify11", "--data", str(plain), "--out", str(again)]
     assert train_main([*command, *FAST, *cv]) == 0
-    first = load_checkpoint(out / "spotify11-mlp" / "1").manifest["weights"]["sha256"]
-    second = load_checkpoint(again / "spotify11-mlp" / "1").manifest["weights"]["sha256"]
+    first = load_checkpoint(out / "spotify11-mlp" / "1").manifest.weights_sha256
+    second = load_checkpoint(again / "spotify11-mlp" / "1").manifest.weights_sha256
     assert first == second
-    assert "evaluated_rows_all" not in read_manifest(again / "spotify11-mlp" / "1")["metrics"]
+    assert "evaluated_rows_all" not in read_manifest(again / "spotify11-mlp" / "1").metrics
 
 
 def test_keep_policy_runs_report_no_separate_all_rows_figures(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_keep_policy_runs_report_no_separate_all_rows_figures(tmp_path: Path) ->
     assert (
         train_main([*command, *FAST, "--no-trees", "--cv-folds", "3", "--conflicts", "keep"]) == 0
     )
-    metrics = read_manifest(out / "spotify11-mlp" / "1")["metrics"]
+    metrics = read_manifest(out / "spotify11-mlp" / "1").metrics
     assert metrics["evaluated_rows"] == 126
     assert "accuracy_all_rows" not in metrics
 

@@ -38,19 +38,19 @@ def test_publishes_a_loadable_audio_version(trained: tuple[Path, Path]) -> None:
     _, directory = trained
     checkpoint = load_checkpoint(directory)
     manifest = checkpoint.manifest
-    assert manifest["kind"] == "audio"
-    assert manifest["version"] == 1
-    assert manifest["labels"] == ["classical", "disco", "metal"]
-    assert manifest["architecture"]["type"] == "cnn_lstm"
-    assert manifest["calibration"]["temperature"] > 0
+    assert manifest.kind == "audio"
+    assert manifest.version == 1
+    assert manifest.labels == ("classical", "disco", "metal")
+    assert manifest.architecture["type"] == "cnn_lstm"
+    assert manifest.temperature > 0
     for key in ("track_accuracy", "window_accuracy", "track_macro_f1", "track_log_loss"):
-        assert isinstance(manifest["metrics"][key], float)
-    assert "no track has windows on two sides" in manifest["metrics"]["split_protocol"]
-    training = manifest["training"]
+        assert isinstance(manifest.metrics[key], float)
+    assert "no track has windows on two sides" in manifest.metrics["split_protocol"]
+    training = manifest.training
     assert training["seed"] == 0
     assert training["device"] == "cpu"
     assert len(training["data_fingerprint"]) == 64
-    assert manifest["input_schema"]["audio"]["window_samples"] == 66150
+    assert manifest.input_schema["audio"]["window_samples"] == 66150
     for name in ("report.json", "report.md", "training_curves.png", "confusion_matrix.png"):
         assert 0 < (directory / name).stat().st_size < 150_000
     assert "Split protocol" in (directory / "report.md").read_text()
@@ -60,12 +60,12 @@ def test_manifest_reproduces_the_training_probabilities(trained: tuple[Path, Pat
     data, directory = trained
     checkpoint = load_checkpoint(directory)
     manifest = checkpoint.manifest
-    config = FrontEndConfig.from_dict(manifest["frontend"])
+    config = FrontEndConfig.from_dict(manifest.frontend)
     front_end = LogMelFrontEnd(config)
-    model = build_model(manifest["architecture"])
+    model = build_model(manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
-    temperature = manifest["calibration"]["temperature"]
+    temperature = manifest.temperature
     evaluation = json.loads((directory / "report.json").read_text())["evaluation"]
     hop = round(config.default_hop_seconds * config.sample_rate)
     assert evaluation["track_ids"]

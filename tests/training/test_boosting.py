@@ -104,18 +104,18 @@ def test_a_blended_run_publishes_what_the_server_serves(tmp_path: Path) -> None:
     outcome = run_features(config, progress=False)
     checkpoint = load_checkpoint(outcome.directory)
     manifest = checkpoint.manifest
-    assert manifest["architecture"]["type"] == "mlp_tree_blend"
-    assert manifest["training"]["hyperparameters"]["trees"]["max_rounds"] == 12
-    assert "gradient-boosted trees" in manifest["metrics"]["split_protocol"]
-    params = manifest["architecture"]["params"]
+    assert manifest.architecture["type"] == "mlp_tree_blend"
+    assert manifest.training["hyperparameters"]["trees"]["max_rounds"] == 12
+    assert "gradient-boosted trees" in manifest.metrics["split_protocol"]
+    params = manifest.architecture["params"]
     assert 1 <= params["trees"]["trees"] <= 12 * 11
-    model = build_model(manifest["architecture"])
+    model = build_model(manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
-    preprocessor = FeaturePreprocessor.from_dict(manifest["preprocessing"])
+    preprocessor = FeaturePreprocessor.from_dict(manifest.preprocessing)
     width = len(preprocessor.feature_names)
     rows = np.random.default_rng(2).random((9, width), dtype=np.float32)
     rows[0, preprocessor.feature_names.index("key")] = np.nan  # imputed, as the server does
-    temperature = manifest["calibration"]["temperature"]
+    temperature = manifest.temperature
     expected = predict_probabilities(model.eval(), preprocessor, rows, temperature)
     runner = FeaturesRunner(checkpoint, torch.device("cpu"), precision="bfloat16")
     assert runner.precision == "float32"  # only plain MLPs run in bfloat16

@@ -13,7 +13,14 @@ import torch
 from modelcore import checkpoint
 from modelcore.checkpoint import list_versions, load_checkpoint, write_checkpoint
 
-MANIFEST = {"name": "tiny", "kind": "features", "architecture": {"type": "mlp"}, "labels": ["a"]}
+MANIFEST = {
+    "name": "tiny",
+    "kind": "features",
+    "architecture": {"type": "mlp"},
+    "labels": ["a"],
+    "preprocessing": {"feature_names": ["x"]},
+    "input_schema": {"features": ["x"]},
+}
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -25,7 +32,7 @@ def test_versions_increase(tmp_path: Path) -> None:
     second = write_checkpoint(tmp_path, MANIFEST, _state(), extra_files={"report.md": b"hi"})
     assert (first.name, second.name) == ("1", "2")
     assert list_versions(tmp_path / "tiny") == [1, 2]
-    assert load_checkpoint(second).manifest["version"] == 2
+    assert load_checkpoint(second).manifest.version == 2
     assert (second / "report.md").read_bytes() == b"hi"
 
 

@@ -25,11 +25,11 @@ def test_gtzan_run_publishes_versions(tmp_path: Path, capsys: pytest.CaptureFixt
     versions = sorted(p.name for p in (out / "gtzan-features-mlp").iterdir())
     assert versions == ["1", "2"]
     manifest = load_checkpoint(out / "gtzan-features-mlp" / "2").manifest
-    assert manifest["training"]["seed"] == 1
-    assert manifest["architecture"]["params"]["hidden_sizes"] == [16]
-    assert manifest["architecture"]["type"] == "mlp_ensemble"
-    assert len(manifest["training"]["member_epochs"]) == 2
-    assert manifest["kind"] == "features"
+    assert manifest.training["seed"] == 1
+    assert manifest.architecture["params"]["hidden_sizes"] == [16]
+    assert manifest.architecture["type"] == "mlp_ensemble"
+    assert len(manifest.training["member_epochs"]) == 2
+    assert manifest.kind == "features"
     report = json.loads((out / "gtzan-features-mlp" / "2" / "report.json").read_text())
     assert report["split_sizes"] == {"train": 40, "valid": 20, "test": 0, "outside": 0}
 
@@ -44,11 +44,11 @@ def test_spotify11_run_with_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "line 7, column 'energy'" in capsys.readouterr().err
     assert main([*arguments, *FAST, "--drop-bad-rows", "--name", "s11"]) == 0
     manifest = load_checkpoint(out / "s11" / "1").manifest
-    assert manifest["training"]["data_report"]["bad_rows_dropped"] == {
+    assert manifest.training["data_report"]["bad_rows_dropped"] == {
         "energy: not a finite number": 1
     }
-    assert "test" in manifest["metrics"]["split_protocol"]
-    assert manifest["input_schema"]["imputable"] == ["Popularity", "instrumentalness", "key"]
+    assert "test" in manifest.metrics["split_protocol"]
+    assert manifest.input_schema["imputable"] == ["Popularity", "instrumentalness", "key"]
 
 
 def test_bad_arguments_exit_early(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,7 +66,7 @@ def test_conflicts_policy_reaches_the_manifest(
     out = tmp_path / "models"
     arguments = ["features", "--dataset", "spotify11", "--data", str(path), "--out", str(out)]
     assert main([*arguments, *FAST, "--conflicts", "keep"]) == 0
-    training = load_checkpoint(out / "spotify11-mlp" / "1").manifest["training"]
+    training = load_checkpoint(out / "spotify11-mlp" / "1").manifest.training
     assert training["hyperparameters"]["conflicting_duplicates"] == "keep"
     assert training["data_report"]["conflicting_duplicates_kept"] == 2
     assert training["data_report"]["rows_kept"] == len(rows)

@@ -136,17 +136,17 @@ def test_cv_folds_ships_a_model_trained_on_every_row(spotify_csv: Path, tmp_path
     assert len(CrossValidation.load(saved).folds) == 3
     checkpoint = load_checkpoint(out / "spotify11-mlp" / "1")
     manifest = checkpoint.manifest
-    assert "3-fold cross-validation" in manifest["metrics"]["split_protocol"]
-    assert manifest["metrics"]["evaluated_rows"] == 120
-    assert manifest["metrics"]["accuracy_se"] > 0
-    assert manifest["training"]["hyperparameters"]["cv_folds"] == 3
-    assert len(manifest["training"]["member_epochs"]) == 2
+    assert "3-fold cross-validation" in manifest.metrics["split_protocol"]
+    assert manifest.metrics["evaluated_rows"] == 120
+    assert manifest.metrics["accuracy_se"] > 0
+    assert manifest.training["hyperparameters"]["cv_folds"] == 3
+    assert len(manifest.training["member_epochs"]) == 2
     report = json.loads((out / "spotify11-mlp" / "1" / "report.json").read_text())
     assert len(report["cross_validation"]["per_fold"]) == 3
     assert (out / "spotify11-mlp" / "1" / "training_curves.png").is_file()
-    model = build_model(manifest["architecture"])
+    model = build_model(manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
-    preprocessor = FeaturePreprocessor.from_dict(manifest["preprocessing"])
+    preprocessor = FeaturePreprocessor.from_dict(manifest.preprocessing)
     rows = np.full((2, len(preprocessor.feature_names)), np.nan, dtype=np.float32)
     rows[:, [preprocessor.column(name) for name in preprocessor.required]] = 0.5
     assert predict_probabilities(model, preprocessor, rows).shape == (2, 11)

@@ -50,12 +50,18 @@ def test_batched_forward_equals_per_row_forward() -> None:
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     model = _ensemble()
-    manifest = {"name": "tiny-ensemble", "kind": "features", "architecture": ARCHITECTURE}
+    manifest = {
+        "name": "tiny-ensemble",
+        "kind": "features",
+        "architecture": ARCHITECTURE,
+        "preprocessing": {"feature_names": ["x"]},
+        "input_schema": {"features": ["x"]},
+    }
     directory = write_checkpoint(
         tmp_path, {**manifest, "labels": ["a", "b", "c"]}, model.state_dict()
     )
     loaded = load_checkpoint(directory)
-    rebuilt = build_model(loaded.manifest["architecture"])
+    rebuilt = build_model(loaded.manifest.architecture)
     rebuilt.load_state_dict(loaded.state_dict)  # strict: every member's weights present
     rebuilt.eval()
     rows = torch.randn(7, 5)

@@ -62,19 +62,19 @@ def test_pooled_figures_weight_each_half_by_its_rows() -> None:
 
 def test_add_metrics_keeps_weights_and_refuses_tampered_ones(tmp_path: Path) -> None:
     version = _published(tmp_path)
-    before = load_checkpoint(version).manifest["weights"]["sha256"]
+    before = load_checkpoint(version).manifest.weights_sha256
     add_metrics(version, {"extra_accuracy": 0.25}, "extra_accuracy: a test figure.")
     add_metrics(version, {"extra_accuracy": 0.5}, "extra_accuracy: a test figure.")
     manifest = load_checkpoint(version).manifest
-    assert manifest["weights"]["sha256"] == before
-    assert manifest["metrics"]["extra_accuracy"] == 0.5
-    assert manifest["metrics"]["split_protocol"].count("extra_accuracy: a test figure.") == 1
+    assert manifest.weights_sha256 == before
+    assert manifest.metrics["extra_accuracy"] == 0.5
+    assert manifest.metrics["split_protocol"].count("extra_accuracy: a test figure.") == 1
     with pytest.raises(ValueError, match="protocol"):
         add_metrics(version, {"split_protocol": "x"}, "")
     (version / "model.safetensors").write_bytes(b"not the weights")
     with pytest.raises(ValueError, match="sha256"):
         add_metrics(version, {"extra_accuracy": 0.75}, "")
-    assert read_manifest(version)["metrics"]["extra_accuracy"] == 0.5
+    assert read_manifest(version).metrics["extra_accuracy"] == 0.5
 
 
 def test_copy_new_metrics_needs_the_same_weights(
@@ -85,7 +85,7 @@ def test_copy_new_metrics_needs_the_same_weights(
     shutil.copytree(version, twin)
     add_metrics(twin, {"more_accuracy": 0.4}, "more_accuracy: measured again.")
     assert restate_main([str(twin), str(version)]) == 0
-    metrics = read_manifest(version)["metrics"]
+    metrics = read_manifest(version).metrics
     assert metrics["more_accuracy"] == 0.4
     assert metrics["split_protocol"].endswith("more_accuracy: measured again.")
     assert "added more_accuracy" in capsys.readouterr().out
@@ -100,7 +100,7 @@ def test_copy_new_metrics_needs_the_same_weights(
 
 def test_nested_command_scores_every_valid_track_once(tmp_path: Path) -> None:
     version = _published(tmp_path)
-    weights = read_manifest(version)["weights"]["sha256"]
+    weights = read_manifest(version).weights_sha256
     flags = ["features", "--dataset", "gtzan30", "--data", str(tmp_path), *FAST]
     command = ["--lists", str(tmp_path / "splits"), "--into", str(version), *flags]
     assert nested_main(command) == 0

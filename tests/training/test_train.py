@@ -86,22 +86,22 @@ def test_manifest_round_trip_matches_the_trainer(tmp_path: Path) -> None:
     outcome = run_features(config, progress=False)
     loaded = load_checkpoint(outcome.directory)
     manifest = loaded.manifest
-    model = build_model(manifest["architecture"])
+    model = build_model(manifest.architecture)
     model.load_state_dict(loaded.state_dict)
     model.eval()
-    pre = FeaturePreprocessor.from_dict(manifest["preprocessing"])
+    pre = FeaturePreprocessor.from_dict(manifest.preprocessing)
     rows = np.random.default_rng(1).random((7, len(pre.feature_names))).astype(np.float32)
-    temperature = manifest["calibration"]["temperature"]
+    temperature = manifest.temperature
     with torch.no_grad():
         served = torch.softmax(model(torch.from_numpy(pre.transform(rows))) / temperature, dim=1)
     trained = predict_probabilities(model, pre, rows, temperature)
     assert np.allclose(served.numpy(), trained, atol=1e-6)
-    assert manifest["labels"][0] == "blues"
-    assert manifest["input_schema"]["features"] == list(pre.feature_names)
-    assert "valid" in manifest["metrics"]["split_protocol"]
-    assert 0.0 <= manifest["metrics"]["listswap_accuracy"] <= 1.0  # no test part: a swap estimate
-    assert "list swap" in manifest["metrics"]["split_protocol"]
-    assert manifest["training"]["data_fingerprint"]
+    assert manifest.labels[0] == "blues"
+    assert manifest.input_schema["features"] == list(pre.feature_names)
+    assert "valid" in manifest.metrics["split_protocol"]
+    assert 0.0 <= manifest.metrics["listswap_accuracy"] <= 1.0  # no test part: a swap estimate
+    assert "list swap" in manifest.metrics["split_protocol"]
+    assert manifest.training["data_fingerprint"]
     assert {"report.json", "report.md", "confusion_matrix.png"} <= {
         p.name for p in outcome.directory.iterdir()
     }

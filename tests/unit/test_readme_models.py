@@ -27,7 +27,7 @@ def table_rows() -> list[re.Match[str]]:
 
 
 def numeric_metrics(name: str, version: str) -> dict[str, float]:
-    metrics = read_manifest(REPOSITORY_ROOT / "models" / name / version)["metrics"]
+    metrics = read_manifest(REPOSITORY_ROOT / "models" / name / version).metrics
     return {
         key: float(value)
         for key, value in metrics.items()

@@ -131,7 +131,7 @@ def run_audio_command(arguments: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 1
-    metrics = outcome.manifest["metrics"]
+    metrics = outcome.manifest.metrics
     print(f"wrote {outcome.directory}")
     print(f"split: {metrics['split_protocol']}")
     print(

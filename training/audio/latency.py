@@ -25,9 +25,9 @@ from modelcore.models import build_model
 def measure(directory: Path, batch_sizes: Sequence[int], repeats: int) -> dict[int, float]:
     """``{batch size: median ms per window}``."""
     checkpoint = load_checkpoint(directory)
-    config = FrontEndConfig.from_dict(checkpoint.manifest["frontend"])
+    config = FrontEndConfig.from_dict(checkpoint.manifest.frontend or {})
     front_end = LogMelFrontEnd(config)
-    model = build_model(checkpoint.manifest["architecture"])
+    model = build_model(checkpoint.manifest.architecture)
     model.load_state_dict(checkpoint.state_dict)
     model.eval()
     result = {}

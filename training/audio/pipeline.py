@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from modelcore.checkpoint import write_checkpoint
+from modelcore.checkpoint import read_manifest, write_checkpoint
 from modelcore.frontend import FrontEndConfig
+from modelcore.manifest import Manifest
 from training.audio.config import AudioRunConfig
 from training.audio.data import (
     AudioDataset,
@@ -50,7 +51,7 @@ _GTZAN_TRACK = re.compile(r"^([a-z]+)\.\d{5}$")
 @dataclass(frozen=True)
 class AudioRunOutcome:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     report: dict[str, Any]
 
 
@@ -179,7 +180,7 @@ def run_audio(config: AudioRunConfig, progress: bool = True) -> AudioRunOutcome:
     directory = write_checkpoint(
         config.out, manifest, shipped.model.state_dict(), extra_files=build_audio_files(report)
     )
-    return AudioRunOutcome(directory, manifest, report)
+    return AudioRunOutcome(directory, read_manifest(directory), report)
 
 
 def covered_figures(
@@ -273,7 +274,8 @@ def build_manifest(
     shipped: AudioTrainResult,
     report: dict[str, Any],
     version: str,
-) -> dict[str, Any]:
+) -> Manifest:
+    """The draft manifest of an audio run (``write_checkpoint`` adds version and weights)."""
     evaluation = report["evaluation"]
     metrics: dict[str, Any] = {
         "split_protocol": report["split_protocol"],
@@ -294,16 +296,16 @@ def build_manifest(
         key: value for key, value in front_end.to_dict().items() if key not in ("mean", "std")
     }
     audio_schema.update(window_samples=front_end.window_samples, channels="mono (down-mixed)")
-    return {
-        "name": config.name,
-        "kind": "audio",
-        "architecture": shipped.architecture,
-        "labels": list(dataset.label_names),
-        "frontend": front_end.to_dict(),
-        "input_schema": {"audio": audio_schema, "aggregation": "mean of window probabilities"},
-        "calibration": report["calibration"],
-        "metrics": metrics,
-        "training": {
+    return Manifest(
+        name=config.name,
+        kind="audio",
+        architecture=shipped.architecture,
+        labels=tuple(dataset.label_names),
+        frontend=front_end.to_dict(),
+        input_schema={"audio": audio_schema, "aggregation": "mean of window probabilities"},
+        calibration=report["calibration"],
+        metrics=metrics,
+        training={
             "dataset": report["dataset"],
             "data_root": str(dataset.root),
             "data_files": len(files),
@@ -320,4 +322,4 @@ def build_manifest(
             "split_sizes": report["split_sizes"],
             "parameters": report["parameters"],
         },
-    }
+    )

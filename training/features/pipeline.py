@@ -15,6 +15,7 @@ weights are trained on every row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelcore.checkpoint import write_checkpoint
+from modelcore.checkpoint import read_manifest, write_checkpoint
+from modelcore.manifest import Manifest
 from modelcore.preprocessing import FeaturePreprocessor
 from training.evaluate import classification_metrics, expected_calibration_error
 from training.evaluate import permutation_importance as importance_of
@@ -48,7 +50,7 @@ from training.splits import Split, group_split, read_split_lists, split_by_lists
 @dataclass(frozen=True)
 class RunOutcome:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     report: dict[str, Any]
 
 
@@ -149,12 +151,11 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
         "hyperparameters": config.hyperparameters(),
     }
     files = (*dataset.files, *split.sources)
-    manifest = build_manifest(config, dataset, files, shipped, shipped_preprocessor, report)
-    manifest["training"]["device"] = device
+    manifest = build_manifest(config, dataset, files, shipped, shipped_preprocessor, report, device)
     directory = write_checkpoint(
         config.out, manifest, shipped.model.state_dict(), extra_files=build_files(report)
     )
-    return RunOutcome(directory, manifest, report)
+    return RunOutcome(directory, read_manifest(directory), report)
 
 
 def run_cross_validated(
@@ -224,15 +225,21 @@ def run_cross_validated(
         "data_report": dataset.report.to_dict(),
         "hyperparameters": config.hyperparameters(),
     }
-    manifest = build_manifest(config, dataset, dataset.files, shipped, preprocessor, report)
-    manifest["metrics"].update(
-        accuracy_se=summary["correct_se"], log_loss_se=summary["log_loss_se"], **every_row_metrics
+    errors = {"accuracy_se": summary["correct_se"], "log_loss_se": summary["log_loss_se"]}
+    manifest = build_manifest(
+        config,
+        dataset,
+        dataset.files,
+        shipped,
+        preprocessor,
+        report,
+        str(resolve_device(config.train.device)),
+        {**errors, **every_row_metrics},
     )
-    manifest["training"]["device"] = str(resolve_device(config.train.device))
     directory = write_checkpoint(
         config.out, manifest, shipped.model.state_dict(), extra_files=build_files(report)
     )
-    return RunOutcome(directory, manifest, report)
+    return RunOutcome(directory, read_manifest(directory), report)
 
 
 def list_swap(
@@ -327,7 +334,10 @@ def build_manifest(
     shipped: TrainResult,
     preprocessor: FeaturePreprocessor,
     report: dict[str, Any],
-) -> dict[str, Any]:
+    device: str,
+    extra_metrics: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """The draft manifest of a features run (``write_checkpoint`` adds version and weights)."""
     evaluation = report["evaluation"]
     headline = ("accuracy", "macro_f1", "top3_accuracy", "log_loss", "ece")
     metrics: dict[str, Any] = {"split_protocol": report["split_protocol"]}
@@ -338,20 +348,21 @@ def build_manifest(
         evaluated_rows=evaluation["rows"],
         accuracy_uncalibrated=report["evaluation_uncalibrated"]["accuracy"],
         log_loss_uncalibrated=report["evaluation_uncalibrated"]["log_loss"],
+        **(extra_metrics or {}),
     )
-    return {
-        "name": config.name,
-        "kind": "features",
-        "architecture": shipped.architecture,
-        "labels": list(dataset.label_names),
-        "preprocessing": preprocessor.to_dict(),
-        "input_schema": {
+    return Manifest(
+        name=config.name,
+        kind="features",
+        architecture=shipped.architecture,
+        labels=tuple(dataset.label_names),
+        preprocessing=preprocessor.to_dict(),
+        input_schema={
             "features": list(preprocessor.feature_names),
             "imputable": sorted(preprocessor.imputable),
         },
-        "calibration": report["calibration"],
-        "metrics": metrics,
-        "training": {
+        calibration=report["calibration"],
+        metrics=metrics,
+        training={
             "dataset": dataset.name,
             "data_files": [path.name for path in files],
             "data_fingerprint": fingerprint(files),
@@ -364,5 +375,6 @@ def build_manifest(
             "member_epochs": report["member_epochs"],
             "shipped_epochs": shipped.epochs_run,
             "split_sizes": report["split_sizes"],
+            "device": device,
         },
-    }
+    )

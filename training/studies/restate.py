@@ -13,50 +13,39 @@ file, never half of one.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from modelcore.checkpoint import MANIFEST_FILE, read_manifest, sha256_of
+from modelcore.checkpoint import read_manifest, sha256_of, write_manifest
+from modelcore.manifest import Manifest
 
 
 def weights_checksum(version_directory: Path) -> str:
     """The recorded sha256 of the version's weights, after checking the file still has it."""
-    manifest = read_manifest(version_directory)
-    recorded = str(manifest["weights"]["sha256"])
-    actual = sha256_of(version_directory / str(manifest["weights"]["file"]))
-    if actual != recorded:
+    weights = read_manifest(version_directory).weights
+    assert weights is not None  # read_manifest refuses a version without weights
+    if sha256_of(version_directory / weights.file) != weights.sha256:
         raise ValueError(f"{version_directory}: weights do not match their recorded sha256")
-    return recorded
+    return weights.sha256
 
 
 def add_metrics(
     version_directory: Path, metrics: Mapping[str, Any], protocol_addition: str
-) -> dict[str, Any]:
+) -> Manifest:
     """Adds (or replaces) ``metrics`` in the version's manifest and appends
     ``protocol_addition`` to its ``split_protocol`` unless it is there already."""
     weights_checksum(version_directory)
-    path = version_directory / MANIFEST_FILE
-    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if "split_protocol" in metrics:
         raise ValueError("give the protocol as protocol_addition, not as a metric")
-    updated = {**manifest["metrics"], **metrics}
-    protocol = str(updated.get("split_protocol", ""))
+    manifest = read_manifest(version_directory)
+    updated = {**manifest.metrics, **metrics}
+    protocol = manifest.split_protocol
     if protocol_addition.strip() and protocol_addition.strip() not in protocol:
         updated["split_protocol"] = protocol.rstrip() + " " + protocol_addition.strip()
-    manifest["metrics"] = updated
-    handle, staging = tempfile.mkstemp(prefix=".manifest-", dir=version_directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(staging, 0o644)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    manifest = replace(manifest, metrics=updated)
+    write_manifest(version_directory, manifest)
     return manifest
 
 
@@ -66,10 +55,9 @@ def copy_new_metrics(source: Path, target: Path) -> dict[str, Any]:
     The protocol sentence added is what ``source``'s protocol says beyond ``target``'s."""
     if weights_checksum(source) != weights_checksum(target):
         raise ValueError(f"{source} and {target} hold different weights: not the same model")
-    new, old = read_manifest(source)["metrics"], read_manifest(target)["metrics"]
-    added = {key: value for key, value in new.items() if key not in old}
-    old_protocol, new_protocol = str(old["split_protocol"]), str(new["split_protocol"])
-    if not new_protocol.startswith(old_protocol):
+    new, old = read_manifest(source), read_manifest(target)
+    added = {key: value for key, value in new.metrics.items() if key not in old.metrics}
+    if not new.split_protocol.startswith(old.split_protocol):
         raise ValueError("the source's protocol does not extend the target's")
-    add_metrics(target, added, new_protocol[len(old_protocol) :])
+    add_metrics(target, added, new.split_protocol[len(old.split_protocol) :])
     return added
