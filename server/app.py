@@ -40,13 +40,14 @@ from prometheus_client import start_http_server
 from genre.v1 import genre_pb2
 from server.auth import BearerTokenInterceptor, load_grants
 from server.batcher import BatcherSettings
+from server.calls import ServingState
 from server.config import ServerConfig
 from server.handlers import add_servicer
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, ModelTable
 from server.runner import select_device
-from server.servicer import GenreClassifierServicer, ServingState
+from server.servicer import GenreClassifierServicer
 from server.streams import StreamLimits
 
 log = get_logger("server.app")
@@ -199,24 +200,12 @@ async def create_server(config: ServerConfig) -> App:
     metrics = ServerMetrics.create()
     loop = asyncio.get_running_loop()
     metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
-    settings = {
-        "features": BatcherSettings(
-            max_batch_size=config.max_batch_size,
-            max_queue_delay=config.max_queue_delay_ms / 1000.0,
-            max_queue_rows=config.max_queue_rows,
-        ),
-        "audio": BatcherSettings(
-            max_batch_size=config.audio_max_batch_size,
-            max_queue_delay=config.max_queue_delay_ms / 1000.0,
-            max_queue_rows=config.audio_max_queue_windows,
-        ),
-    }
     registry = ModelRegistry(
         config.model_repository,
         names=config.models,
         pins=config.pins,
         device=device,
-        settings=settings,
+        settings=BatcherSettings.per_kind(config),
         metrics=metrics,
         features_precision=config.features_precision,
     )
@@ -226,14 +215,8 @@ async def create_server(config: ServerConfig) -> App:
         grants = load_grants(Path(config.auth_tokens_file))
         interceptors.append(BearerTokenInterceptor(grants, config.auth_exempt_services, metrics))
     server = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
-    limits = StreamLimits(
-        max_streams=config.max_streams,
-        max_chunk_bytes=config.max_chunk_bytes,
-        max_stream_seconds=config.max_stream_seconds,
-        idle_timeout_seconds=config.stream_idle_timeout_seconds,
-    )
     servicer = GenreClassifierServicer(
-        registry, metrics, state, config.max_rows_per_request, limits
+        registry, metrics, state, config.max_rows_per_request, StreamLimits.from_config(config)
     )
     add_servicer(servicer, server)
     health_servicer = HealthServicer()

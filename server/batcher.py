@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from server.config import ServerConfig
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
 
@@ -36,15 +37,26 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class BatcherSettings:
-    max_batch_size: int = 256
-    max_queue_delay: float = 0.005
-    max_queue_rows: int = 8192
+    """One kind of model's batching limits; the values come from ``ServerConfig`` alone."""
+
+    max_batch_size: int
+    max_queue_delay: float  # seconds
+    max_queue_rows: int
 
     def __post_init__(self) -> None:
         if self.max_batch_size <= 0 or self.max_queue_rows < self.max_batch_size:
             raise ValueError("need 0 < max_batch_size <= max_queue_rows")
         if self.max_queue_delay < 0:
             raise ValueError("max_queue_delay must not be negative")
+
+    @classmethod
+    def per_kind(cls, config: ServerConfig) -> dict[str, BatcherSettings]:
+        """Rows for feature models, windows for audio models, one queue delay for both."""
+        delay = config.max_queue_delay_ms / 1000.0
+        return {
+            "features": cls(config.max_batch_size, delay, config.max_queue_rows),
+            "audio": cls(config.audio_max_batch_size, delay, config.audio_max_queue_windows),
+        }
 
 
 class RecentPeak:

@@ -17,6 +17,11 @@ from typing import Any, get_type_hints
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "GENRE_"
+# The allowed values of the settings that take one of a few words: listed here only.
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -147,16 +152,16 @@ class ServerConfig:
             raise ValueError("max_queue_rows must be at least max_batch_size")
         if self.audio_max_queue_windows < self.audio_max_batch_size:
             raise ValueError("audio_max_queue_windows must be at least audio_max_batch_size")
-        if self.features_precision not in ("float32", "bfloat16"):
-            raise ValueError(
-                f"features_precision must be float32 or bfloat16, got {self.features_precision!r}"
-            )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.log_format not in ("auto", "json", "console"):
-            raise ValueError(f"log_format must be auto, json or console, got {self.log_format!r}")
-        if self.log_level not in ("debug", "info", "warning", "error"):
-            raise ValueError(f"log_level must be debug, info, warning or error: {self.log_level!r}")
+        for name, allowed in (
+            ("features_precision", PRECISIONS),
+            ("device", DEVICES),
+            ("log_format", LOG_FORMATS),
+            ("log_level", LOG_LEVELS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("tls_cert_file and tls_key_file must be given together")
         if self.tls_client_ca_file and not self.tls_cert_file:

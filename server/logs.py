@@ -110,8 +110,8 @@ class BackgroundStderr:
 
 
 def configure_logging(
-    log_format: str = "auto",
-    level: str = "info",
+    log_format: str,
+    level: str,
     stream: TextIO | None = None,
     background: bool = False,
 ) -> None:

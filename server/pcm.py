@@ -17,7 +17,8 @@ from genre.v1 import genre_pb2
 from server.errors import InvalidArgument
 
 FloatArray = npt.NDArray[np.float32]
-_SAMPLE_TYPES: dict[int, np.dtype[np.generic]] = {
+# The encodings a stream may declare, and their sample types: the one list of them.
+SAMPLE_TYPES: dict[int, np.dtype[np.generic]] = {
     int(genre_pb2.PCM_S16LE): np.dtype("<i2"),
     int(genre_pb2.PCM_F32LE): np.dtype("<f4"),
 }
@@ -27,9 +28,9 @@ class PcmDecoder:
     """Interleaved PCM bytes -> mono float32 in [-1, 1], carrying incomplete frames over."""
 
     def __init__(self, encoding: int, channels: int) -> None:
-        if encoding not in _SAMPLE_TYPES:
+        if encoding not in SAMPLE_TYPES:
             raise ValueError(f"unsupported encoding {encoding}")
-        self._dtype = _SAMPLE_TYPES[encoding]
+        self._dtype = SAMPLE_TYPES[encoding]
         self._channels = channels
         self._frame_bytes = self._dtype.itemsize * channels
         self._carry = b""

@@ -19,6 +19,7 @@ from modelcore.checkpoint import Checkpoint, CheckpointError
 from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
 from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
+from server.config import PRECISIONS
 from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 
 FloatArray = npt.NDArray[np.float32]
@@ -75,7 +76,6 @@ def check_output_width(checkpoint: Checkpoint, width: int, labels: tuple[str, ..
         )
 
 
-PRECISIONS = ("float32", "bfloat16")
 # bfloat16 keeps 8 bits of mantissa, so probabilities move a little (the ``model_loaded`` log line
 # gives each version's figure). One that moves more than this on the load-time probe serves in
 # float32.

@@ -1,31 +1,26 @@
 """The GenreClassifier servicer: a thin adapter from gRPC to the registry and batchers.
 
-Each RPC runs inside ``observe_call``, the one place that turns ``ServiceError`` into its status,
-anything unexpected into INTERNAL (traceback logged, nothing leaked), and writes the request's
-metrics and its single log line.
+Each RPC validates, resolves the model version, hands the work to its batcher or stream session
+and returns the response ``server.responses`` builds, all inside ``server.calls.observe_call``
+(statuses, metrics, the call's log line).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import structlog
 
 from genre.v1 import genre_pb2
-from server.errors import Draining, FailedPrecondition, InvalidArgument, ServiceError
-from server.features import FloatArray, decode_features
+from server.calls import ServingState, deadline_of, observe_call
+from server.errors import FailedPrecondition, InvalidArgument
+from server.features import decode_features
 from server.handlers import parsed
-from server.logs import REQUEST_ID_KEY, get_logger
-from server.logs import request_id as caller_request_id
 from server.metrics import ServerMetrics
-from server.registry import ModelRegistry, ServedVersion
-from server.runner import AudioRunner, FeaturesRunner
+from server.registry import ModelRegistry
+from server.responses import features_response, list_models_response
+from server.runner import FeaturesRunner
 from server.streams import (
     StreamLimits,
     StreamSession,
@@ -35,132 +30,6 @@ from server.streams import (
     require_config,
     send,
 )
-from server.wire import results_encoder
-
-log = get_logger("server.requests")
-# How ListModels names each kind of model (kinds: ``modelcore.manifest.KIND_PARTS``).
-KIND_ENUM = {"features": genre_pb2.FEATURES, "audio": genre_pb2.AUDIO}
-
-
-@dataclass
-class ServingState:
-    """Shared with the app: whether the process is draining, and how many calls are active."""
-
-    active_calls: int = 0
-    last_call_started: float = 0.0
-    drain_started: asyncio.Event = field(default_factory=asyncio.Event)
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def draining(self) -> bool:
-        return self.drain_started.is_set()
-
-    def __post_init__(self) -> None:
-        self._idle.set()
-
-    def call_started(self) -> None:
-        self.active_calls += 1
-        self.last_call_started = time.monotonic()
-        self._idle.clear()
-
-    def call_finished(self) -> None:
-        self.active_calls -= 1
-        if self.active_calls == 0:
-            self._idle.set()
-
-    async def wait_quiet(self, seconds: float, settle: float) -> bool:
-        """True once no call is active and none has started for ``settle`` seconds; False when
-        ``seconds`` ran out first. Stopping the gRPC core while callers still arrive would end
-        their calls CANCELLED; a settled server has shed them all with UNAVAILABLE."""
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    await self._idle.wait()
-                    quiet_for = time.monotonic() - self.last_call_started
-                    if self.active_calls == 0 and quiet_for >= settle:
-                        return True
-                    await asyncio.sleep(max(settle - quiet_for, 0.01))
-        except TimeoutError:
-            return False
-
-
-@dataclass
-class CallRecord:
-    """What one call's log line and metrics say about it; filled in as the call proceeds."""
-
-    method: str
-    model: str = ""
-    version: str = ""
-    rows: int = 0
-    batch_rows: int = 0
-    status: str = "OK"
-
-
-@contextlib.asynccontextmanager
-async def observe_call(
-    method: str,
-    context: grpc.aio.ServicerContext[Any, Any],
-    metrics: ServerMetrics,
-    state: ServingState,
-) -> AsyncIterator[CallRecord]:
-    record = CallRecord(method=method)
-    request_id = caller_request_id(context.invocation_metadata())
-    started = time.perf_counter()
-    in_flight = metrics.child(metrics.in_flight, method)
-    in_flight.inc()
-    state.call_started()
-    failure: ServiceError | None = None
-    with structlog_context(request_id=request_id):
-        try:
-            if state.draining:
-                raise Draining("the server is draining; retry on another replica")
-            yield record
-        except ServiceError as error:
-            failure = error
-        except asyncio.CancelledError:
-            record.status = "CANCELLED"
-            raise
-        except Exception:
-            log.exception("unhandled_error", method=method)
-            failure = ServiceError("internal error; the server log has the details")
-        finally:
-            if failure is not None:
-                record.status = failure.code.name
-            in_flight.dec()
-            state.call_finished()
-            elapsed = time.perf_counter() - started
-            metrics.child(
-                metrics.requests, method, record.model, record.version, record.status
-            ).inc()
-            metrics.child(metrics.request_latency, method, record.model).observe(elapsed)
-            log.info(
-                "request",
-                method=method,
-                model=record.model,
-                version=record.version,
-                rows=record.rows,
-                batch=record.batch_rows,
-                latency_ms=round(elapsed * 1000, 3),
-                status=record.status,
-                peer=context.peer(),
-            )
-        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-        if failure is not None:
-            await context.abort(failure.code, str(failure))
-
-
-@contextlib.contextmanager
-def structlog_context(**values: str) -> Iterator[None]:
-    tokens = structlog.contextvars.bind_contextvars(**values)
-    try:
-        yield
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)
-
-
-def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
 
 
 class GenreClassifierServicer:
@@ -198,7 +67,7 @@ class GenreClassifierServicer:
                 )
             matrix = decode_features(request, runner.preprocessor, self._max_rows)
             call.rows = int(matrix.shape[0])
-            result = await served.batcher.submit(matrix, _deadline(context))
+            result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows
             return features_response(served, result.outputs, request.top_k)
         raise AssertionError("unreachable: observe_call aborts on failure")
@@ -239,62 +108,5 @@ class GenreClassifierServicer:
     ) -> genre_pb2.ListModelsResponse:
         async with observe_call("ListModels", context, self._metrics, self._state):
             parsed(request)
-            table = self._registry.table
-            return genre_pb2.ListModelsResponse(
-                models=[
-                    describe_version(served, table.defaults.get(served.name) == served.version)
-                    for served in table.all()
-                ]
-            )
+            return list_models_response(self._registry.table)
         raise AssertionError("unreachable: observe_call aborts on failure")
-
-
-def features_response(
-    served: ServedVersion, probabilities: FloatArray, top_k: int
-) -> genre_pb2.ClassifyFeaturesResponse:
-    """The response for ``(N, C)`` probabilities, results encoded straight to wire bytes
-    (``wire``): a quarter of the cost of building score messages one by one, even for one row."""
-    response = genre_pb2.ClassifyFeaturesResponse(
-        model=genre_pb2.ModelRef(name=served.name, version=str(served.version))
-    )
-    response.MergeFromString(results_encoder(served.labels).encode(probabilities, top_k))
-    return response
-
-
-def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:
-    manifest = served.manifest
-    metrics = manifest.metrics
-    info = genre_pb2.ModelVersionInfo(
-        model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
-        kind=KIND_ENUM[served.kind],
-        labels=list(served.labels),
-        metrics=[
-            genre_pb2.Metric(name=str(key), value=float(value))
-            for key, value in sorted(metrics.items())
-            if isinstance(value, int | float) and not isinstance(value, bool)
-        ],
-        split_protocol=manifest.split_protocol,
-        is_default=is_default,
-        created=manifest.created,
-        weights_sha256=manifest.weights_sha256,
-    )
-    runner = served.runner
-    if isinstance(runner, FeaturesRunner):
-        imputable = runner.preprocessor.imputable
-        info.features.extend(
-            genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
-            for name in runner.feature_names
-        )
-    if isinstance(runner, AudioRunner):
-        frontend = runner.frontend_config
-        info.audio.CopyFrom(
-            genre_pb2.AudioFrontEnd(
-                sample_rate=frontend.sample_rate,
-                n_fft=frontend.n_fft,
-                hop_length=frontend.hop_length,
-                n_mels=frontend.n_mels,
-                window_seconds=frontend.window_seconds,
-                default_hop_seconds=frontend.default_hop_seconds,
-            )
-        )
-    return info

@@ -21,6 +21,7 @@ import numpy as np
 
 from genre.v1 import genre_pb2
 from modelcore.frontend import resample
+from server.config import ServerConfig
 from server.errors import (
     DeadlineExpired,
     FailedPrecondition,
@@ -30,21 +31,32 @@ from server.errors import (
 )
 from server.features import FloatArray, ranked
 from server.metrics import ServerMetrics
-from server.pcm import PcmDecoder, Window, WindowCutter
+from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
 from server.registry import ModelRegistry, ServedVersion
 from server.runner import AudioRunner
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_HOP_SECONDS = 0.1
-_BYTES_PER_SAMPLE = {int(genre_pb2.PCM_S16LE): 2, int(genre_pb2.PCM_F32LE): 4}
+_BYTES_PER_SAMPLE = {encoding: dtype.itemsize for encoding, dtype in SAMPLE_TYPES.items()}
 
 
 @dataclass(frozen=True)
 class StreamLimits:
-    max_streams: int = 256
-    max_chunk_bytes: int = 1024 * 1024
-    max_stream_seconds: float = 3600.0
-    idle_timeout_seconds: float = 30.0
+    """Per-stream bounds; the values come from ``ServerConfig`` alone."""
+
+    max_streams: int
+    max_chunk_bytes: int
+    max_stream_seconds: float
+    idle_timeout_seconds: float
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> StreamLimits:
+        return cls(
+            max_streams=config.max_streams,
+            max_chunk_bytes=config.max_chunk_bytes,
+            max_stream_seconds=config.max_stream_seconds,
+            idle_timeout_seconds=config.stream_idle_timeout_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,9 @@ def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> Stre
             f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )
     if config.encoding not in _BYTES_PER_SAMPLE:
-        raise InvalidArgument("config.encoding: must be PCM_S16LE or PCM_F32LE")
+        names = genre_pb2.AudioEncoding.keys()
+        known = " or ".join(n for n in names if genre_pb2.AudioEncoding.Value(n) in SAMPLE_TYPES)
+        raise InvalidArgument(f"config.encoding: must be {known}")
     if config.channels not in (1, 2):
         raise InvalidArgument(f"config.channels: {config.channels} is not 1 or 2")
     frontend = runner.frontend_config

@@ -1,19 +1,26 @@
-"""The server's fast paths give exactly what the plain paths give (found by the benchmarks)."""
+"""The numpy wire encoder gives exactly the bytes the plain protobuf path builds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from genre.v1 import genre_pb2
-from modelcore.models import build_model
 from server.features import ranked
-from server.fused import fuse, matches
 from server.wire import PYTHON_MAX_ROWS, results_encoder
-from training.features.gtzan_data import GTZAN_GENRES
 
-LABELS = GTZAN_GENRES
+LABELS = (
+    "blues",
+    "classical",
+    "country",
+    "disco",
+    "hiphop",
+    "jazz",
+    "metal",
+    "pop",
+    "reggae",
+    "rock",
+)
 
 
 @pytest.mark.parametrize("rows", [1, 3, PYTHON_MAX_ROWS, PYTHON_MAX_ROWS + 1, 300])
@@ -35,26 +42,3 @@ def test_long_and_non_ascii_labels_encode_correctly() -> None:
     merged = genre_pb2.ClassifyFeaturesResponse()
     merged.MergeFromString(results_encoder(labels).encode(probabilities, 0))
     assert merged == genre_pb2.ClassifyFeaturesResponse(results=ranked(probabilities, labels, 0))
-
-
-@pytest.mark.parametrize("members", [1, 4])
-def test_fused_ensemble_matches_the_original(members: int) -> None:
-    torch.manual_seed(0)
-    params = {"input_dim": 7, "num_classes": 5, "hidden_sizes": [16, 8], "dropout": 0.1}
-    architecture = (
-        {"type": "mlp", "params": params}
-        if members == 1
-        else {"type": "mlp_ensemble", "params": {**params, "members": members}}
-    )
-    model = build_model(architecture)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                assert module.running_var is not None
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-    model.eval()
-    fused = fuse(model)
-    assert fused is not None
-    assert matches(model, fused, 7, torch.device("cpu"))
-    assert not matches(build_model(architecture).eval(), fused, 7, torch.device("cpu"))

@@ -1,0 +1,73 @@
+"""Response messages built from what the models said and what the manifests say."""
+
+from __future__ import annotations
+
+from genre.v1 import genre_pb2
+from server.features import FloatArray
+from server.registry import ModelTable, ServedVersion
+from server.runner import AudioRunner, FeaturesRunner
+from server.wire import results_encoder
+
+# How ListModels names each kind of model (kinds: ``modelcore.manifest.KIND_PARTS``).
+KIND_ENUM = {"features": genre_pb2.FEATURES, "audio": genre_pb2.AUDIO}
+
+
+def features_response(
+    served: ServedVersion, probabilities: FloatArray, top_k: int
+) -> genre_pb2.ClassifyFeaturesResponse:
+    """The response for ``(N, C)`` probabilities, results encoded straight to wire bytes
+    (``wire``): a quarter of the cost of building score messages one by one, even for one row."""
+    response = genre_pb2.ClassifyFeaturesResponse(
+        model=genre_pb2.ModelRef(name=served.name, version=str(served.version))
+    )
+    response.MergeFromString(results_encoder(served.labels).encode(probabilities, top_k))
+    return response
+
+
+def list_models_response(table: ModelTable) -> genre_pb2.ListModelsResponse:
+    """Every loaded version, the default of each model marked."""
+    return genre_pb2.ListModelsResponse(
+        models=[
+            describe_version(served, table.defaults.get(served.name) == served.version)
+            for served in table.all()
+        ]
+    )
+
+
+def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:
+    manifest = served.manifest
+    metrics = manifest.metrics
+    info = genre_pb2.ModelVersionInfo(
+        model=genre_pb2.ModelRef(name=served.name, version=str(served.version)),
+        kind=KIND_ENUM[served.kind],
+        labels=list(served.labels),
+        metrics=[
+            genre_pb2.Metric(name=str(key), value=float(value))
+            for key, value in sorted(metrics.items())
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ],
+        split_protocol=manifest.split_protocol,
+        is_default=is_default,
+        created=manifest.created,
+        weights_sha256=manifest.weights_sha256,
+    )
+    runner = served.runner
+    if isinstance(runner, FeaturesRunner):
+        imputable = runner.preprocessor.imputable
+        info.features.extend(
+            genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
+            for name in runner.feature_names
+        )
+    if isinstance(runner, AudioRunner):
+        frontend = runner.frontend_config
+        info.audio.CopyFrom(
+            genre_pb2.AudioFrontEnd(
+                sample_rate=frontend.sample_rate,
+                n_fft=frontend.n_fft,
+                hop_length=frontend.hop_length,
+                n_mels=frontend.n_mels,
+                window_seconds=frontend.window_seconds,
+                default_hop_seconds=frontend.default_hop_seconds,
+            )
+        )
+    return info
