@@ -8,19 +8,9 @@ import pytest
 from genre.v1 import genre_pb2
 from server.features import ranked
 from server.wire import PYTHON_MAX_ROWS, results_encoder
+from training.features.gtzan_data import GTZAN_GENRES
 
-LABELS = (
-    "blues",
-    "classical",
-    "country",
-    "disco",
-    "hiphop",
-    "jazz",
-    "metal",
-    "pop",
-    "reggae",
-    "rock",
-)
+LABELS = GTZAN_GENRES
 
 
 @pytest.mark.parametrize("rows", [1, 3, PYTHON_MAX_ROWS, PYTHON_MAX_ROWS + 1, 300])
