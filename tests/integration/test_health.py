@@ -8,11 +8,13 @@ until the drain starts, whatever the models do (``server/app.py`` says why).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,16 @@ async def started(repository: Path, **overrides: object) -> App:
     return await create_server(loopback_config(repository, **overrides))
 
 
+@contextlib.asynccontextmanager
+async def running(repository: Path, **overrides: object) -> AsyncIterator[App]:
+    """A started server, drained when the test is done with it."""
+    app = await started(repository, **overrides)
+    try:
+        yield app
+    finally:
+        await app.drain(grace=0.5)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -137,8 +149,7 @@ async def test_a_model_with_every_version_refused_holds_readiness_back(
     write_tiny_model(repository, "good-mlp")
     corrupt(write_tiny_model(repository, "bad-mlp"))
     configure_logging("json", "info")
-    app = await started(repository)
-    try:
+    async with running(repository) as app:
         services = (*READINESS, "liveness", per_model("good-mlp"), per_model("bad-mlp"))
         assert await health_of(app, *services) == {
             "": "NOT_SERVING",
@@ -162,8 +173,6 @@ async def test_a_model_with_every_version_refused_holds_readiness_back(
         assert await classify(app, "bad-mlp") == "2"
         [serving] = logged(capfd, "serving")
         assert serving["models"] == ["bad-mlp", "good-mlp"]
-    finally:
-        await app.drain(grace=0.5)
 
 
 async def test_a_refused_newer_version_does_not_block_when_an_older_one_is_loaded(
@@ -172,16 +181,13 @@ async def test_a_refused_newer_version_does_not_block_when_an_older_one_is_loade
     repository = tmp_path / "models"
     write_tiny_model(repository, "tiny-mlp", seed=1)
     corrupt(write_tiny_model(repository, "tiny-mlp", seed=2))
-    app = await started(repository)
-    try:
+    async with running(repository) as app:
         assert await health_of(app, *READINESS, per_model("tiny-mlp")) == {
             "": "SERVING",
             "genre.v1.GenreClassifier": "SERVING",
             per_model("tiny-mlp"): "SERVING",
         }
         assert await classify(app, "tiny-mlp") == "1"  # the older one is the default
-    finally:
-        await app.drain(grace=0.5)
 
 
 async def test_a_pinned_version_that_is_not_loaded_holds_readiness_back(
@@ -192,16 +198,13 @@ async def test_a_pinned_version_that_is_not_loaded_holds_readiness_back(
     corrupt(write_tiny_model(repository, "tiny-mlp", seed=1))
     write_tiny_model(repository, "tiny-mlp", seed=2)
     configure_logging("json", "info")
-    app = await started(repository, pinned_versions=("tiny-mlp=1",))
-    try:
+    async with running(repository, pinned_versions=("tiny-mlp=1",)) as app:
         assert await health_of(app, "", per_model("tiny-mlp")) == {
             "": "NOT_SERVING",
             per_model("tiny-mlp"): "NOT_SERVING",
         }
         [not_serving] = logged(capfd, "not_serving")
         assert not_serving["waiting_for"] == {"tiny-mlp": "pinned version 1 is not loaded"}
-    finally:
-        await app.drain(grace=0.5)
 
 
 async def test_a_configured_model_absent_from_the_repository_holds_readiness_back(
@@ -210,8 +213,7 @@ async def test_a_configured_model_absent_from_the_repository_holds_readiness_bac
     repository = tmp_path / "models"
     write_tiny_model(repository, "tiny-mlp")
     configure_logging("json", "info")
-    app = await started(repository, models=("tiny-mlp", "later-mlp"))
-    try:
+    async with running(repository, models=("tiny-mlp", "later-mlp")) as app:
         assert await health_of(app, "", per_model("tiny-mlp"), per_model("later-mlp")) == {
             "": "NOT_SERVING",
             per_model("tiny-mlp"): "SERVING",
@@ -225,8 +227,6 @@ async def test_a_configured_model_absent_from_the_repository_holds_readiness_bac
             "": "SERVING",
             per_model("later-mlp"): "SERVING",
         }
-    finally:
-        await app.drain(grace=0.5)
 
 
 async def test_a_directory_without_versions_is_not_a_configured_model(tmp_path: Path) -> None:
@@ -234,11 +234,8 @@ async def test_a_directory_without_versions_is_not_a_configured_model(tmp_path: 
     repository = tmp_path / "models"
     write_tiny_model(repository, "tiny-mlp")
     (repository / "lost+found").mkdir()
-    app = await started(repository)
-    try:
+    async with running(repository) as app:
         assert (await health_of(app, ""))[""] == "SERVING"
-    finally:
-        await app.drain(grace=0.5)
 
 
 async def test_every_health_name_turns_not_serving_when_the_drain_starts(tmp_path: Path) -> None:

@@ -60,6 +60,31 @@ def test_pooled_figures_weight_each_half_by_its_rows() -> None:
     assert figures["nested_log_loss"] == pytest.approx(1.75)
 
 
+def test_pooled_audio_figures_weight_trained_genres_by_their_own_tracks() -> None:
+    runs = [
+        {
+            "evaluated_tracks": 48,
+            "track_accuracy": 0.5,
+            "track_log_loss": 1.0,
+            "evaluated_tracks_trained_classes": 40,
+            "track_accuracy_trained_classes": 0.6,
+        },
+        {
+            "evaluated_tracks": 46,
+            "track_accuracy": 0.4,
+            "track_log_loss": 2.0,
+            "evaluated_tracks_trained_classes": 35,
+            "track_accuracy_trained_classes": 0.2,
+        },
+    ]
+    figures = pooled_figures("audio", runs)
+    assert figures["nested_evaluated_tracks"] == 94
+    assert figures["nested_track_accuracy"] == pytest.approx((0.5 * 48 + 0.4 * 46) / 94)
+    assert figures["nested_track_accuracy_trained_classes"] == pytest.approx(
+        (0.6 * 40 + 0.2 * 35) / 75
+    )
+
+
 def test_add_metrics_keeps_weights_and_refuses_tampered_ones(tmp_path: Path) -> None:
     version = _published(tmp_path)
     before = load_checkpoint(version).manifest.weights_sha256

@@ -290,7 +290,9 @@ def build_manifest(
         "evaluated_tracks": evaluation["tracks"],
     }
     if "covered_classes" in evaluation:
-        metrics["track_accuracy_trained_classes"] = evaluation["covered_classes"]["track_accuracy"]
+        covered = evaluation["covered_classes"]
+        metrics["track_accuracy_trained_classes"] = covered["track_accuracy"]
+        metrics["evaluated_tracks_trained_classes"] = covered["tracks"]
     files = (*dataset.files, *split.sources)
     audio_schema = {
         key: value for key, value in front_end.to_dict().items() if key not in ("mean", "std")

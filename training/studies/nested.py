@@ -19,7 +19,6 @@ protocol sentence (``training.studies.restate``); its weights are not touched.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from modelcore.checkpoint import read_manifest
 from training.studies.restate import add_metrics
 
 
@@ -110,12 +110,7 @@ def run_nested(
             if train_main([*command, "--no-progress"]) != 0:
                 raise RuntimeError(f"genre-train {' '.join(command)} failed")
             (version,) = (path.parent for path in out.glob("*/*/manifest.json"))
-            metrics = json.loads((version / "manifest.json").read_text())["metrics"]
-            if kind == "audio":
-                report = json.loads((version / "report.json").read_text())
-                covered = report["evaluation"]["covered_classes"]["tracks"]
-                metrics["evaluated_tracks_trained_classes"] = covered
-            runs.append(metrics)
+            runs.append(dict(read_manifest(version).metrics))
     figures = pooled_figures(kind, runs)
     count = "evaluated_rows" if kind == "features" else "evaluated_tracks"
     halves = (int(runs[1][count]), int(runs[0][count]))
