@@ -97,23 +97,30 @@ async def test_thousands_of_vanishing_clients_leave_no_memory_or_tasks(
     server: ServerProcess,
 ) -> None:
     # Warm-up first: allocator pools and gRPC arenas grow to a plateau within the first thousand
-    # clients (measured: about 605 MiB, then 620 MiB after ten thousand more), after which a
-    # leak would show as growth.
+    # clients (measured: about 655 MiB, then 680 MiB after ten thousand more), after which a
+    # leak would show as growth. The plateau is noisy: glibc trims and regrows its heap, so a
+    # single reading can sit 60 MiB below its neighbours (seen in CI: a 77 MiB "growth" between
+    # two readings, flat thereafter). Comparing the lowest of the last readings with the highest
+    # of the first ones ignores such dips, while a leak still shows across the 1500 clients
+    # between them.
     await crowd(server.target, 1000)
     await wait_for_metric(server.metrics_port, "genre_open_streams", 0)
     tasks_before = sample_value(scrape(server.metrics_port), "genre_event_loop_tasks")
-    rss_before = rss_bytes(server.process.pid)
-    for _ in range(2):
-        await crowd(server.target, 1000)
-    await wait_for_metric(server.metrics_port, "genre_open_streams", 0)
+    readings = [rss_bytes(server.process.pid)]
+    for _ in range(5):
+        await crowd(server.target, 500)
+        await wait_for_metric(server.metrics_port, "genre_open_streams", 0)
+        readings.append(rss_bytes(server.process.pid))
     # at most: the first snapshot can catch a task that was just finishing (seen once: 12, then
     # a steady 11); a leak shows as more tasks, never fewer
     await wait_for_metric(server.metrics_port, "genre_event_loop_tasks", tasks_before, at_most=True)
-    growth = rss_bytes(server.process.pid) - rss_before
-    assert growth < 48 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB over 2000 clients"
+    growth = min(readings[-2:]) - max(readings[:2])
+    in_mib = [f"{reading / 2**20:.0f}" for reading in readings]
+    assert growth < 48 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB: {in_mib} MiB"
     text = scrape(server.metrics_port)
     assert sample_value(text, "genre_queue_rows") == 0
-    assert sample_value(text, "genre_requests_total", {"status": "CANCELLED"}) >= 2000
+    # nearly all 3500: a client that cancels before its call reaches the server is never counted
+    assert sample_value(text, "genre_requests_total", {"status": "CANCELLED"}) >= 3000
 
 
 async def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
