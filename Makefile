@@ -10,6 +10,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # kubectl from PyPI, for machines without one (scripts/install_test_tools.sh puts it here).
 TOOLS_BIN := $(CURDIR)/.venv-tools/bin
 
+# The musicnn wheel (PyPI, ISC licence) whose checkpoint the audio ensemble's tagger is converted
+# from; its conversion test reads it. TensorFlow only ever runs in its own venv, to regenerate the
+# port's reference outputs (`make tagger-reference`).
+MUSICNN_WHEEL ?= $(HOME)/.cache/genre-serve/musicnn/musicnn-0.1.0-py3-none-any.whl
+export GENRE_MUSICNN_WHEEL := $(MUSICNN_WHEEL)
+TF_VENV ?= .venv-tf
+
 # `make image` builds the Dockerfile with podman (IMAGE_BUILD="docker buildx build" for Docker).
 # LOCAL_BASE=1 builds where no container registry is reachable: on a Debian base made here from
 # Debian packages (scripts/make_base_image.sh, needs mmdebstrap) and with pip offline, from a
@@ -39,7 +46,8 @@ endif
 export GENRE_GRPC_HOST ?= 127.0.0.1
 export GENRE_METRICS_HOST ?= 127.0.0.1
 
-.PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse
+.PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse \
+	tagger-wheel tagger-reference
 
 install: $(STAMP)
 
@@ -76,8 +84,21 @@ proto-check: install
 	  diff -r -x __pycache__ -x __init__.py -x py.typed $$tmp/genre genre && rm -rf $$tmp && \
 	  echo "generated protobuf code is up to date"
 
-pytest: install $(CHECKOV_STAMP)
+pytest: install $(CHECKOV_STAMP) $(MUSICNN_WHEEL)
 	PATH="$$PATH:$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
+
+$(MUSICNN_WHEEL): | $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --dest $(dir $(MUSICNN_WHEEL)) "musicnn==0.1.0"
+
+tagger-wheel: $(MUSICNN_WHEEL)
+
+$(TF_VENV)/.installed:
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet "tensorflow-cpu==2.15.1" "numpy<2"
+	touch $@
+
+tagger-reference: $(MUSICNN_WHEEL) $(TF_VENV)/.installed
+	$(PY) -m training.tagger.reference --tf-python $(TF_VENV)/bin/python
 
 image: $(IMAGE_NEEDS)
 	$(IMAGE_BUILD) --tag $(IMAGE) \
@@ -98,4 +119,4 @@ wheelhouse: install
 	  "pip==26.3" setuptools wheel ".[server]"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .venv-tools .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) $(TF_VENV) .venv-tools .pytest_cache .mypy_cache .ruff_cache *.egg-info

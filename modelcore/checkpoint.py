@@ -116,23 +116,37 @@ def _weights_path(version_directory: Path, weights: Weights) -> Path:
     return version_directory / file_name
 
 
-def load_checkpoint(version_directory: Path) -> Checkpoint:
-    """Reads and verifies one version; raises CheckpointError with the reason on any fault."""
-    manifest = read_manifest(version_directory)
-    assert manifest.weights is not None  # read_manifest refuses a version without weights
-    weights_path = _weights_path(version_directory, manifest.weights)
+def _verified_tensors(weights_path: Path, expected: str) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file whose sha256 must be ``expected``."""
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing weights")
     actual = sha256_of(weights_path)
-    expected = manifest.weights.sha256
     if actual != expected:
         raise CheckpointError(
             f"{weights_path}: sha256 {actual[:12]}… does not match manifest {expected[:12]}…"
         )
     try:
-        state_dict = load_file(str(weights_path), device="cpu")
+        return load_file(str(weights_path), device="cpu")
     except Exception as error:  # safetensors raises its own SafetensorError and OSError
         raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from error
+
+
+def load_checkpoint(version_directory: Path) -> Checkpoint:
+    """Reads and verifies one version, members' tensors files included (each checked against
+    its own sha256, its keys given the member's prefix); CheckpointError says what is wrong."""
+    manifest = read_manifest(version_directory)
+    assert manifest.weights is not None  # read_manifest refuses a version without weights
+    weights_path = _weights_path(version_directory, manifest.weights)
+    state_dict = _verified_tensors(weights_path, manifest.weights.sha256)
+    for member, (weights, prefix) in manifest.member_weights().items():
+        try:
+            tensors = _verified_tensors(_weights_path(version_directory, weights), weights.sha256)
+        except CheckpointError as error:
+            raise CheckpointError(f"member {member}: {error}") from error
+        clashes = [key for key in tensors if prefix + key in state_dict]
+        if clashes:
+            raise CheckpointError(f"member {member}: keys {clashes[:3]} are already present")
+        state_dict.update({prefix + key: tensor for key, tensor in tensors.items()})
     return Checkpoint(directory=version_directory, manifest=manifest, state_dict=state_dict)
 
 
@@ -146,12 +160,15 @@ def write_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     extra_files: Mapping[str, bytes] | None = None,
     version: int | None = None,
+    member_tensors: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Writes a new version atomically and returns its directory.
 
     ``manifest`` is a draft (a ``Manifest``, or its JSON form for hand-made versions); this
     fills in the version (one above the highest present unless given), the created time and
     the weights' file and sha256. ``extra_files`` (reports, plots) land beside the manifest.
+    ``member_tensors`` (member name -> its tensors, keys without the member's prefix) go to
+    ``<member>.safetensors`` each, recorded with their sha256 under the draft's ``members``.
     """
     draft = (
         manifest
@@ -166,6 +183,19 @@ def write_checkpoint(
         weights_path = staging / WEIGHTS_FILE
         tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
         save_file(tensors, str(weights_path))
+        members = {name: dict(entry) for name, entry in draft.members.items()}
+        for member, member_state in (member_tensors or {}).items():
+            if member not in members or "prefix" not in members[member]:
+                raise ValueError(f"member {member!r} needs an entry with a prefix in the draft")
+            member_path = staging / f"{member}.safetensors"
+            save_file(
+                {key: value.detach().cpu().contiguous() for key, value in member_state.items()},
+                str(member_path),
+            )
+            members[member]["weights"] = {
+                "file": member_path.name,
+                "sha256": sha256_of(member_path),
+            }
         for file_name, content in (extra_files or {}).items():
             if Path(file_name).name != file_name:
                 raise ValueError(f"extra file {file_name!r} must be a plain file name")
@@ -177,6 +207,7 @@ def write_checkpoint(
             draft,
             version=chosen,
             created=draft.created or utc_timestamp(),
+            members=members,
             weights=Weights(WEIGHTS_FILE, sha256_of(weights_path)),
         )
         write_manifest(staging, published)

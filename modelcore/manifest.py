@@ -23,7 +23,7 @@ KIND_PARTS: Mapping[str, tuple[str, ...]] = {
     "audio": ("frontend",),
 }
 MODEL_KINDS = tuple(KIND_PARTS)
-OPTIONAL_PARTS = frozenset(part for parts in KIND_PARTS.values() for part in parts)
+OPTIONAL_PARTS = frozenset({*(part for parts in KIND_PARTS.values() for part in parts), "members"})
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -63,6 +63,10 @@ class Manifest:
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
     input_schema: Mapping[str, Any] = field(default_factory=dict)
     frontend: Mapping[str, Any] = field(default_factory=dict)
+    # An ensemble's members by name: what each is, where it came from, and, for a member whose
+    # tensors live in their own file, ``weights`` ({file, sha256}) and the ``prefix`` its keys
+    # take in the model's state dict (``modelcore.checkpoint.load_checkpoint`` verifies each).
+    members: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,11 +88,39 @@ class Manifest:
         for part in ("preprocessing", "input_schema", "frontend"):
             if not isinstance(getattr(self, part), Mapping):
                 raise ManifestError(f"{part}: must be an object")
+        self._check_members()
         temperature = self.calibration.get("temperature", 1.0)
         if not isinstance(temperature, int | float) or not temperature > 0:
             raise ManifestError(f"calibration.temperature: {temperature!r} is not positive")
         if self.version and self.weights is None:
             raise ManifestError("weights: a published version needs its weights")
+
+    def _check_members(self) -> None:
+        if not isinstance(self.members, Mapping):
+            raise ManifestError("members: must be an object")
+        for name, member in self.members.items():
+            if not isinstance(member, Mapping):
+                raise ManifestError(f"members.{name}: must be an object")
+            weights = member.get("weights")
+            if weights is None:
+                continue
+            if not isinstance(weights, Mapping) or not isinstance(member.get("prefix"), str):
+                raise ManifestError(f"members.{name}: weights need file, sha256 and a prefix")
+            try:
+                Weights(str(weights.get("file", "")), str(weights.get("sha256", "")))
+            except ManifestError as error:
+                raise ManifestError(f"members.{name}.{error}") from error
+
+    def member_weights(self) -> dict[str, tuple[Weights, str]]:
+        """Members with their own tensors file: name -> (weights, state-dict key prefix)."""
+        return {
+            name: (
+                Weights(str(member["weights"]["file"]), str(member["weights"]["sha256"])),
+                str(member["prefix"]),
+            )
+            for name, member in self.members.items()
+            if member.get("weights") is not None
+        }
 
     @property
     def temperature(self) -> float:
@@ -129,7 +161,7 @@ class Manifest:
                 isinstance(values[key], bool) or not isinstance(values[key], int)
             ):
                 raise ManifestError(f"{key}: {values[key]!r} is not an integer")
-        for key in ("calibration", "metrics", "training"):
+        for key in ("calibration", "metrics", "training", "members"):
             if not isinstance(values.get(key, {}), Mapping):
                 raise ManifestError(f"{key}: must be an object")
         extras = {key: value for key, value in data.items() if key not in known}

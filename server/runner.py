@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from modelcore.checkpoint import Checkpoint, CheckpointError
-from modelcore.frontend import FrontEndConfig, LogMelFrontEnd
+from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
 from server.config import PRECISIONS
@@ -177,21 +177,27 @@ class FeaturesRunner:
 
 
 class AudioRunner:
-    """The shared log-mel front-end from the manifest, then the CNN-LSTM, then softmax.
+    """The model's front-ends from the manifest, then the model, then softmax.
 
-    Inputs are windows ``(N, window_samples)`` already at the front-end's sample rate.
+    Inputs are windows ``(N, window_samples)`` at the rate of the manifest's ``frontend`` (the
+    stream contract). A model with several inputs (the audio ensemble) lists one front-end per
+    input in ``architecture.inputs``; each is computed once per batch, on the serving device.
     """
 
     def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
         self.device = device
         self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
+        manifest = checkpoint.manifest
         try:
-            self.frontend_config = FrontEndConfig.from_dict(checkpoint.manifest.frontend or {})
+            self.frontend_config = FrontEndConfig.from_dict(manifest.frontend or {})
+            inputs = manifest.architecture.get("inputs") or [manifest.frontend]
+            rate = self.frontend_config.sample_rate
+            frontends = [build_frontend(spec, rate) for spec in inputs]
         except _MANIFEST_FAULTS as error:
             raise CheckpointError(
                 f"{checkpoint.directory}: a front-end this server cannot reproduce ({error})"
             ) from error
-        self.frontend = LogMelFrontEnd(self.frontend_config).to(device).eval()
+        self.frontends = [frontend.to(device).eval() for frontend in frontends]
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
         check_output_width(checkpoint, int(outputs.shape[1]), self.labels)
 
@@ -199,7 +205,7 @@ class AudioRunner:
         """(N, window_samples) mono windows -> (N, C) calibrated probabilities."""
         with torch.inference_mode():
             waveforms = torch.from_numpy(inputs).to(self.device, non_blocking=True)
-            logits = self.model(self.frontend(waveforms))
+            logits = self.model(*(frontend(waveforms) for frontend in self.frontends))
             probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
         return probabilities.cpu().numpy()
 

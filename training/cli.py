@@ -28,6 +28,7 @@ from training.features.config import (
 from training.features.datasets import DATASETS
 from training.features.tabular import CONFLICT_POLICIES, DataFormatError
 from training.fitting import DEVICES
+from training.tagger.arguments import add_ensemble_parser, run_ensemble_command
 
 DEFAULT_NAMES = {
     "gtzan30": "gtzan-features-mlp",
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m training.studies.crossval_cli compare`",
     )
     add_audio_parser(commands)
+    add_ensemble_parser(commands)
     return parser
 
 
@@ -167,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "audio":
         return run_audio_command(arguments)
+    if arguments.command == "ensemble":
+        return run_ensemble_command(arguments)
     try:
         config = config_from_arguments(arguments)
     except ValueError as error:

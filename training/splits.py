@@ -8,6 +8,7 @@ track; the Spotify sets split by artist. Every split is a pure function of its i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,3 +126,26 @@ def _groups_needed(cumulative: IntArray, rows: float) -> int:
     if rows <= 0:
         return 0
     return min(int(np.searchsorted(cumulative, rows)) + 1, len(cumulative))
+
+
+def genre_of(entry: str) -> str:
+    """``blues/blues.00029.wav`` -> ``blues``."""
+    return Path(entry).name.split(".", 1)[0]
+
+
+def read_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def deal_halves(entries: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
+    """List entries dealt into two halves: each genre's shuffled by ``seed`` and split as evenly
+    as they go (an odd genre gives its extra entry to the smaller half)."""
+    rng = np.random.default_rng(seed)
+    halves: tuple[list[str], list[str]] = ([], [])
+    for genre in sorted({genre_of(entry) for entry in entries}):
+        tracks = sorted(entry for entry in entries if genre_of(entry) == genre)
+        order = [tracks[i] for i in rng.permutation(len(tracks))]
+        first = (len(order) + (len(halves[0]) <= len(halves[1]))) // 2
+        halves[0].extend(order[:first])
+        halves[1].extend(order[first:])
+    return halves

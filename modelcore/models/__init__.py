@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from modelcore.models.audio_ensemble import AudioEnsemble
 from modelcore.models.cnn_lstm import CNNLSTMClassifier
 from modelcore.models.ensemble import MLPEnsemble
 from modelcore.models.mlp import MLPClassifier
@@ -18,6 +19,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp_ensemble": MLPEnsemble,
     "trees": TreeEnsemble,
     "mlp_tree_blend": MLPTreeBlend,
+    "audio_ensemble": AudioEnsemble,
 }
 
 

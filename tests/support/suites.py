@@ -41,6 +41,11 @@ TOOLS = (
         "mmdebstrap", "tests/deploy/test_image.py (its Debian base)", "apt-get install mmdebstrap"
     ),
     Tool("checkov", "tests/deploy/test_checkov.py", "make .venv-checkov/.installed"),
+    Tool(
+        "musicnn",
+        "tests/training/test_tagger_convert.py (the tagger's weights from their wheel)",
+        "make tagger-wheel (pip download --no-deps musicnn==0.1.0)",
+    ),
 )
 
 

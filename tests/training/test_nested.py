@@ -14,7 +14,8 @@ from modelcore.checkpoint import load_checkpoint, read_manifest
 from tests.training.test_crossval import FAST
 from tests.training.test_train import tiny_gtzan
 from training.cli import main as train_main
-from training.studies.nested import genre_of, pooled_figures, read_list, valid_halves
+from training.splits import genre_of, read_list
+from training.studies.nested import pooled_figures, valid_halves
 from training.studies.nested_cli import main as nested_main
 from training.studies.restate import add_metrics, copy_new_metrics
 from training.studies.restate_cli import main as restate_main

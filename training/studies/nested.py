@@ -27,32 +27,15 @@ from typing import Any
 import numpy as np
 
 from modelcore.checkpoint import read_manifest
+from training.splits import deal_halves, read_list
 from training.studies.restate import add_metrics
-
-
-def genre_of(entry: str) -> str:
-    """``blues/blues.00029.wav`` -> ``blues``."""
-    return Path(entry).name.split(".", 1)[0]
-
-
-def read_list(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def valid_halves(lists: Path, out: Path, seed: int) -> tuple[Path, Path]:
     """Writes two list folders under ``out``: train stays train, one half of the valid list
-    becomes valid and the other test, and the reverse. Each genre's valid tracks are shuffled
-    by ``seed`` and split as evenly as they go."""
+    (``deal_halves``) becomes valid and the other test, and the reverse."""
     train, valid = read_list(lists / "train_filtered.txt"), read_list(lists / "valid_filtered.txt")
-    rng = np.random.default_rng(seed)
-    halves: tuple[list[str], list[str]] = ([], [])
-    for genre in sorted({genre_of(entry) for entry in valid}):
-        tracks = sorted(entry for entry in valid if genre_of(entry) == genre)
-        order = [tracks[i] for i in rng.permutation(len(tracks))]
-        # An odd genre gives its extra track to the smaller half, so the halves stay even.
-        first = (len(order) + (len(halves[0]) <= len(halves[1]))) // 2
-        halves[0].extend(order[:first])
-        halves[1].extend(order[first:])
+    halves = deal_halves(valid, seed)
     folders = (out / "a", out / "b")
     for folder, (choose, score) in zip(folders, (halves, halves[::-1]), strict=True):
         folder.mkdir(parents=True, exist_ok=True)
