@@ -111,6 +111,7 @@ def test_loud_bins_stay_finite_where_the_original_front_end_overflows() -> None:
         mel = frontend.mel(frontend.resample(window))
         ours = frontend(window)
     assert float(mel.max()) > 6.55
-    as_original = np.log10(10000 * mel.numpy().astype(np.float16) + 1)
+    with np.errstate(over="ignore"):
+        as_original = np.log10(10000 * mel.numpy().astype(np.float16) + 1)
     assert np.isinf(as_original).any()
     assert torch.isfinite(ours).all()
