@@ -13,8 +13,9 @@ import torch
 
 from bench.audio_model import write_stand_in
 from modelcore.checkpoint import write_checkpoint
-from modelcore.frontend import FrontEndConfig
+from modelcore.frontend import FrontEndConfig, MusicnnFrontEndConfig
 from modelcore.models import build_model
+from modelcore.models.audio_ensemble import AudioEnsemble
 from modelcore.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
 
 FEATURE_NAMES = ("tempo", "energy", "loudness", "duration_ms", "key")
@@ -108,3 +109,54 @@ def write_tiny_audio_model(repository: Path, name: str = "tiny-audio", seed: int
         seed=seed,
         protocol="untrained test model",
     )
+
+
+# A tiny stand-in for the tagger's front-end: 8 kHz, 0.5-s windows give 32 frames of 32 mels.
+TINY_TAGGER_FRONTEND = MusicnnFrontEndConfig(
+    sample_rate=8000, n_fft=256, hop_length=128, n_mels=32, frames=31
+)
+TINY_TAGGER = {"n_mels": 32, "num_tags": 6, "frontend_filters": 0.1, "midend_filters": 8,
+               "backend_units": 12}  # fmt: skip
+
+
+def write_tiny_ensemble(repository: Path, name: str = "tiny-ensemble", seed: int = 0) -> Path:
+    """An untrained audio ensemble in the shipped layout: the CNN-LSTM's and the tagger's
+    tensors in member files of their own, the head and fusion in ``model.safetensors``."""
+    torch.manual_seed(seed)
+    architecture = {
+        "type": "audio_ensemble",
+        "params": {
+            "num_classes": len(AUDIO_LABELS),
+            "cnn_lstm": {"n_mels": 32, "num_classes": len(AUDIO_LABELS), "conv_channels": [4, 8],
+                         "lstm_hidden": 8, "head_hidden": 16, "dropout": 0.0},
+            "tagger": TINY_TAGGER,
+            "head_inputs": TINY_TAGGER["backend_units"] + TINY_TAGGER["num_tags"],
+        },
+        "inputs": [TINY_FRONTEND.to_dict(), TINY_TAGGER_FRONTEND.to_dict()],
+    }  # fmt: skip
+    model = build_model(architecture)
+    assert isinstance(model, AudioEnsemble)
+    with torch.no_grad():  # both members have a say, and the bias a visible effect
+        model.member_weights.copy_(torch.tensor([0.5, 0.5]))
+        model.class_bias.copy_(torch.tensor([0.0, 0.3, -0.3]))
+    state = model.state_dict()
+    members = {
+        member: {k[len(member) + 1 :]: v for k, v in state.items() if k.startswith(f"{member}.")}
+        for member in ("cnn_lstm", "tagger")
+    }
+    manifest = {
+        "name": name,
+        "kind": "audio",
+        "architecture": architecture,
+        "labels": list(AUDIO_LABELS),
+        "frontend": TINY_FRONTEND.to_dict(),
+        "calibration": {"temperature": 1.2},
+        "members": {
+            "cnn_lstm": {"prefix": "cnn_lstm.", "role": "untrained"},
+            "tagger": {"prefix": "tagger.", "role": "untrained"},
+        },
+        "metrics": {"split_protocol": "untrained test model", "track_accuracy": 0.0},
+        "training": {"dataset": "none", "seed": seed},
+    }
+    own = {k: v for k, v in state.items() if not k.startswith(("cnn_lstm.", "tagger."))}
+    return write_checkpoint(repository, manifest, own, member_tensors=members)
