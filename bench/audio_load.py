@@ -1,10 +1,13 @@
 """Audio streams for the load client: N concurrent ClassifyAudioStream calls, paced or flat out.
 
 Real-time streams send one chunk every ``chunk_seconds`` as a live source would (each chunk at
-the moment its last sample exists), their starts spread over one hop so windows do not all
-complete at once. A window's latency runs from sending the chunk that completed it to receiving
-its response. Flat-out streams send every chunk as fast as gRPC flow control allows; their
-figure is audio seconds classified per wall second.
+the moment its last sample exists), their starts spread over ``spread_seconds`` so windows do not
+all complete at once: evenly (``phases="even"``, the default), or at seeded uniformly random
+offsets (``phases="random"``), as independent live sources would start, whose windows now and
+then complete together. A window's latency runs from sending the chunk that completed it to
+receiving its response. Flat-out streams send every chunk as fast as gRPC flow control allows;
+their figure is audio seconds classified per wall second. The model versions that answered are
+recorded from the responses, so a result says which version it measured.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class AudioSpec:
     chunk_seconds: float = 0.25
     realtime: bool = True
     spread_seconds: float = 1.0
+    phases: str = "even"  # or "random"
+    phase_seed: int = 0
     timeout_s: float = 120.0
     metrics_port: int = 0
 
@@ -46,6 +51,7 @@ class _StreamOutcome:
     latencies: list[float]
     windows: int
     audio_seconds: float
+    versions: set[str]
     error: str | None = None
 
 
@@ -62,6 +68,7 @@ async def _one_stream(
     chunks = max(1, round(spec.audio_seconds / chunk_seconds))
     sent_at: list[float] = []
     latencies: list[float] = []
+    versions: set[str] = set()
     windows = 0
     await asyncio.sleep(offset)
     call = open_stream(None, timeout=spec.timeout_s)
@@ -78,6 +85,7 @@ async def _one_stream(
             if response.final:
                 return
             windows += 1
+            versions.add(response.model.version)
             end_sample = round(response.window_end_seconds * spec.sample_rate)
             index = max(0, math.ceil(end_sample / chunk_samples) - 1)  # the chunk completing it
             if index < len(sent_at):
@@ -100,8 +108,18 @@ async def _one_stream(
         await reading
     except grpc.aio.AioRpcError as error:
         reading.cancel()
-        return _StreamOutcome(latencies, windows, 0.0, error.code().name)
-    return _StreamOutcome(latencies, windows, chunks * chunk_seconds)
+        return _StreamOutcome(latencies, windows, 0.0, versions, error.code().name)
+    return _StreamOutcome(latencies, windows, chunks * chunk_seconds, versions)
+
+
+def start_offsets(spec: AudioSpec) -> list[float]:
+    """Each stream's start, in seconds after the first could start."""
+    if spec.phases == "even":
+        return [spec.spread_seconds * i / spec.streams for i in range(spec.streams)]
+    if spec.phases == "random":
+        rng = np.random.default_rng(spec.phase_seed)
+        return [float(x) for x in rng.uniform(0.0, spec.spread_seconds, spec.streams)]
+    raise ValueError(f"phases must be even or random, got {spec.phases!r}")
 
 
 async def run_audio(spec: AudioSpec) -> dict[str, Any]:
@@ -117,10 +135,7 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
         before = await asyncio.to_thread(scrape, spec.metrics_port)
         started = time.perf_counter()
         outcomes = await asyncio.gather(
-            *(
-                _one_stream(open_stream, spec, chunk, spec.spread_seconds * i / spec.streams)
-                for i in range(spec.streams)
-            )
+            *(_one_stream(open_stream, spec, chunk, offset) for offset in start_offsets(spec))
         )
         wall = time.perf_counter() - started
         after = await asyncio.to_thread(scrape, spec.metrics_port)
@@ -137,5 +152,6 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
         "windows_per_second": windows / wall,
         **percentiles_ms(latencies),
         "errors": dict(Counter(o.error for o in outcomes if o.error is not None)),
+        "served_versions": sorted(set().union(*(outcome.versions for outcome in outcomes))),
         **server_figures(before, after),
     }

@@ -4,8 +4,10 @@ When the repository has no ``gtzan-cnn-lstm`` yet, ``write_stand_in`` writes an 
 with the real front-end (``FrontEndConfig()``: 22.05 kHz, 3 s windows, 1 s hop) and the default
 ``CNNLSTMClassifier`` sizes into a scratch repository: speed depends on shapes, not on weights.
 The tests' tiny audio models come from the same writer with smaller sizes.
-``offline_windows_per_second`` times ``AudioRunner.run`` (front-end, model, softmax) at fixed
+``offline_windows_per_second`` times ``AudioRunner.run`` (front-ends, model, softmax) at fixed
 batch sizes with the server's thread count, the reference the streams are compared against.
+``describe`` says which model that was (version, architecture, inputs, members) from its manifest,
+so a report names what was measured instead of assuming it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +78,37 @@ def write_stand_in(
         "training": {"dataset": "none", "seed": seed},
     }
     return write_checkpoint(repository, manifest, model.state_dict())
+
+
+def describe(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What the benchmarked audio model is, from its manifest: the facts a report prints."""
+    architecture = manifest.get("architecture") or {}
+    frontend = manifest.get("frontend") or {}
+    inputs = architecture.get("inputs") or [frontend]
+    params = architecture.get("params") or {}
+    members = list((manifest.get("members") or {}).keys())
+    kind = str(architecture.get("type", "?"))
+    described_inputs = [
+        f"{spec.get('type', '?')} at {spec.get('sample_rate', '?')} Hz" for spec in inputs
+    ]
+    text = f"`{kind}`"
+    if members:
+        text += f" of {', '.join(members)}"
+    text += (
+        f"; inputs {', '.join(described_inputs)}; {frontend.get('window_seconds', '?')} s windows,"
+        f" hop {frontend.get('default_hop_seconds', '?')} s"
+    )
+    if "tagger_chunk" in params:
+        text += f"; tagger run {params['tagger_chunk']} windows at a time on a CPU"
+    return {
+        "version": manifest.get("version"),
+        "architecture": kind,
+        "members": members,
+        "inputs": described_inputs,
+        "window_seconds": frontend.get("window_seconds"),
+        "hop_seconds": frontend.get("default_hop_seconds"),
+        "description": text,
+    }
 
 
 def offline_windows_per_second(

@@ -106,14 +106,48 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     return [*lines, ""]
 
 
+def _audio_cells(audio: dict[str, Any]) -> list[dict[str, Any]]:
+    cells = [audio.get("fast_one"), *audio.get("realtime", []), audio.get("fast_many")]
+    return [cell for cell in cells if cell and "failed" not in cell]
+
+
 def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
     if not audio:
         return []
-    stand_in = " (untrained stand-in of the shipped shape)" if audio["stand_in"] else ""
+    # What the model was comes from the run's record (``bench.audio_model.describe``); runs
+    # recorded before it named the model by name alone.
+    version = f" version {audio['version']}" if audio.get("version") is not None else ""
+    stand_in = " (untrained stand-in)" if audio["stand_in"] else ""
     offline = audio["offline_windows_per_second"]
-    lines = [
-        f"### ClassifyAudioStream, `{audio['model']}`{stand_in}",
-        "",
+    lines = [f"### ClassifyAudioStream, `{audio['model']}`{version}{stand_in}", ""]
+    if audio.get("description"):
+        lines += [f"Model: {audio['description']}.", ""]
+    if "torch_threads" in audio:
+        lines += [
+            f"Server settings: audio batches of at most {audio['max_batch_size']} windows, "
+            f"queue delay {_num(audio['max_queue_delay_ms'], 1)} ms, "
+            f"{audio['torch_threads']} torch intra-op thread(s).",
+            "",
+        ]
+    served = sorted(
+        {v for cell in _audio_cells(audio) for v in cell.get("served_versions", [])}, key=str
+    )
+    if served:
+        lines += [f"Versions that answered the streams: {', '.join(served)}.", ""]
+    if "stream_phases" in audio:
+        spread = _num(audio["stream_spread_seconds"], 2)
+        starts = (
+            f"at seeded random offsets within {spread} s (one hop)"
+            if audio["stream_phases"] == "random"
+            else f"evenly over {spread} s"
+        )
+        lines += [
+            f"Real-time streams: {_num(audio['stream_audio_seconds'], 1)} s of audio each, sent "
+            f"in {_num(audio['stream_chunk_seconds'], 2)} s chunks at the pace of a live source,"
+            f" their starts spread {starts}.",
+            "",
+        ]
+    lines += [
         f"Offline (runner alone on {audio.get('device', 'cpu')}, no gRPC): "
         + ", ".join(f"batch {k}: {v:,.1f} windows/s" for k, v in offline.items())
         + ".",

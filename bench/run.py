@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.run            # everything (the committed run took 360 s on 2 cores)
     .venv/bin/python -m bench.run --quick    # one tiny cell per server, seconds
+    .venv/bin/python -m bench.run --servers ours --scenarios audio --stream-counts 1,8,16,24 \
+        --out bench/results/ensemble-cpu     # the audio model's streams alone
 
 Every server is a subprocess on loopback, started here and stopped by its PID (TorchServe: its
 process group); every load cell is a separate client process (``bench.load``) with a time
@@ -25,9 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from bench import machine, report, verdicts
-from bench.audio_model import find_audio_model, offline_windows_per_second, write_stand_in
+from bench.audio_load import AudioSpec
+from bench.audio_model import (
+    describe,
+    find_audio_model,
+    offline_windows_per_second,
+    write_stand_in,
+)
 from bench.cpu import tree_cpu_seconds
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2
@@ -53,6 +62,7 @@ class Plan:
     max_windows: int = 6
     stream_counts: tuple[int, ...] = (1, 4, 16, 32, 64, 128, 256)
     stream_audio_seconds: float = 12.0
+    stream_phases: str = "even"  # real-time starts: even over 1 s, or random over the model's hop
     fast_audio_seconds: float = 30.0
     fast_streams: int = 32
     offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -142,6 +152,7 @@ class Harness:
         self.config = ServerConfig.from_sources(environ=os.environ)
         self.cells: list[dict[str, Any]] = []
         self.skipped: dict[str, str] = {}
+        self.hop_seconds = 1.0  # the audio model's default hop, once ``audio`` has read it
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -264,8 +275,11 @@ class Harness:
 
     def _audio_cell(self, base: dict[str, Any], streams: int, realtime: bool) -> dict[str, Any]:
         load_before = machine.load_average()
+        extra: dict[str, Any]
         if realtime:
             extra = {"audio_seconds": self.plan.stream_audio_seconds, "realtime": True}
+            if self.plan.stream_phases == "random":
+                extra |= {"phases": "random", "spread_seconds": self.hop_seconds}
         else:
             extra = {
                 "audio_seconds": self.plan.fast_audio_seconds,
@@ -293,16 +307,30 @@ class Harness:
         device = select_device(self.config.device)  # the device the servers will pick
         on_cpu = device.type == "cpu"
         batches = self.plan.offline_batches if on_cpu else self.plan.gpu_offline_batches
-        offline = offline_windows_per_second(version, list(batches), 2.0, device=device)
+        offline = offline_windows_per_second(
+            version, list(batches), 2.0, threads=self.config.torch_threads, device=device
+        )
         manifest = json.loads((version / "manifest.json").read_text())
         rate = int(manifest["frontend"]["sample_rate"])
+        self.hop_seconds = float(manifest["frontend"]["default_hop_seconds"])
         name = str(manifest["name"])
         results: dict[str, Any] = {
             "model": name,
+            **describe(manifest),
             "device": str(device),
             "stand_in": stand_in,
             "offline_windows_per_second": {str(k): v for k, v in offline.items()},
             "max_batch_size": self.config.audio_max_batch_size,
+            "max_queue_delay_ms": self.config.max_queue_delay_ms,
+            "torch_threads": torch.get_num_threads(),  # as the offline runs and servers set it
+            "stream_phases": self.plan.stream_phases,
+            "stream_spread_seconds": (
+                self.hop_seconds
+                if self.plan.stream_phases == "random"
+                else AudioSpec.spread_seconds
+            ),
+            "stream_audio_seconds": self.plan.stream_audio_seconds,
+            "stream_chunk_seconds": AudioSpec.chunk_seconds,
         }
         handle = start_server_process(repository, {"GENRE_MODELS": name})
         try:
@@ -319,7 +347,11 @@ class Harness:
             for streams in self.plan.stream_counts:
                 cell = self._audio_cell(base, streams, realtime=True)
                 results["realtime"].append(cell)
-                ok = "failed" not in cell and not cell["errors"] and cell["p99_ms"] < 250
+                ok = (
+                    "failed" not in cell
+                    and not cell["errors"]
+                    and cell["p99_ms"] < verdicts.REALTIME_P99_MS
+                )
                 if not ok:
                     break
                 sustained = streams
@@ -338,12 +370,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--servers", help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--stream-counts",
+        help="comma-separated real-time audio stream counts, ascending "
+        f"(default {','.join(map(str, Plan.stream_counts))})",
+    )
+    parser.add_argument(
+        "--stream-seconds",
+        type=float,
+        help=f"audio per real-time stream (default {Plan.stream_audio_seconds:g})",
+    )
+    parser.add_argument(
+        "--stream-phases",
+        choices=("even", "random"),
+        help="real-time stream starts: even over 1 s (default) or seeded random over one hop",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan(servers=SERVERS, scenarios=SCENARIOS)
     if args.servers:
         plan = Plan(**{**asdict(plan), "servers": tuple(args.servers.split(","))})
     if args.scenarios:
         plan = Plan(**{**asdict(plan), "scenarios": tuple(args.scenarios.split(","))})
+    if args.stream_counts:
+        counts = tuple(int(part) for part in args.stream_counts.split(","))
+        if not counts or min(counts) < 1 or list(counts) != sorted(counts):
+            parser.error("--stream-counts takes positive counts in ascending order, e.g. 1,4,16")
+        plan = Plan(**{**asdict(plan), "stream_counts": counts})
+    if args.stream_seconds:
+        plan = Plan(**{**asdict(plan), "stream_audio_seconds": args.stream_seconds})
+    if args.stream_phases:
+        plan = Plan(**{**asdict(plan), "stream_phases": args.stream_phases})
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine.describe(), "plan": asdict(plan)}
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as scratch:

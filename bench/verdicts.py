@@ -95,7 +95,40 @@ def targets(results: Results) -> list[dict[str, Any]]:
             100_000,
         )
     add("audio: streaming / offline windows/s >= 0.8", audio_ratio(results.get("audio")), 0.8)
+    add(
+        f"audio: real-time streams with p99 under {REALTIME_P99_MS:.0f} ms >= {REALTIME_STREAMS}",
+        sustained_streams(results.get("audio")),
+        REALTIME_STREAMS,
+    )
     return verdicts
+
+
+# Issue #14: the stream path keeps up with this many live sources, each window answered in time.
+REALTIME_STREAMS = 16
+REALTIME_P99_MS = 250.0
+
+
+def sustained_streams(audio: dict[str, Any] | None) -> float | None:
+    """The most real-time streams held under the p99 bound; None when no cell reached the goal's
+    count and none failed (the run did not try enough streams to tell)."""
+    if not audio or not audio.get("realtime"):
+        return None
+    sustained = float(audio.get("sustained_streams", 0))
+    tried = [c for c in audio["realtime"] if "failed" not in c]
+    failed = len(tried) < len(audio["realtime"]) or any(not _held(c) for c in tried)
+    if sustained < REALTIME_STREAMS and not failed:
+        return None
+    return sustained
+
+
+def _held(cell: dict[str, Any]) -> bool:
+    p99 = cell.get("p99_ms")
+    return not cell["errors"] and p99 is not None and p99 < REALTIME_P99_MS
+
+
+def _first_missed(audio: dict[str, Any]) -> dict[str, Any] | None:
+    cells: list[dict[str, Any]] = audio.get("realtime", [])
+    return next((cell for cell in cells if "failed" in cell or not _held(cell)), None)
 
 
 def _levels(results: Results, scenario: str, server: str) -> list[int]:
@@ -219,6 +252,46 @@ def _audio_gap(results: Results) -> str:
     )
 
 
+def _streams_gap(results: Results) -> str:
+    audio = results.get("audio")
+    missed = _first_missed(audio) if audio else None
+    if audio is None or missed is None:
+        return ""
+    if "failed" in missed:
+        return f"the real-time cell after {audio.get('sustained_streams', 0)} streams failed: " + (
+            str(missed["failed"])
+        )
+    text = (
+        f"at {missed['streams']} streams p50 {missed['p50_ms']:,.0f} ms, p99 "
+        f"{missed['p99_ms']:,.0f} ms"
+    )
+    if missed["errors"]:
+        text += f", errors {missed['errors']}"
+    batch = missed.get("mean_batch_rows")
+    offline = {int(k): float(v) for k, v in audio["offline_windows_per_second"].items()}
+    if not batch or not offline:
+        return text
+    nearest = min(offline, key=lambda size: abs(math.log(size) - math.log(batch)))
+    rate = offline[nearest]
+    threads = audio.get("torch_threads")
+    on = f"{serving_device(results)}" + (f" with {threads} torch thread(s)" if threads else "")
+    text += f", mean batch {batch:.1f} windows"
+    hop = audio.get("hop_seconds")
+    if hop:
+        asked = missed["streams"] / float(hop)
+        text += (
+            f": the streams asked for {asked:,.1f} windows/s ({missed['streams']} every "
+            f"{float(hop):g} s), {asked / rate:.0%} of the {rate:,.1f} windows/s the runner "
+            f"alone does on {on} at batch {nearest} (about {1000 / rate:,.0f} ms a window), "
+            "so windows that complete together wait behind each other"
+        )
+    else:
+        text += f"; the runner alone does {rate:,.1f} windows/s on {on} at batch {nearest}"
+    if not str(audio.get("device", "cpu")).startswith("cuda"):
+        text += f"; model, event loop and client share the machine's {_cores(results)}"
+    return text
+
+
 def gap_cause(target: str, results: Results) -> str:
     """Why ``target`` was missed, in the run's own figures ("" when the run lacks them)."""
     if "ours / echo" in target:
@@ -228,6 +301,8 @@ def gap_cause(target: str, results: Results) -> str:
         return _torchserve_gap(results, target)
     if "256 rows" in target:
         return _bulk_gap(results, "ours-bf16" if "bfloat16" in target else "ours")
+    if target.startswith("audio: real-time"):
+        return _streams_gap(results)
     if target.startswith("audio"):
         return _audio_gap(results)
     return ""
