@@ -38,6 +38,14 @@ class _FrequencyPooledConv(nn.Module):
     ``time_padding`` reproduces the original's padding in time: explicit (3, 3) before a
     'valid' 7-frame timbral filter, TensorFlow's 'same' (k-1)//2 before and the rest after for
     the long temporal filters.
+
+    The pooling is taken first, exactly: ReLU and inference batch-norm are monotonic per channel
+    (batch-norm increasing where its scale is positive, decreasing where negative), so the max
+    over mels of ``norm(relu(conv))`` is ``norm(relu(max))`` of the conv output where the scale
+    is positive and ``norm(relu(min))`` where it is negative. The min is taken as the max of the
+    negated filter (negating weights and bias negates every output exactly), so inference makes
+    one pass over the conv output (a 9 MB tensor per window for the widest filters) instead of
+    three: ReLU and batch-norm then run on the pooled (filters, T) values only.
     """
 
     def __init__(self, filters: int, time: int, mel: int, time_padding: tuple[int, int]) -> None:
@@ -49,7 +57,17 @@ class _FrequencyPooledConv(nn.Module):
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, mels) -> (B, filters, T)."""
         padded = functional.pad(spectrogram, (0, 0, *self.time_padding))
-        return self.norm(torch.relu(self.conv(padded))).amax(dim=3)  # type: ignore[no-any-return]
+        if self.training:
+            return self.norm(torch.relu(self.conv(padded))).amax(dim=3)  # type: ignore[no-any-return]
+        sign = torch.where(self.norm.weight >= 0, 1.0, -1.0)
+        bias = self.conv.bias
+        signed = functional.conv2d(
+            padded,
+            self.conv.weight * sign[:, None, None, None],
+            None if bias is None else bias * sign,
+        )
+        extreme = signed.amax(dim=3) * sign[None, :, None]  # max, or min where the scale is < 0
+        return self.norm(torch.relu(extreme).unsqueeze(3)).squeeze(3)  # type: ignore[no-any-return]
 
 
 class Musicnn(nn.Module):
