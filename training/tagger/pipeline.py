@@ -55,14 +55,6 @@ class EnsembleOutcome:
     evaluation: EnsembleEvaluation
 
 
-@dataclass(frozen=True)
-class TrackWindows:
-    """Every track's windows, as features and as waveform owners."""
-
-    features: FloatArray  # (W, 250) tagger features
-    window_track: IntArray  # (W,) index into the dataset's tracks
-
-
 def _cnn_lstm(path: Path) -> Checkpoint:
     checkpoint = load_checkpoint(path)
     if checkpoint.manifest.architecture.get("type") != "cnn_lstm":
