@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import json
 import resource
 import sys
@@ -45,6 +46,11 @@ class UnarySpec:
     stable_count: int = 3
     timeout_s: float = 10.0
     metrics_port: int = 0
+    # Several connections (each channel its own, not grpc's shared subchannel pool), dealt
+    # round-robin over ``target`` and ``extra_targets``: how a client spreads its calls over
+    # server processes. The workers take the channels in turn.
+    channels: int = 1
+    extra_targets: tuple[str, ...] = ()
 
 
 def _cpu_seconds() -> float:
@@ -58,11 +64,22 @@ async def run_unary(spec: UnarySpec) -> dict[str, Any]:
     latencies = array.array("d")
     errors: list[tuple[float, str]] = []
     stopping = False
-    async with grpc.aio.insecure_channel(spec.target, options=CHANNEL_OPTIONS) as channel:
+    targets = (spec.target, *spec.extra_targets)
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    async with contextlib.AsyncExitStack() as stack:
+        opened = [
+            await stack.enter_async_context(
+                grpc.aio.insecure_channel(targets[i % len(targets)], options=options)
+            )
+            for i in range(max(1, spec.channels))
+        ]
         # bytes in, bytes out: no client-side protobuf work
-        call = channel.unary_unary(spec.method, request_serializer=None, response_deserializer=None)
+        calls = [
+            channel.unary_unary(spec.method, request_serializer=None, response_deserializer=None)
+            for channel in opened
+        ]
 
-        async def worker() -> None:
+        async def worker(call: Any) -> None:
             while not stopping:
                 started = time.perf_counter()
                 try:
@@ -76,7 +93,9 @@ async def run_unary(spec: UnarySpec) -> dict[str, Any]:
                 ends.append(done)
                 latencies.append(done - started)
 
-        workers = [asyncio.create_task(worker()) for _ in range(spec.concurrency)]
+        workers = [
+            asyncio.create_task(worker(calls[i % len(calls)])) for i in range(spec.concurrency)
+        ]
         await asyncio.sleep(spec.warmup_s)
         before = await asyncio.to_thread(scrape, spec.metrics_port)
         cpu_started, wall_started = _cpu_seconds(), time.perf_counter()
@@ -127,6 +146,7 @@ def main() -> int:
     raw = json.loads(sys.stdin.read())
     kind = raw.pop("kind")
     if kind == "unary":
+        raw["extra_targets"] = tuple(raw.get("extra_targets", ()))
         result = asyncio.run(run_unary(UnarySpec(**raw)))
     elif kind == "audio":
         result = asyncio.run(run_audio(AudioSpec(**raw)))
