@@ -13,6 +13,7 @@ recorded from the responses, so a result says which version it measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter
@@ -106,9 +107,15 @@ async def _one_stream(
             )
         await call.done_writing()
         await reading
-    except grpc.aio.AioRpcError as error:
+    except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+        # A stream the server refuses or ends fails the next write or read, whichever comes
+        # first; the call's own status says why (a refused stream: RESOURCE_EXHAUSTED, or
+        # INTERNAL where grpc.aio's write-after-end bug, grpc/grpc#36066, overwrites it).
         reading.cancel()
-        return _StreamOutcome(latencies, windows, 0.0, versions, error.code().name)
+        with contextlib.suppress(BaseException):
+            await reading
+        code = await call.code()
+        return _StreamOutcome(latencies, windows, 0.0, versions, code.name)
     return _StreamOutcome(latencies, windows, chunks * chunk_seconds, versions)
 
 

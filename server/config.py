@@ -63,6 +63,20 @@ class ServerConfig:
         default=256,
         metadata={"help": "concurrent ClassifyAudioStream calls (more: RESOURCE_EXHAUSTED)"},
     )
+    stream_admission_load: float = field(
+        default=0.5,
+        metadata={
+            "help": "share of the audio models' measured windows/s that admitted streams may "
+            "ask for; a stream past it gets RESOURCE_EXHAUSTED (0: count streams only)"
+        },
+    )
+    audio_windows_per_second: float = field(
+        default=0.0,
+        metadata={
+            "help": "an audio version's capacity for admission, windows/s (0: measured when "
+            "the version loads)"
+        },
+    )
     max_chunk_bytes: int = field(
         default=1024 * 1024, metadata={"help": "largest audio chunk accepted"}
     )
@@ -144,6 +158,8 @@ class ServerConfig:
             "reload_interval_seconds",
             "max_connection_age_seconds",
             "torch_threads",
+            "stream_admission_load",
+            "audio_windows_per_second",
         )
         for name in non_negative:
             if getattr(self, name) < 0:

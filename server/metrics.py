@@ -33,6 +33,7 @@ class ServerMetrics:
     model_info: Gauge
     model_load_failures: Counter
     open_streams: Gauge
+    stream_load: Gauge
     audio_seconds: Counter
     window_latency: Histogram
     stream_real_time_factor: Histogram
@@ -123,6 +124,11 @@ class ServerMetrics:
             ),
             open_streams=Gauge(
                 "genre_open_streams", "ClassifyAudioStream calls open now.", registry=registry
+            ),
+            stream_load=Gauge(
+                "genre_stream_load",
+                "Share of the audio models' measured windows/s that open streams ask for.",
+                registry=registry,
             ),
             audio_seconds=Counter(
                 "genre_audio_received_seconds",

@@ -24,7 +24,7 @@ from server.batcher import BatcherSettings, DynamicBatcher
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
-from server.runner import FeaturesRunner, Runner, build_runner
+from server.runner import AudioRunner, FeaturesRunner, Runner, build_runner
 
 log = get_logger("server.registry")
 
@@ -274,7 +274,10 @@ def _fingerprint(directory: Path) -> str:
 
 
 def _precision_fields(runner: Runner, asked: str) -> dict[str, object]:
-    """What a features runner computes in, and by how much it strays, for the load log line."""
+    """What a features runner computes in, and by how much it strays, or what an audio runner
+    measured it can score (stream admission's capacity), for the load log line."""
+    if isinstance(runner, AudioRunner):
+        return {"windows_per_second": round(runner.windows_per_second, 1)}
     if not isinstance(runner, FeaturesRunner):
         return {}
     return {

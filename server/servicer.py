@@ -13,7 +13,8 @@ from typing import Any
 import grpc
 
 from genre.v1 import genre_pb2
-from server.calls import ServingState, deadline_of, observe_call
+from server.admission import StreamAdmission
+from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import FailedPrecondition, InvalidArgument
 from server.features import decode_features
 from server.handlers import parsed
@@ -23,6 +24,7 @@ from server.responses import features_response, list_models_response
 from server.runner import FeaturesRunner
 from server.streams import (
     StreamLimits,
+    StreamPlan,
     StreamSession,
     StreamSlots,
     next_message,
@@ -49,6 +51,9 @@ class GenreClassifierServicer:
         self._max_rows = max_rows_per_request
         self._stream_limits = stream_limits
         self._stream_slots = StreamSlots(stream_limits.max_streams, metrics)
+        self._admission = StreamAdmission(
+            stream_limits.admission_load, stream_limits.audio_windows_per_second, metrics
+        )
 
     async def ClassifyFeatures(
         self,
@@ -86,22 +91,33 @@ class GenreClassifierServicer:
                 first = await next_message(request_iterator, limits.idle_timeout_seconds, drain)
                 plan = plan_stream(require_config(first and parsed(first)), self._registry)
                 call.model, call.version = plan.served.name, str(plan.served.version)
-                session = StreamSession(plan, limits, self._metrics)
-                while (
-                    message := await next_message(
-                        request_iterator, limits.idle_timeout_seconds, drain
-                    )
-                ) is not None:
-                    payload = parsed(message).WhichOneof("payload")
-                    if payload == "config":
-                        raise FailedPrecondition("config: a stream takes exactly one config")
-                    if payload != "audio":
-                        raise InvalidArgument("payload: a message must carry config or audio")
-                    async for response in session.feed(message.audio.data):
-                        await send(context, response, limits.idle_timeout_seconds)
-                    call.rows = session.windows_scored
-                await send(context, await session.finish(), limits.idle_timeout_seconds)
-                call.rows = session.windows_scored
+                with self._admission.admit(plan):
+                    await self._stream(plan, request_iterator, context, call)
+
+    async def _stream(
+        self,
+        plan: StreamPlan,
+        request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+        call: CallRecord,
+    ) -> None:
+        """An admitted stream after its config: audio in, one response per window out."""
+        limits = self._stream_limits
+        drain = self._state.drain_started
+        session = StreamSession(plan, limits, self._metrics)
+        while (
+            message := await next_message(request_iterator, limits.idle_timeout_seconds, drain)
+        ) is not None:
+            payload = parsed(message).WhichOneof("payload")
+            if payload == "config":
+                raise FailedPrecondition("config: a stream takes exactly one config")
+            if payload != "audio":
+                raise InvalidArgument("payload: a message must carry config or audio")
+            async for response in session.feed(message.audio.data):
+                await send(context, response, limits.idle_timeout_seconds)
+            call.rows = session.windows_scored
+        await send(context, await session.finish(), limits.idle_timeout_seconds)
+        call.rows = session.windows_scored
 
     async def ListModels(
         self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -48,6 +48,8 @@ class StreamLimits:
     max_chunk_bytes: int
     max_stream_seconds: float
     idle_timeout_seconds: float
+    admission_load: float = 0.0
+    audio_windows_per_second: float = 0.0
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> StreamLimits:
@@ -56,6 +58,8 @@ class StreamLimits:
             max_chunk_bytes=config.max_chunk_bytes,
             max_stream_seconds=config.max_stream_seconds,
             idle_timeout_seconds=config.stream_idle_timeout_seconds,
+            admission_load=config.stream_admission_load,
+            audio_windows_per_second=config.audio_windows_per_second,
         )
 
 

@@ -110,3 +110,7 @@ def test_a_batch_of_windows_gets_the_answers_each_window_gets_alone(ensemble: Pa
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
     # the members disagree on these windows, so the fusion has something to weigh
     assert together.std(axis=0).max() > 1e-4
+    # warming up measures what stream admission counts on
+    assert runner.windows_per_second == np.inf
+    runner.warm_up(8)
+    assert 0 < runner.windows_per_second < np.inf

@@ -1,0 +1,123 @@
+"""Streams are admitted by capacity: past the share of the audio models' measured windows/s that
+``stream_admission_load`` allows, a new stream gets RESOURCE_EXHAUSTED at its config, and the
+admitted ones keep going."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.app import create_server
+from tests.support.checkpoints import TINY_FRONTEND, write_tiny_audio_model
+from tests.support.harness import loopback_config, sample_value, scrape
+from tests.support.synthetic_audio import pcm_s16le, synth_clip
+
+RATE = TINY_FRONTEND.sample_rate
+Request = genre_pb2.ClassifyAudioStreamRequest
+CLIP = pcm_s16le(synth_clip("metal", 0.6, RATE, seed=3))
+
+
+def stream_config(hop_seconds: float) -> Request:
+    return Request(
+        config=genre_pb2.StreamConfig(
+            model=genre_pb2.ModelRef(name="tiny-audio"),
+            sample_rate=RATE,
+            encoding=genre_pb2.PCM_S16LE,
+            channels=1,
+            hop_seconds=hop_seconds,
+        )
+    )
+
+
+class OpenStream:
+    """A stream that sent its config and one window's audio, and waits to be told to end."""
+
+    def __init__(self, stub: genre_pb2_grpc.GenreClassifierAsyncStub, hop_seconds: float) -> None:
+        self.end = asyncio.Event()
+
+        async def requests() -> AsyncIterator[Request]:
+            yield stream_config(hop_seconds)
+            yield Request(audio=genre_pb2.AudioChunk(data=CLIP))
+            await self.end.wait()
+
+        self.call = stub.ClassifyAudioStream(requests())
+
+    async def first_answer(self) -> genre_pb2.ClassifyAudioStreamResponse:
+        answer = await self.call.read()
+        assert isinstance(answer, genre_pb2.ClassifyAudioStreamResponse)
+        return answer
+
+    async def finish(self) -> list[genre_pb2.ClassifyAudioStreamResponse]:
+        """Half-closes and reads the rest, the final track answer last."""
+        self.end.set()
+        rest = []
+        while isinstance(answer := await self.call.read(), genre_pb2.ClassifyAudioStreamResponse):
+            rest.append(answer)
+        return rest
+
+
+@pytest.fixture
+async def stub(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int]]:
+    repository = tmp_path / "models"
+    write_tiny_audio_model(repository)
+    # A capacity of 10 windows/s and a load limit of 0.5: a stream at hop 0.25 s asks for 0.4,
+    # one at hop 0.5 s for 0.2.
+    app = await create_server(
+        loopback_config(repository, audio_windows_per_second=10.0, stream_admission_load=0.5)
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            yield genre_pb2_grpc.GenreClassifierStub(channel), app.metrics_port
+    finally:
+        await app.drain(grace=1.0)
+
+
+async def test_a_stream_past_capacity_is_refused_and_admitted_once_room_is_made(
+    stub: tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int],
+) -> None:
+    client, metrics_port = stub
+    first = OpenStream(client, hop_seconds=0.25)
+    assert (await first.first_answer()).HasField("window")
+    assert sample_value(scrape(metrics_port), "genre_stream_load") == pytest.approx(0.4)
+
+    second = OpenStream(client, hop_seconds=0.25)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await second.first_answer()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = refused.value.details() or ""
+    assert "config.hop_seconds: the audio models are at capacity" in details
+    assert "GENRE_STREAM_ADMISSION_LOAD" in details
+
+    # the admitted stream is unaffected and finishes normally
+    responses = await first.finish()
+    assert responses
+    assert responses[-1].HasField("track")
+    assert sample_value(scrape(metrics_port), "genre_stream_load") == pytest.approx(0.0)
+
+    # room again: the next stream is admitted
+    third = OpenStream(client, hop_seconds=0.25)
+    assert (await third.first_answer()).HasField("window")
+    assert await third.finish()
+
+
+async def test_a_longer_hop_asks_for_less_so_more_streams_fit(
+    stub: tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int],
+) -> None:
+    client, metrics_port = stub
+    admitted = [OpenStream(client, hop_seconds=0.5) for _ in range(2)]
+    for stream in admitted:
+        assert (await stream.first_answer()).HasField("window")
+    assert sample_value(scrape(metrics_port), "genre_stream_load") == pytest.approx(0.4)
+    third = OpenStream(client, hop_seconds=0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await third.first_answer()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for stream in admitted:
+        assert await stream.finish()
