@@ -260,9 +260,11 @@ class ModelRegistry:
 
 
 def _fingerprint(directory: Path) -> str:
-    """Changes whenever the manifest or weights change, so a replaced version is reloaded."""
+    """Changes whenever the manifest or any tensors file (an ensemble's members included)
+    changes, so a replaced or damaged version is reloaded, and refused if it no longer verifies."""
     parts = []
-    for file_name in ("manifest.json", "model.safetensors"):
+    tensors = sorted(path.name for path in directory.glob("*.safetensors"))
+    for file_name in ("manifest.json", *(tensors or ["model.safetensors"])):
         path = directory / file_name
         try:
             stat = path.stat()

@@ -114,3 +114,26 @@ def test_a_batch_of_windows_gets_the_answers_each_window_gets_alone(ensemble: Pa
     assert runner.windows_per_second == np.inf
     runner.warm_up(8)
     assert 0 < runner.windows_per_second < np.inf
+
+
+async def test_a_member_damaged_after_loading_is_noticed_at_the_next_reload(
+    tmp_path: Path,
+) -> None:
+    repository = tmp_path / "models"
+    served = write_tiny_ensemble(repository)
+    registry = ModelRegistry(
+        repository,
+        names=(),
+        pins={},
+        device=torch.device("cpu"),
+        settings=BatcherSettings.per_kind(ServerConfig()),
+        metrics=ServerMetrics.create(),
+    )
+    try:
+        assert set((await registry.reload()).versions) == {"tiny-ensemble"}
+        (served / "tagger.safetensors").write_bytes(b"damaged on disk")
+        table = await registry.reload()
+        assert "tiny-ensemble" not in table.versions
+        assert "tiny-ensemble" in table.missing
+    finally:
+        await registry.close()
