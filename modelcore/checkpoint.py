@@ -131,6 +131,27 @@ def _verified_tensors(weights_path: Path, expected: str) -> dict[str, torch.Tens
         raise CheckpointError(f"{weights_path}: unreadable safetensors ({error})") from error
 
 
+def member_tensors(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """One member's tensors out of a merged state dict, keys without the member's prefix."""
+    return {
+        key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)
+    }
+
+
+def split_members(
+    state_dict: Mapping[str, torch.Tensor], prefixes: Mapping[str, str]
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """The reverse of ``load_checkpoint``'s merge, for ``write_checkpoint``: the tensors that stay
+    in ``model.safetensors``, and each member's (``prefixes``: member name -> key prefix)."""
+    members = {name: member_tensors(state_dict, prefix) for name, prefix in prefixes.items()}
+    own = {
+        key: value
+        for key, value in state_dict.items()
+        if not key.startswith(tuple(prefixes.values()))
+    }
+    return own, members
+
+
 def load_checkpoint(version_directory: Path) -> Checkpoint:
     """Reads and verifies one version, members' tensors files included (each checked against
     its own sha256, its keys given the member's prefix); CheckpointError says what is wrong."""

@@ -13,25 +13,13 @@ import pytest
 from bench.server_process import ServerProcess, rss_bytes
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import create_server
-from tests.support.checkpoints import TINY_FRONTEND, write_tiny_audio_model
+from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config, write_tiny_audio_model
 from tests.support.harness import loopback_config, sample_value, scrape, start_server_process
 from tests.support.synthetic_audio import pcm_s16le, synth_clip
 
 Request = genre_pb2.ClassifyAudioStreamRequest
 RATE = TINY_FRONTEND.sample_rate
 AUDIO = pcm_s16le(synth_clip("disco", 0.6, RATE, seed=1))
-
-
-def config(hop_seconds: float = 0.0) -> Request:
-    return Request(
-        config=genre_pb2.StreamConfig(
-            model=genre_pb2.ModelRef(name="tiny-audio"),
-            sample_rate=RATE,
-            encoding=genre_pb2.PCM_S16LE,
-            channels=1,
-            hop_seconds=hop_seconds,
-        )
-    )
 
 
 def audio(data: bytes) -> Request:
@@ -62,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 async def vanish_after_first_answer(stub: genre_pb2_grpc.GenreClassifierAsyncStub) -> None:
     async def requests() -> AsyncIterator[Request]:
-        yield config()
+        yield tiny_stream_config()
         yield audio(AUDIO)
         await asyncio.sleep(3600)  # never half-closes: the client just goes away
 
@@ -74,7 +62,7 @@ async def vanish_after_first_answer(stub: genre_pb2_grpc.GenreClassifierAsyncStu
 async def vanish_before_config(stub: genre_pb2_grpc.GenreClassifierAsyncStub) -> None:
     async def requests() -> AsyncIterator[Request]:
         await asyncio.sleep(3600)
-        yield config()
+        yield tiny_stream_config()
 
     call = stub.ClassifyAudioStream(requests())
     await asyncio.sleep(0.01)
@@ -137,7 +125,7 @@ async def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}", options) as channel:
 
             async def flood() -> AsyncIterator[Request]:
-                yield config(hop_seconds=0.1)
+                yield tiny_stream_config(hop_seconds=0.1)
                 for _ in range(600):
                     yield audio(second)
 
@@ -161,7 +149,7 @@ async def test_a_client_that_sends_forever_hits_the_duration_cap(tmp_path: Path)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
 
             async def forever() -> AsyncIterator[Request]:
-                yield config()
+                yield tiny_stream_config()
                 while True:
                     yield audio(second)
 

@@ -13,25 +13,13 @@ import pytest
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import create_server
-from tests.support.checkpoints import TINY_FRONTEND, write_tiny_audio_model
+from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config, write_tiny_audio_model
 from tests.support.harness import loopback_config, sample_value, scrape
 from tests.support.synthetic_audio import pcm_s16le, synth_clip
 
 RATE = TINY_FRONTEND.sample_rate
 Request = genre_pb2.ClassifyAudioStreamRequest
 CLIP = pcm_s16le(synth_clip("metal", 0.6, RATE, seed=3))
-
-
-def stream_config(hop_seconds: float) -> Request:
-    return Request(
-        config=genre_pb2.StreamConfig(
-            model=genre_pb2.ModelRef(name="tiny-audio"),
-            sample_rate=RATE,
-            encoding=genre_pb2.PCM_S16LE,
-            channels=1,
-            hop_seconds=hop_seconds,
-        )
-    )
 
 
 class OpenStream:
@@ -41,7 +29,7 @@ class OpenStream:
         self.end = asyncio.Event()
 
         async def requests() -> AsyncIterator[Request]:
-            yield stream_config(hop_seconds)
+            yield tiny_stream_config(hop_seconds)
             yield Request(audio=genre_pb2.AudioChunk(data=CLIP))
             await self.end.wait()
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from bench.audio_model import write_stand_in
-from modelcore.checkpoint import write_checkpoint
+from genre.v1 import genre_pb2
+from modelcore.checkpoint import split_members, write_checkpoint
 from modelcore.frontend import FrontEndConfig, MusicnnFrontEndConfig
 from modelcore.models import build_model
 from modelcore.models.audio_ensemble import AudioEnsemble
@@ -98,6 +99,19 @@ TINY_FRONTEND = FrontEndConfig(
 AUDIO_LABELS = ("classical", "disco", "metal")
 
 
+def tiny_stream_config(hop_seconds: float = 0.0) -> genre_pb2.ClassifyAudioStreamRequest:
+    """The first message of a stream to ``tiny-audio``: its rate, mono 16-bit PCM."""
+    return genre_pb2.ClassifyAudioStreamRequest(
+        config=genre_pb2.StreamConfig(
+            model=genre_pb2.ModelRef(name="tiny-audio"),
+            sample_rate=TINY_FRONTEND.sample_rate,
+            encoding=genre_pb2.PCM_S16LE,
+            channels=1,
+            hop_seconds=hop_seconds,
+        )
+    )
+
+
 def write_tiny_audio_model(repository: Path, name: str = "tiny-audio", seed: int = 0) -> Path:
     """An untrained CNN-LSTM with a small, fast front-end (8 kHz, 0.5 s windows, 0.25 s hop)."""
     return write_stand_in(
@@ -139,11 +153,7 @@ def write_tiny_ensemble(repository: Path, name: str = "tiny-ensemble", seed: int
     with torch.no_grad():  # both members have a say, and the bias a visible effect
         model.member_weights.copy_(torch.tensor([0.5, 0.5]))
         model.class_bias.copy_(torch.tensor([0.0, 0.3, -0.3]))
-    state = model.state_dict()
-    members = {
-        member: {k[len(member) + 1 :]: v for k, v in state.items() if k.startswith(f"{member}.")}
-        for member in ("cnn_lstm", "tagger")
-    }
+    own, members = split_members(model.state_dict(), {"cnn_lstm": "cnn_lstm.", "tagger": "tagger."})
     manifest = {
         "name": name,
         "kind": "audio",
@@ -158,5 +168,4 @@ def write_tiny_ensemble(repository: Path, name: str = "tiny-ensemble", seed: int
         "metrics": {"split_protocol": "untrained test model", "track_accuracy": 0.0},
         "training": {"dataset": "none", "seed": seed},
     }
-    own = {k: v for k, v in state.items() if not k.startswith(("cnn_lstm.", "tagger."))}
     return write_checkpoint(repository, manifest, own, member_tensors=members)

@@ -6,11 +6,30 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
+
 from bench.scrape import metrics_text as scrape
 from bench.scrape import sample_value
 from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.batcher import BatcherSettings
 from server.config import ServerConfig
+from server.metrics import ServerMetrics
+from server.registry import ModelRegistry
+
+
+def cpu_registry(
+    repository: Path, names: tuple[str, ...] = (), pins: Mapping[str, int] | None = None
+) -> ModelRegistry:
+    """A model registry on the CPU with the server's default batching; ``close()`` it."""
+    return ModelRegistry(
+        repository,
+        names=names,
+        pins=dict(pins or {}),
+        device=torch.device("cpu"),
+        settings=BatcherSettings.per_kind(ServerConfig()),
+        metrics=ServerMetrics.create(),
+    )
 
 
 def loopback_config(repository: Path, **overrides: object) -> ServerConfig:

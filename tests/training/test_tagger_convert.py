@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelcore.checkpoint import load_checkpoint, sha256_of
+from modelcore.checkpoint import load_checkpoint, member_tensors, sha256_of
 from modelcore.models.musicnn import Musicnn
 from tests.conftest import REPOSITORY_ROOT
 from training.tagger.convert import convert_musicnn
@@ -46,9 +46,7 @@ def test_converting_the_wheel_gives_the_shipped_tensors(wheel: Path, tmp_path: P
     checkpoint = load_checkpoint(ENSEMBLE / str(latest))
     member = checkpoint.manifest.members["tagger"]
     prefix = member["prefix"]
-    shipped = {
-        k[len(prefix) :]: v for k, v in checkpoint.state_dict.items() if k.startswith(prefix)
-    }
+    shipped = member_tensors(checkpoint.state_dict, prefix)
     assert shipped.keys() == converted.keys()
     for key, tensor in converted.items():
         assert torch.equal(shipped[key], tensor), key

@@ -12,16 +12,13 @@ import torch
 
 from modelcore.checkpoint import CheckpointError, load_checkpoint
 from modelcore.manifest import Manifest, ManifestError
-from server.batcher import BatcherSettings
-from server.config import ServerConfig
-from server.metrics import ServerMetrics
-from server.registry import ModelRegistry
 from server.runner import AudioRunner
 from tests.support.checkpoints import (
     TINY_FRONTEND,
     write_tiny_audio_model,
     write_tiny_ensemble,
 )
+from tests.support.harness import cpu_registry
 
 
 @pytest.fixture
@@ -84,14 +81,7 @@ async def test_the_registry_serves_the_others_and_leaves_a_broken_ensemble_out(
     broken = write_tiny_ensemble(repository)
     write_tiny_audio_model(repository)
     (broken / "cnn_lstm.safetensors").write_bytes(b"not the tensors")
-    registry = ModelRegistry(
-        repository,
-        names=(),
-        pins={},
-        device=torch.device("cpu"),
-        settings=BatcherSettings.per_kind(ServerConfig()),
-        metrics=ServerMetrics.create(),
-    )
+    registry = cpu_registry(repository)
     try:
         table = await registry.reload()
         assert set(table.versions) == {"tiny-audio"}
@@ -121,14 +111,7 @@ async def test_a_member_damaged_after_loading_is_noticed_at_the_next_reload(
 ) -> None:
     repository = tmp_path / "models"
     served = write_tiny_ensemble(repository)
-    registry = ModelRegistry(
-        repository,
-        names=(),
-        pins={},
-        device=torch.device("cpu"),
-        settings=BatcherSettings.per_kind(ServerConfig()),
-        metrics=ServerMetrics.create(),
-    )
+    registry = cpu_registry(repository)
     try:
         assert set((await registry.reload()).versions) == {"tiny-ensemble"}
         (served / "tagger.safetensors").write_bytes(b"damaged on disk")

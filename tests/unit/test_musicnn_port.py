@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelcore.checkpoint import load_checkpoint
+from modelcore.checkpoint import load_checkpoint, member_tensors
 from modelcore.frontend import MusicnnFrontEnd, MusicnnFrontEndConfig
 from modelcore.models.musicnn import Musicnn
 from tests.conftest import REPOSITORY_ROOT
@@ -52,9 +52,7 @@ def shipped_tagger() -> Musicnn:
     assert checkpoint.manifest.architecture["type"] == "audio_ensemble"
     tagger = Musicnn(**checkpoint.manifest.architecture["params"].get("tagger", {}))
     prefix = checkpoint.manifest.members["tagger"]["prefix"]
-    tagger.load_state_dict(
-        {k[len(prefix) :]: v for k, v in checkpoint.state_dict.items() if k.startswith(prefix)}
-    )
+    tagger.load_state_dict(member_tensors(checkpoint.state_dict, prefix))
     return tagger.eval()
 
 

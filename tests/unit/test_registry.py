@@ -7,14 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import torch
 
-from server.batcher import BatcherSettings
-from server.config import ServerConfig
 from server.errors import InvalidArgument, ModelNotFound
-from server.metrics import ServerMetrics
 from server.registry import ModelRegistry
 from tests.support.checkpoints import write_tiny_model
+from tests.support.harness import cpu_registry
 
 OPENED: list[ModelRegistry] = []
 
@@ -22,14 +19,7 @@ OPENED: list[ModelRegistry] = []
 def registry_for(
     repository: Path, names: tuple[str, ...] = (), pins: dict[str, int] | None = None
 ) -> ModelRegistry:
-    registry = ModelRegistry(
-        repository,
-        names=names,
-        pins=pins or {},
-        device=torch.device("cpu"),
-        settings=BatcherSettings.per_kind(ServerConfig()),
-        metrics=ServerMetrics.create(),
-    )
+    registry = cpu_registry(repository, names, pins)
     OPENED.append(registry)
     return registry
 

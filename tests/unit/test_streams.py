@@ -7,30 +7,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from genre.v1 import genre_pb2
-from server.batcher import BatcherSettings
 from server.config import ServerConfig
 from server.errors import FailedPrecondition, InvalidArgument, Overloaded
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry
 from server.streams import StreamLimits, StreamSlots, plan_stream, require_config
 from tests.support.checkpoints import write_tiny_audio_model, write_tiny_model
+from tests.support.harness import cpu_registry
 
 
 @pytest.fixture
 async def registry(tmp_path: Path) -> AsyncIterator[ModelRegistry]:
     write_tiny_audio_model(tmp_path)
     write_tiny_model(tmp_path)
-    registry = ModelRegistry(
-        tmp_path,
-        names=(),
-        pins={},
-        device=torch.device("cpu"),
-        settings=BatcherSettings.per_kind(ServerConfig()),
-        metrics=ServerMetrics.create(),
-    )
+    registry = cpu_registry(tmp_path)
     await registry.reload()
     yield registry
     await registry.close()

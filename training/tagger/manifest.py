@@ -110,7 +110,7 @@ def build_ensemble_manifest(
     cnn = shipped_cnn.manifest
     tagger_frontend = MusicnnFrontEndConfig().to_dict()
     shares = np.exp(prior)
-    assumed = np.exp(-choice.prior_strength * prior) * 1.0
+    bias = -choice.prior_strength * prior  # the class_bias the shipped ensemble adds
     return Manifest(
         name=config.name,
         kind="audio",
@@ -186,7 +186,7 @@ def build_ensemble_manifest(
                 "divided by shares^prior_strength: 0 keeps the training shares, 1 assumes "
                 "every genre equally likely",
                 "bias_per_genre": dict(
-                    zip(dataset.label_names, np.log(assumed).round(4).tolist(), strict=True)
+                    zip(dataset.label_names, bias.round(4).tolist(), strict=True)
                 ),
             },
             "device": str(device),

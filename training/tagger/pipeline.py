@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from modelcore.checkpoint import Checkpoint, load_checkpoint, read_manifest, write_checkpoint
+from modelcore.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    read_manifest,
+    split_members,
+    write_checkpoint,
+)
 from modelcore.frontend import (
     FrontEndConfig,
     LogMelFrontEnd,
@@ -125,8 +131,9 @@ def run_ensemble(config: EnsembleRunConfig, progress: bool = True) -> EnsembleOu
     in_train, in_valid = np.isin(owner, split.train), np.isin(owner, split.valid)
 
     # members that never saw the valid list, scored on its windows
-    valid_windows = [w for w, t in zip(per_track, every, strict=True) if t in set(split.valid)]
-    valid_order = [t for t in every if t in set(split.valid)]
+    in_valid_list = set(split.valid.tolist())
+    valid_windows = [w for w, t in zip(per_track, every, strict=True) if t in in_valid_list]
+    valid_order = [t for t in every if t in in_valid_list]
     heads = {
         c: fit_head(features[in_train], dataset.labels[owner[in_train]], num_classes, c)
         for c in C_GRID
@@ -157,12 +164,9 @@ def run_ensemble(config: EnsembleRunConfig, progress: bool = True) -> EnsembleOu
         ensemble.member_weights.copy_(torch.tensor([choice.cnn_weight, 1 - choice.cnn_weight]))
         ensemble.class_bias.copy_(torch.from_numpy(-choice.prior_strength * prior))
     ensemble.cpu()
-    state = ensemble.state_dict()
-    member_tensors = {
-        member: {k[len(member) + 1 :]: v for k, v in state.items() if k.startswith(f"{member}.")}
-        for member in ("cnn_lstm", "tagger")
-    }
-    own = {k: v for k, v in state.items() if not k.startswith(("cnn_lstm.", "tagger."))}
+    own, member_files = split_members(
+        ensemble.state_dict(), {member: f"{member}." for member in ("cnn_lstm", "tagger")}
+    )
     manifest = build_ensemble_manifest(
         config, dataset, split, shipped_cnn, selection_cnn, source.provenance, evaluation,
         prior, version, device,
@@ -172,6 +176,6 @@ def run_ensemble(config: EnsembleRunConfig, progress: bool = True) -> EnsembleOu
         manifest,
         own,
         extra_files=build_ensemble_files(manifest, evaluation),
-        member_tensors=member_tensors,
+        member_tensors=member_files,
     )
     return EnsembleOutcome(directory, read_manifest(directory), evaluation)
