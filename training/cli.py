@@ -28,6 +28,7 @@ from training.features.config import (
 from training.features.datasets import DATASETS
 from training.features.tabular import CONFLICT_POLICIES, DataFormatError
 from training.fitting import DEVICES
+from training.published import print_published
 from training.tagger.arguments import add_ensemble_parser, run_ensemble_command
 
 DEFAULT_NAMES = {
@@ -183,13 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataFormatError, ValueError) as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 1
-    metrics = outcome.manifest.metrics
     print(f"data: {outcome.report['data_report']}")
-    print(f"wrote {outcome.directory}")
-    print(f"split: {metrics['split_protocol']}")
-    print(
-        "metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-    )
+    print_published(outcome.directory, outcome.manifest.metrics)
     return 0
 
 

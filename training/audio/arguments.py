@@ -23,6 +23,7 @@ from training.audio.config import (
     AugmentConfig,
 )
 from training.fitting import DEVICES
+from training.published import print_published
 
 
 def add_audio_parser(commands: Any) -> None:
@@ -131,10 +132,5 @@ def run_audio_command(arguments: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 1
-    metrics = outcome.manifest.metrics
-    print(f"wrote {outcome.directory}")
-    print(f"split: {metrics['split_protocol']}")
-    print(
-        "metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-    )
+    print_published(outcome.directory, outcome.manifest.metrics)
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from training.fitting import DEVICES
+from training.published import print_published
 from training.tagger.config import EnsembleRunConfig
 from training.tagger.wheel import DEFAULT_WHEEL, WheelError
 
@@ -54,10 +55,7 @@ def run_ensemble_command(arguments: argparse.Namespace) -> int:
     except (WheelError, ValueError) as error:
         print(f"genre-train: {error}", file=sys.stderr)
         return 1
-    metrics = outcome.manifest.metrics
-    print(f"wrote {outcome.directory}")
-    print(f"split: {metrics['split_protocol']}")
     shown = ("nested_track_accuracy", "track_accuracy", "cnn_lstm_track_accuracy",
              "tagger_head_track_accuracy", "nested_track_log_loss")  # fmt: skip
-    print("metrics: " + ", ".join(f"{key}={metrics[key]:.4f}" for key in shown))
+    print_published(outcome.directory, outcome.manifest.metrics, shown)
     return 0
