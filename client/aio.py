@@ -22,8 +22,9 @@ import grpc
 import grpc.aio
 import numpy.typing as npt
 
+from client.channels import ChannelOptions, RoundRobin, open_channels
 from client.errors import from_rpc_error
-from client.options import DEFAULT_RETRY, CallSettings, RetryPolicy, merged_channel_options
+from client.options import DEFAULT_RETRY, CallSettings, RetryPolicy
 from client.requests import (
     Encoding,
     StreamSettings,
@@ -40,7 +41,9 @@ from genre.v1 import genre_pb2
 class AsyncGenreClient:
     """Talks to one genre-serve target; use ``async with`` or ``await close()``.
 
-    Deadlines, retries, errors and channel options behave exactly as in ``GenreClient``.
+    Deadlines, retries, errors, channel options and ``connections`` (N connections taken in
+    turn, because a server's worker processes share one port and the kernel balances
+    connections, not calls) behave exactly as in ``GenreClient``.
     """
 
     def __init__(
@@ -52,27 +55,30 @@ class AsyncGenreClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         channel_options: Mapping[str, int | str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        connections: int = 1,
     ) -> None:
         self._settings = CallSettings(deadline_seconds, stream_deadline_seconds, retry)
-        options = merged_channel_options(channel_options)
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
-        self._stub = make_async_stub(self._channel)
+        self._channels = open_channels(
+            lambda options: _open_channel(target, credentials, options),
+            connections=connections,
+            overrides=channel_options,
+        )
+        self._stubs = RoundRobin([make_async_stub(channel) for channel in self._channels])
         self.target = target
 
     @property
     def stub(self) -> AsyncGenreStub:
-        """The raw generated stub over the asyncio channel."""
-        return self._stub
+        """The raw generated stub over the first asyncio channel."""
+        return self._stubs.first
 
     @property
     def channel(self) -> grpc.aio.Channel:
-        return self._channel
+        """The first channel."""
+        return self._channels[0]
 
     async def close(self) -> None:
-        await self._channel.close(None)
+        for channel in self._channels:
+            await channel.close(None)
 
     async def __aenter__(self) -> Self:
         return self
@@ -93,7 +99,9 @@ class AsyncGenreClient:
         """Every model version the server has loaded."""
 
         async def attempt(seconds: float) -> genre_pb2.ListModelsResponse:
-            return await self._stub.ListModels(genre_pb2.ListModelsRequest(), timeout=seconds)
+            return await self._stubs.next().ListModels(
+                genre_pb2.ListModelsRequest(), timeout=seconds
+            )
 
         response = await acall_with_retry(
             attempt,
@@ -134,7 +142,7 @@ class AsyncGenreClient:
         self, request: genre_pb2.ClassifyFeaturesRequest, override: float | None
     ) -> FeaturesResult:
         async def attempt(seconds: float) -> genre_pb2.ClassifyFeaturesResponse:
-            return await self._stub.ClassifyFeatures(request, timeout=seconds)
+            return await self._stubs.next().ClassifyFeatures(request, timeout=seconds)
 
         response = await acall_with_retry(
             attempt,
@@ -168,16 +176,19 @@ class AsyncGenreClient:
         settings = StreamSettings(
             model, sample_rate, encoding, channels, hop_seconds, top_k, version
         )
-        return self._stream(settings, chunks, self._settings.stream_timeout(timeout))
+        seconds = self._settings.stream_timeout(timeout)
+        # The connection is picked here, not at the first anext(), so streams rotate in call order.
+        return self._stream(self._stubs.next(), settings, chunks, seconds)
 
     async def _stream(
         self,
+        stub: AsyncGenreStub,
         settings: StreamSettings,
         chunks: Iterable[bytes] | AsyncIterable[bytes],
         seconds: float,
     ) -> AsyncGenerator[StreamUpdate, None]:
         source = _RecordingChunks(chunks)
-        call = self._stub.ClassifyAudioStream(_requests(settings, source), timeout=seconds)
+        call = stub.ClassifyAudioStream(_requests(settings, source), timeout=seconds)
         cancel: Callable[[], bool] = call.cancel
         try:
             async for response in call:
@@ -194,6 +205,14 @@ class AsyncGenreClient:
             raise
         finally:
             cancel()
+
+
+def _open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
 
 
 class _RecordingChunks(AsyncIterable[bytes]):

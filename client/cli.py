@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="deadline per call in seconds (default 10; streams default to one hour)",
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "open N connections and take them in turn (default 1): a server with several "
+            "worker processes balances connections, not calls, so one connection reaches "
+            "one worker"
+        ),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="list served model versions")
@@ -87,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = COMMANDS[args.command]
     try:
-        with GenreClient(args.target) as client:
+        with GenreClient(args.target, connections=args.connections) as client:
             return run(client, args)
     except GenreClientError as error:
         retried = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""

@@ -9,8 +9,9 @@ from typing import Self
 import grpc
 import numpy.typing as npt
 
+from client.channels import ChannelOptions, RoundRobin, open_channels
 from client.errors import from_rpc_error
-from client.options import DEFAULT_RETRY, CallSettings, RetryPolicy, merged_channel_options
+from client.options import DEFAULT_RETRY, CallSettings, RetryPolicy
 from client.requests import (
     Encoding,
     StreamSettings,
@@ -25,13 +26,19 @@ from genre.v1 import genre_pb2
 
 
 class GenreClient:
-    """Talks to one genre-serve target over one channel; use as a context manager or ``close()``.
+    """Talks to one genre-serve target; use as a context manager or ``close()``.
 
     Every call carries a deadline (``deadline_seconds`` unless the call passes ``timeout=``), and
     unary calls retry UNAVAILABLE per ``retry`` inside that deadline. Failures raise
     :class:`client.errors.GenreClientError` with the status ``code`` and ``details``.
     ``channel_options`` are laid over :data:`client.options.DEFAULT_CHANNEL_OPTIONS`;
     ``credentials`` switches to a TLS channel.
+
+    ``connections`` opens that many channels, each its own TCP connection, and every call (each
+    attempt of a retried one, each new stream) takes the next in turn. A server with several
+    worker processes shares one port between them and the kernel balances connections, not
+    calls, so one connection reaches one worker; N connections spread the calls over up to N
+    (and a retry after UNAVAILABLE goes out on another connection).
     """
 
     def __init__(
@@ -43,27 +50,31 @@ class GenreClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         channel_options: Mapping[str, int | str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        connections: int = 1,
     ) -> None:
         self._settings = CallSettings(deadline_seconds, stream_deadline_seconds, retry)
-        options = merged_channel_options(channel_options)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.secure_channel(target, credentials, options=options)
-        self._stub = make_stub(self._channel)
+        self._channels = open_channels(
+            lambda options: _open_channel(target, credentials, options),
+            connections=connections,
+            overrides=channel_options,
+        )
+        self._stubs = RoundRobin([make_stub(channel) for channel in self._channels])
         self.target = target
 
     @property
     def stub(self) -> GenreStub:
-        """The raw generated stub, for callers who need metadata, futures or other options."""
-        return self._stub
+        """The raw generated stub (over the first channel), for callers who need metadata,
+        futures or other options."""
+        return self._stubs.first
 
     @property
     def channel(self) -> grpc.Channel:
-        return self._channel
+        """The first channel."""
+        return self._channels[0]
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._channels:
+            channel.close()
 
     def __enter__(self) -> Self:
         return self
@@ -79,7 +90,9 @@ class GenreClient:
     def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every model version the server has loaded."""
         response = call_with_retry(
-            lambda seconds: self._stub.ListModels(genre_pb2.ListModelsRequest(), timeout=seconds),
+            lambda seconds: self._stubs.next().ListModels(
+                genre_pb2.ListModelsRequest(), timeout=seconds
+            ),
             method="ListModels",
             policy=self._settings.retry,
             total_seconds=self._settings.unary_timeout(timeout),
@@ -118,7 +131,7 @@ class GenreClient:
         self, request: genre_pb2.ClassifyFeaturesRequest, timeout: float | None
     ) -> FeaturesResult:
         response = call_with_retry(
-            lambda seconds: self._stub.ClassifyFeatures(request, timeout=seconds),
+            lambda seconds: self._stubs.next().ClassifyFeatures(request, timeout=seconds),
             method="ClassifyFeatures",
             policy=self._settings.retry,
             total_seconds=self._settings.unary_timeout(timeout),
@@ -148,13 +161,15 @@ class GenreClient:
         settings = StreamSettings(
             model, sample_rate, encoding, channels, hop_seconds, top_k, version
         )
-        return self._stream(settings, chunks, self._settings.stream_timeout(timeout))
+        seconds = self._settings.stream_timeout(timeout)
+        # The connection is picked here, not at the first next(), so streams rotate in call order.
+        return self._stream(self._stubs.next(), settings, chunks, seconds)
 
     def _stream(
-        self, settings: StreamSettings, chunks: Iterable[bytes], timeout: float
+        self, stub: GenreStub, settings: StreamSettings, chunks: Iterable[bytes], timeout: float
     ) -> Generator[StreamUpdate, None, None]:
         source = _RecordingChunks(chunks)
-        call = self._stub.ClassifyAudioStream(stream_requests(settings, source), timeout=timeout)
+        call = stub.ClassifyAudioStream(stream_requests(settings, source), timeout=timeout)
         # grpc-stubs leaves RpcContext.cancel untyped; a typed name keeps mypy strict happy.
         cancel: Callable[[], object] = call.cancel
         try:
@@ -166,6 +181,14 @@ class GenreClient:
             raise from_rpc_error(error, method="ClassifyAudioStream") from error
         finally:
             cancel()
+
+
+def _open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, credentials, options=options)
 
 
 class _RecordingChunks(Iterable[bytes]):

@@ -75,7 +75,11 @@ def _classification(values: Sequence[float], top_k: int) -> genre_pb2.Classifica
 
 
 class ScriptedServicer(genre_pb2_grpc.GenreClassifierServicer):
-    """Counts calls, keeps requests and deadlines, fails on cue; thread-safe."""
+    """Counts calls, keeps requests, deadlines and peers, fails on cue; thread-safe.
+
+    ``peers`` holds each call's ``context.peer()`` (``ipv4:127.0.0.1:PORT``, the client's end of
+    the TCP connection), in the order the calls were entered, so tests can tell connections apart.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -88,6 +92,7 @@ class ScriptedServicer(genre_pb2_grpc.GenreClassifierServicer):
             self.feature_requests: list[genre_pb2.ClassifyFeaturesRequest] = []
             self.stream_requests: list[genre_pb2.ClassifyAudioStreamRequest] = []
             self.time_remaining: list[float | None] = []
+            self.peers: list[str] = []
             self.delay_seconds = 0.0
 
     def fail(self, method: str, code: grpc.StatusCode, details: str, *, times: int = 1) -> None:
@@ -99,6 +104,7 @@ class ScriptedServicer(genre_pb2_grpc.GenreClassifierServicer):
         with self._lock:
             self.calls[method] += 1
             self.time_remaining.append(context.time_remaining())
+            self.peers.append(context.peer())
             queued = self.failures.get(method)
             failure = queued.popleft() if queued else None
             delay = self.delay_seconds

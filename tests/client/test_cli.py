@@ -165,6 +165,46 @@ def test_models_the_server_does_not_list_for_features_exit_2(
     assert servicer.calls["ClassifyFeatures"] == 0
 
 
+@pytest.mark.parametrize(("flags", "connections"), [([], 1), (["--connections", "3"], 3)])
+def test_connections_flag_spreads_the_calls_over_connections(
+    capsys: pytest.CaptureFixture[str],
+    grpc_addr: str,
+    servicer: ScriptedServicer,
+    tmp_path: Path,
+    flags: list[str],
+    connections: int,
+) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([{"tempo": n} for n in range(3)]))
+
+    code, _, _ = run(
+        capsys,
+        grpc_addr,
+        *flags,
+        "features",
+        "--model",
+        "gtzan-mlp",
+        "--batch-size",
+        "1",
+        str(path),
+    )
+
+    assert code == 0
+    assert len(servicer.peers) == 4  # ListModels, then one call per row
+    assert len(set(servicer.peers)) == connections
+
+
+def test_fewer_than_one_connection_exits_2(
+    capsys: pytest.CaptureFixture[str], grpc_addr: str, servicer: ScriptedServicer
+) -> None:
+    code, out, err = run(capsys, grpc_addr, "--connections", "0", "models")
+
+    assert code == 2
+    assert out == ""
+    assert "connections must be >= 1" in err
+    assert not servicer.peers
+
+
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         main(["features", "rows.csv"])
