@@ -32,8 +32,13 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def read_logs_until(self, event: str, timeout: float = 60.0) -> dict[str, object]:
-        """Consumes JSON log lines until one has ``event``; fails after ``timeout`` seconds."""
+    def read_logs_until(
+        self, event: str, timeout: float = 60.0, *, from_worker: bool | None = None
+    ) -> dict[str, object]:
+        """Consumes JSON log lines until one has ``event``; fails after ``timeout`` seconds.
+
+        ``from_worker``: True takes only a worker process's line (it carries ``worker``), False
+        only the supervisor's or a single process's; None either."""
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -46,9 +51,23 @@ class ServerProcess:
                 continue
             record: dict[str, object] = json.loads(line)
             self.log_lines.append(record)
-            if record.get("event") == event:
+            if record.get("event") == event and (
+                from_worker is None or from_worker == ("worker" in record)
+            ):
                 return record
         raise AssertionError(f"server never logged {event!r}; last lines {self.log_lines[-5:]}")
+
+    def records(self) -> list[dict[str, object]]:
+        """Every JSON line the server (supervisor and workers included) has written so far."""
+        return [json.loads(line) for line in list(self.raw_lines) if line.startswith("{")]
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker index -> pid of its latest start, from the supervisor's ``worker_started``."""
+        return {
+            int(str(record["worker_index"])): int(str(record["pid"]))
+            for record in self.records()
+            if record.get("event") == "worker_started"
+        }
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
@@ -92,7 +111,8 @@ def start_server_process(
     """Starts the server on free loopback ports and returns once it logged 'ready'.
 
     ``repository=None`` leaves the model repository to the server's default (this checkout's
-    ``models/``), as ``make serve`` does.
+    ``models/``), as ``make serve`` does. One serving process unless ``extra_env`` names
+    ``GENRE_WORKERS``: then the ports and 'ready' are the supervisor's, which waits for all.
     """
     env = {
         **os.environ,
@@ -101,6 +121,7 @@ def start_server_process(
         "GENRE_METRICS_HOST": "127.0.0.1",
         "GENRE_METRICS_PORT": "0",
         "GENRE_LOG_FORMAT": "json",
+        "GENRE_WORKERS": "1",
         **(extra_env or {}),
     }
     env.pop("GENRE_MODEL_REPOSITORY", None)
@@ -119,10 +140,10 @@ def start_server_process(
         target=_pump, args=(process.stderr, handle._lines, handle.raw_lines), daemon=True
     ).start()
     try:
-        starting = handle.read_logs_until("starting", timeout)
+        starting = handle.read_logs_until("starting", timeout, from_worker=False)
         handle.grpc_port = int(str(starting["grpc_port"]))
         handle.metrics_port = int(str(starting["metrics_port"]))
-        handle.read_logs_until("ready", timeout)
+        handle.read_logs_until("ready", timeout, from_worker=False)
     except BaseException:
         process.kill()
         handle.stop()

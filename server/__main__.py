@@ -2,39 +2,22 @@
 
 SIGTERM and SIGINT drain (NOT_SERVING, in-flight calls finish within the grace period, exit 0);
 SIGHUP rescans the model repository, so a new version goes live without a restart.
+
+With more than one worker (``GENRE_WORKERS``; by default one per CPU) this process becomes the
+supervisor of that many serving processes (``server.supervisor``); with one it serves itself.
+Only the single-process path imports ``server.app``: a supervisor never loads torch or gRPC, and
+each spawned worker imports this module again before it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
-from server.app import create_server
 from server.config import ServerConfig
-from server.logs import configure_logging, get_logger
-
-log = get_logger("server.main")
-
-
-async def serve(config: ServerConfig) -> None:
-    app = await create_server(config)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    reloads: set[asyncio.Task[object]] = set()
-
-    def reload_on_signal() -> None:
-        task: asyncio.Task[object] = loop.create_task(app.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
-    await stop.wait()
-    log.info("signal_received")
-    await app.drain()
+from server.cpus import available_cpus, default_workers
+from server.logs import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +26,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"genre-serve: {error}", file=sys.stderr)
         return 2
+    workers = config.workers or default_workers(available_cpus())
     configure_logging(config.log_format, config.log_level, background=True)
+    if workers > 1:
+        from server.supervisor import Supervisor
+
+        return Supervisor(config.replace(workers=workers), workers).run()
+    from server.app import serve
+
     asyncio.run(serve(config))
     return 0
 

@@ -18,6 +18,11 @@ The gRPC port opens before models load. Health (``grpc.health.v1``) then says:
 
 ``App.drain()`` is the SIGTERM path: NOT_SERVING, refuse new calls, let in-flight ones finish
 within the grace period, then stop the batchers.
+
+As one of several worker processes (``role``), readiness is the pod's, not the process's: SERVING
+only while every worker is ready (``server.readiness``), so a check that lands on any worker tells
+the truth. A worker shares the gRPC port with the others (SO_REUSEPORT) and leaves /metrics to the
+supervisor, which aggregates every worker's files.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +48,11 @@ from server.auth import BearerTokenInterceptor, load_grants
 from server.batcher import BatcherSettings
 from server.calls import ServingState
 from server.config import ServerConfig
+from server.cpus import available_cpus, default_torch_threads
 from server.handlers import add_servicer
 from server.logs import get_logger
 from server.metrics import ServerMetrics
+from server.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable
 from server.runner import select_device
 from server.servicer import GenreClassifierServicer
@@ -56,6 +64,7 @@ LIVENESS_SERVICE = "liveness"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DRAIN_SETTLE_SECONDS = 0.25  # quiet time before the gRPC core stops (see ServingState)
+PEER_WATCH_SECONDS = 0.25  # how often a worker looks at the other workers' readiness
 
 
 def model_health_name(model: str) -> str:
@@ -74,9 +83,12 @@ class App:
     health: HealthServicer
     state: ServingState
     _metrics_http: Any
+    role: WorkerRole | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _served_names: set[str] = field(default_factory=set)
     _published: tuple[bool, Mapping[str, str]] | None = None  # the readiness last logged
+    _locally_ready: bool = False
+    _overall: int | None = None  # the health status last set for "" and the service
 
     async def reload(self) -> ModelTable:
         """Rescans the model repository (SIGHUP and the poll interval call this)."""
@@ -94,10 +106,29 @@ class App:
         for name in self._served_names - names:
             await self.health.set(model_health_name(name), NOT_SERVING)
         self._served_names = names
-        overall = SERVING if table.ready else NOT_SERVING
-        await self.health.set("", overall)
-        await self.health.set(SERVICE_NAME, overall)
+        self._locally_ready = table.ready
+        await self._publish_overall()
         self._log_readiness(table)
+
+    async def _publish_overall(self) -> None:
+        if self.state.draining:
+            return
+        role = self.role
+        ready = self._locally_ready and (role is None or role.board.others_ready(role.index))
+        overall = SERVING if ready else NOT_SERVING
+        if overall != self._overall:
+            self._overall = overall
+            await self.health.set("", overall)
+            await self.health.set(SERVICE_NAME, overall)
+        if role is not None:  # after the health change, so SERVING on the board is true
+            state = (
+                WorkerState.SERVING
+                if ready
+                else WorkerState.READY
+                if self._locally_ready
+                else WorkerState.LOADED
+            )
+            role.board.publish(role.index, state)
 
     def _log_readiness(self, table: ModelTable) -> None:
         """One line when readiness or its reasons change, not one per reload poll."""
@@ -116,6 +147,26 @@ class App:
         interval = self.config.reload_interval_seconds
         if interval > 0:
             self._background.append(asyncio.create_task(self._poll(interval), name="reload-poll"))
+        if self.role is not None:
+            watch = self._watch_peers(self.role)
+            self._background.append(asyncio.create_task(watch, name="peer-watch"))
+
+    async def _watch_peers(self, role: WorkerRole) -> None:
+        """Follows the other workers' readiness; samples the task gauge; notices a lost parent.
+
+        The task gauge is sampled here because a gauge's ``set_function`` is invisible in
+        prometheus_client's multiprocess mode. A worker whose supervisor died (SIGKILL) would
+        otherwise keep the port forever as an orphan, so it signals itself to drain and exit.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PEER_WATCH_SECONDS)
+            await self._publish_overall()
+            self.metrics.event_loop_tasks.set(len(asyncio.all_tasks(loop)))
+            if os.getppid() != role.parent_pid:
+                log.warning("supervisor_lost", parent_pid=role.parent_pid)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
 
     async def _poll(self, interval: float) -> None:
         while True:
@@ -136,6 +187,8 @@ class App:
         if self.state.draining:
             return
         self.state.drain_started.set()
+        if self.role is not None:
+            self.role.board.publish(self.role.index, WorkerState.STARTING)
         started = asyncio.get_running_loop().time()
         log.info("draining", grace_seconds=grace, active_calls=self.state.active_calls)
         await self.health.enter_graceful_shutdown()
@@ -147,29 +200,32 @@ class App:
         remaining = max(0.0, grace - (asyncio.get_running_loop().time() - started))
         await self.server.stop(remaining)
         await self.registry.close()
-        self._metrics_http.shutdown()
-        self._metrics_http.server_close()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
         log.info("stopped")
 
 
-def configure_torch(threads: int) -> int:
-    """Inference threads, set deliberately: one core stays with the event loop and gRPC.
+def configure_torch(threads: int, workers: int = 1) -> int:
+    """Inference threads, set deliberately: one core stays with each event loop and gRPC.
 
     On 2 cores, two intra-op threads made 256-row calls no faster on the CPU and slower on a
     GPU, for 12-18% more server CPU per call (``bench/results/torch_threads_h200.md``).
     """
-    chosen = threads if threads > 0 else max(1, min(4, (os.cpu_count() or 1) - 1))
+    chosen = threads if threads > 0 else default_torch_threads(available_cpus(), workers)
     torch.set_num_threads(chosen)
     with contextlib.suppress(RuntimeError):  # only settable before any inter-op work started
         torch.set_num_interop_threads(1)
     return chosen
 
 
-def grpc_options(config: ServerConfig) -> list[tuple[str, Any]]:
+def grpc_options(config: ServerConfig, share_port: bool = False) -> list[tuple[str, Any]]:
+    """``share_port``: workers bind one port together (SO_REUSEPORT); a single process refuses
+    to, so a second server started by mistake fails instead of taking half the connections."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if share_port else 0),
         # Accept client keepalive pings every 30 s (the default 5 min strikes out 60 s clients).
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
     ]
@@ -194,12 +250,14 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     )
 
 
-async def create_server(config: ServerConfig) -> App:
-    threads = configure_torch(config.torch_threads)
+async def create_server(config: ServerConfig, role: WorkerRole | None = None) -> App:
+    """``role``: this process is one of the supervisor's workers (see the module docstring)."""
+    threads = configure_torch(config.torch_threads, config.workers if role else 1)
     device = select_device(config.device)
     metrics = ServerMetrics.create()
     loop = asyncio.get_running_loop()
-    metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
+    if role is None:
+        metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
     registry = ModelRegistry(
         config.model_repository,
         names=config.models,
@@ -214,7 +272,9 @@ async def create_server(config: ServerConfig) -> App:
     if config.auth_tokens_file:
         grants = load_grants(Path(config.auth_tokens_file))
         interceptors.append(BearerTokenInterceptor(grants, config.auth_exempt_services, metrics))
-    server = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
+    server = grpc.aio.server(
+        options=grpc_options(config, share_port=role is not None), interceptors=interceptors
+    )
     servicer = GenreClassifierServicer(
         registry, metrics, state, config.max_rows_per_request, StreamLimits.from_config(config)
     )
@@ -233,9 +293,11 @@ async def create_server(config: ServerConfig) -> App:
     )
     if grpc_port == 0:
         raise RuntimeError(f"could not bind gRPC to {config.grpc_host}:{config.grpc_port}")
-    metrics_http, _ = start_http_server(
-        config.metrics_port, addr=config.metrics_host, registry=metrics.registry
-    )
+    metrics_http = None
+    if role is None:
+        metrics_http, _ = start_http_server(
+            config.metrics_port, addr=config.metrics_host, registry=metrics.registry
+        )
     await health_servicer.set("", NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await health_servicer.set(LIVENESS_SERVICE, SERVING)
@@ -244,12 +306,13 @@ async def create_server(config: ServerConfig) -> App:
         config=config,
         server=server,
         grpc_port=grpc_port,
-        metrics_port=int(metrics_http.server_port),
+        metrics_port=int(metrics_http.server_port) if metrics_http is not None else 0,
         registry=registry,
         metrics=metrics,
         health=health_servicer,
         state=state,
         _metrics_http=metrics_http,
+        role=role,
     )
     log.info(
         "starting",
@@ -267,3 +330,23 @@ async def create_server(config: ServerConfig) -> App:
         serving=table.ready,
     )
     return app
+
+
+async def serve(config: ServerConfig, role: WorkerRole | None = None) -> None:
+    """Runs a server until SIGTERM or SIGINT, then drains it; SIGHUP rescans the repository."""
+    app = await create_server(config, role)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload_on_signal() -> None:
+        task: asyncio.Task[object] = loop.create_task(app.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
+    await stop.wait()
+    log.info("signal_received")
+    await app.drain()

@@ -125,9 +125,19 @@ class ServerConfig:
             "native bfloat16 and GPUs; checked against float32 when a version loads)"
         },
     )
+    workers: int = field(
+        default=0,
+        metadata={
+            "help": "serving processes sharing the gRPC port, each with its own batchers "
+            "(0: one per CPU the process may use, up to 8; 1: a single process)"
+        },
+    )
     torch_threads: int = field(
         default=0,
-        metadata={"help": "intra-op threads for inference (0: cores minus one, 1 to 4)"},
+        metadata={
+            "help": "intra-op threads per serving process (0: its share of the CPUs minus one, "
+            "1 to 4)"
+        },
     )
     log_format: str = field(default="auto", metadata={"help": "auto, json or console"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
@@ -158,6 +168,7 @@ class ServerConfig:
             "reload_interval_seconds",
             "max_connection_age_seconds",
             "torch_threads",
+            "workers",
             "stream_admission_load",
             "audio_windows_per_second",
         )

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
@@ -114,10 +114,13 @@ def configure_logging(
     level: str,
     stream: TextIO | None = None,
     background: bool = False,
+    fields: Mapping[str, object] | None = None,
 ) -> None:
     """``log_format``: json, console, or auto (console on a terminal, JSON otherwise).
 
     ``background`` (the server process) writes stderr from a thread (``BackgroundStderr``).
+    ``fields`` go into every line of this process: a worker's ``worker`` id, so the lines of
+    several processes that share one stderr can be told apart.
     """
     output: TextIO | _CurrentStderr | BackgroundStderr
     if stream is not None:
@@ -130,8 +133,15 @@ def configure_logging(
         if use_console
         else structlog.processors.JSONRenderer()
     )
+    constant = dict(fields or {})
+
+    def add_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event.update(constant)
+        return event
+
     structlog.configure(
         processors=[
+            add_fields,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

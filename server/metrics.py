@@ -1,5 +1,11 @@
 """Prometheus metrics, one registry per server instance so several servers can share a process.
 
+Under worker processes (``server.supervisor``) every value also goes to prometheus_client's
+multiprocess files, and the supervisor's /metrics adds them up: counters and histograms summed
+over every worker that ever ran, gauges by their ``multiprocess_mode`` over the live ones (sums
+for in-flight work, the maximum for a 0/1 info gauge and a per-worker load share, one series per
+process for the task count).
+
 Names follow Prometheus conventions: ``genre_`` prefix, base units, ``_total`` for counters. The
 average batch size is ``genre_inferred_rows_total / genre_batch_executions_total``.
 """
@@ -75,6 +81,7 @@ class ServerMetrics:
                 "genre_in_flight_requests",
                 "RPCs being handled right now (an autoscaling signal).",
                 ("method",),
+                multiprocess_mode="livesum",
                 registry=registry,
             ),
             queue_time=Histogram(
@@ -108,12 +115,17 @@ class ServerMetrics:
                 registry=registry,
             ),
             queue_rows=Gauge(
-                "genre_queue_rows", "Rows waiting in a model's batcher.", model, registry=registry
+                "genre_queue_rows",
+                "Rows waiting in a model's batcher.",
+                model,
+                multiprocess_mode="livesum",
+                registry=registry,
             ),
             model_info=Gauge(
                 "genre_model_info",
                 "1 per loaded model version; is_default marks the one unversioned calls get.",
                 ("model", "version", "kind", "is_default"),
+                multiprocess_mode="livemax",
                 registry=registry,
             ),
             model_load_failures=Counter(
@@ -123,11 +135,15 @@ class ServerMetrics:
                 registry=registry,
             ),
             open_streams=Gauge(
-                "genre_open_streams", "ClassifyAudioStream calls open now.", registry=registry
+                "genre_open_streams",
+                "ClassifyAudioStream calls open now.",
+                multiprocess_mode="livesum",
+                registry=registry,
             ),
             stream_load=Gauge(
                 "genre_stream_load",
                 "Share of the audio models' measured windows/s that open streams ask for.",
+                multiprocess_mode="livemax",
                 registry=registry,
             ),
             audio_seconds=Counter(
@@ -160,6 +176,7 @@ class ServerMetrics:
             event_loop_tasks=Gauge(
                 "genre_event_loop_tasks",
                 "asyncio tasks alive in the server's event loop (a leak shows as growth).",
+                multiprocess_mode="liveall",
                 registry=registry,
             ),
         )

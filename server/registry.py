@@ -252,7 +252,9 @@ class ModelRegistry:
         info = self._metrics.model_info
         for served in previous.all():
             is_default = previous.defaults.get(served.name) == served.version
-            info.remove(served.name, str(served.version), served.kind, str(is_default).lower())
+            labels = (served.name, str(served.version), served.kind, str(is_default).lower())
+            info.labels(*labels).set(0)  # multiprocess files keep removed series: zero it first
+            info.remove(*labels)
         for served in table.all():
             is_default = table.defaults.get(served.name) == served.version
             labels = (served.name, str(served.version), served.kind, str(is_default).lower())

@@ -4,49 +4,17 @@ admitted ones keep going."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from genre.v1 import genre_pb2, genre_pb2_grpc
+from genre.v1 import genre_pb2_grpc
 from server.app import create_server
-from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config, write_tiny_audio_model
+from tests.support.checkpoints import write_tiny_audio_model
 from tests.support.harness import loopback_config, sample_value, scrape
-from tests.support.synthetic_audio import pcm_s16le, synth_clip
-
-RATE = TINY_FRONTEND.sample_rate
-Request = genre_pb2.ClassifyAudioStreamRequest
-CLIP = pcm_s16le(synth_clip("metal", 0.6, RATE, seed=3))
-
-
-class OpenStream:
-    """A stream that sent its config and one window's audio, and waits to be told to end."""
-
-    def __init__(self, stub: genre_pb2_grpc.GenreClassifierAsyncStub, hop_seconds: float) -> None:
-        self.end = asyncio.Event()
-
-        async def requests() -> AsyncIterator[Request]:
-            yield tiny_stream_config(hop_seconds)
-            yield Request(audio=genre_pb2.AudioChunk(data=CLIP))
-            await self.end.wait()
-
-        self.call = stub.ClassifyAudioStream(requests())
-
-    async def first_answer(self) -> genre_pb2.ClassifyAudioStreamResponse:
-        answer = await self.call.read()
-        assert isinstance(answer, genre_pb2.ClassifyAudioStreamResponse)
-        return answer
-
-    async def finish(self) -> list[genre_pb2.ClassifyAudioStreamResponse]:
-        """Half-closes and reads the rest, the final track answer last."""
-        self.end.set()
-        rest = []
-        while isinstance(answer := await self.call.read(), genre_pb2.ClassifyAudioStreamResponse):
-            rest.append(answer)
-        return rest
+from tests.support.streams import OpenStream
 
 
 @pytest.fixture
@@ -72,12 +40,12 @@ async def test_a_stream_past_capacity_is_refused_and_admitted_once_room_is_made(
 ) -> None:
     client, metrics_port = stub
     first = OpenStream(client, hop_seconds=0.25)
-    assert (await first.first_answer()).HasField("window")
+    assert (await first.next_answer()).HasField("window")
     assert sample_value(scrape(metrics_port), "genre_stream_load") == pytest.approx(0.4)
 
     second = OpenStream(client, hop_seconds=0.25)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await second.first_answer()
+        await second.next_answer()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     details = refused.value.details() or ""
     assert "config.hop_seconds: the audio models are at capacity" in details
@@ -91,7 +59,7 @@ async def test_a_stream_past_capacity_is_refused_and_admitted_once_room_is_made(
 
     # room again: the next stream is admitted
     third = OpenStream(client, hop_seconds=0.25)
-    assert (await third.first_answer()).HasField("window")
+    assert (await third.next_answer()).HasField("window")
     assert await third.finish()
 
 
@@ -101,11 +69,11 @@ async def test_a_longer_hop_asks_for_less_so_more_streams_fit(
     client, metrics_port = stub
     admitted = [OpenStream(client, hop_seconds=0.5) for _ in range(2)]
     for stream in admitted:
-        assert (await stream.first_answer()).HasField("window")
+        assert (await stream.next_answer()).HasField("window")
     assert sample_value(scrape(metrics_port), "genre_stream_load") == pytest.approx(0.4)
     third = OpenStream(client, hop_seconds=0.5)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await third.first_answer()
+        await third.next_answer()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     for stream in admitted:
         assert await stream.finish()

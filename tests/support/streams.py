@@ -1,0 +1,46 @@
+"""An audio stream a test holds open: config and a first window sent, more audio on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config
+from tests.support.synthetic_audio import pcm_s16le, synth_clip
+
+Request = genre_pb2.ClassifyAudioStreamRequest
+Response = genre_pb2.ClassifyAudioStreamResponse
+CLIP = pcm_s16le(synth_clip("metal", 0.6, TINY_FRONTEND.sample_rate, seed=3))
+
+
+class OpenStream:
+    """A ``tiny-audio`` stream that sent its config and one window's audio (``CLIP``); it sends
+    another clip on ``send_clip()`` and half-closes on ``finish()``."""
+
+    def __init__(self, stub: genre_pb2_grpc.GenreClassifierAsyncStub, hop_seconds: float) -> None:
+        self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._outgoing.put_nowait(CLIP)
+
+        async def requests() -> AsyncIterator[Request]:
+            yield tiny_stream_config(hop_seconds)
+            while (data := await self._outgoing.get()) is not None:
+                yield Request(audio=genre_pb2.AudioChunk(data=data))
+
+        self.call = stub.ClassifyAudioStream(requests())
+
+    def send_clip(self) -> None:
+        self._outgoing.put_nowait(CLIP)
+
+    async def next_answer(self) -> Response:
+        answer = await self.call.read()
+        assert isinstance(answer, Response), answer
+        return answer
+
+    async def finish(self) -> list[Response]:
+        """Half-closes and reads the rest, the final track answer last."""
+        self._outgoing.put_nowait(None)
+        rest = []
+        while isinstance(answer := await self.call.read(), Response):
+            rest.append(answer)
+        return rest
