@@ -10,6 +10,11 @@ relative to this is the share of a Python gRPC service's best that it keeps.
 
 It logs the same JSON ``starting``/``ready`` lines as ``python -m server`` (ports from
 ``GENRE_GRPC_HOST``/``GENRE_GRPC_PORT``), so ``bench.server_process`` starts it like ours.
+
+``--reuseport`` lets N echo processes share one port as ours's workers do (SO_REUSEPORT: the
+kernel hands each new connection to one of them), the ceiling for N serving processes. The
+``stopped`` line says how many calls this process answered, so a test can tell that every one
+of them took a share.
 """
 
 from __future__ import annotations
@@ -56,12 +61,14 @@ class EchoServicer:
         self._labels = tuple(labels)
         self._model = model
         self._responses: dict[int, genre_pb2.ClassifyFeaturesResponse] = {}
+        self.calls = 0
 
     async def ClassifyFeatures(  # noqa: N802
         self,
         request: genre_pb2.ClassifyFeaturesRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> genre_pb2.ClassifyFeaturesResponse:
+        self.calls += 1
         rows = request_rows(parsed(request))
         response = self._responses.get(rows)
         if response is None:
@@ -86,15 +93,18 @@ def _log(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), file=sys.stderr, flush=True)
 
 
-async def serve(labels: Sequence[str], model: str, host: str, port: int) -> None:
+async def serve(
+    labels: Sequence[str], model: str, host: str, port: int, *, reuseport: bool = False
+) -> None:
     server = grpc.aio.server(
         options=[
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuseport else 0),
         ]
     )
-    add_servicer(EchoServicer(labels, model), server)
+    servicer = EchoServicer(labels, model)
+    add_servicer(servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     _log("starting", grpc_port=bound, metrics_port=0)
@@ -105,16 +115,21 @@ async def serve(labels: Sequence[str], model: str, host: str, port: int) -> None
     _log("ready")
     await stop.wait()
     await server.stop(1.0)
+    _log("stopped", pid=os.getpid(), calls=servicer.calls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--manifest", type=Path, required=True, help="labels come from here")
+    parser.add_argument(
+        "--reuseport", action="store_true", help="share the port with other processes"
+    )
     args = parser.parse_args(argv)
     manifest = json.loads(args.manifest.read_text())
     host = os.environ.get("GENRE_GRPC_HOST", "127.0.0.1")
     port = int(os.environ.get("GENRE_GRPC_PORT", "0"))
-    asyncio.run(serve([str(label) for label in manifest["labels"]], manifest["name"], host, port))
+    labels = [str(label) for label in manifest["labels"]]
+    asyncio.run(serve(labels, manifest["name"], host, port, reuseport=args.reuseport))
     return 0
 
 

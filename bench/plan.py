@@ -1,8 +1,10 @@
-"""What one ``bench.run`` measures (servers, scenarios, levels, stream counts) and its flags."""
+"""What one ``bench.run`` measures (servers, scenarios, levels, worker and stream counts) and its
+flags."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +18,12 @@ SCENARIOS = ("features-1", "features-256", "audio")
 class Plan:
     servers: tuple[str, ...]
     scenarios: tuple[str, ...]
+    # Serving processes sharing one port: every server kind runs once per count (ours with
+    # GENRE_WORKERS, N echo processes on one SO_REUSEPORT port, TorchServe N workers per model).
+    workers: tuple[int, ...] = (1,)
+    # The kernel balances connections, not calls, so the client opens this many per worker;
+    # one worker keeps today's single connection (see ``connections``).
+    connections_per_worker: int = 4
     levels: tuple[int, ...] = (1, 8, 64, 256)
     bulk_levels: tuple[int, ...] = (1, 8)
     warmup_s: float = 2.0
@@ -30,6 +38,21 @@ class Plan:
     gpu_offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     torchserve_setup_s: float = 240.0
     cell_limit_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.workers or not _ascending_positive(self.workers):
+            raise ValueError(f"workers must be positive and ascending, got {self.workers}")
+        if self.connections_per_worker < 1:
+            raise ValueError("connections_per_worker must be at least 1")
+
+    def connections(self, workers: int) -> int:
+        """Client connections for a server of ``workers`` processes.
+
+        SO_REUSEPORT hands each new connection to one process, so N processes need several
+        connections each or some sit idle. One process keeps the single connection every run
+        before workers used, so its figures stay comparable with the committed ones.
+        """
+        return 1 if workers == 1 else self.connections_per_worker * workers
 
     @classmethod
     def quick(cls) -> Plan:
@@ -68,19 +91,40 @@ def parse_arguments(argv: list[str] | None, doc: str | None) -> tuple[argparse.N
         choices=("even", "random"),
         help="real-time stream starts: even over 1 s (default) or seeded random over one hop",
     )
+    parser.add_argument(
+        "--workers",
+        help="comma-separated serving process counts, ascending; every server runs once per "
+        "count (default 1)",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan(servers=SERVERS, scenarios=SCENARIOS)
     if args.servers:
         plan = Plan(**{**asdict(plan), "servers": tuple(args.servers.split(","))})
     if args.scenarios:
         plan = Plan(**{**asdict(plan), "scenarios": tuple(args.scenarios.split(","))})
-    if args.stream_counts:
-        counts = tuple(int(part) for part in args.stream_counts.split(","))
-        if not counts or min(counts) < 1 or list(counts) != sorted(counts):
-            parser.error("--stream-counts takes positive counts in ascending order, e.g. 1,4,16")
+    if args.stream_counts is not None:
+        counts = _counts(parser, "--stream-counts", args.stream_counts, "1,4,16")
         plan = Plan(**{**asdict(plan), "stream_counts": counts})
+    if args.workers is not None:
+        workers = _counts(parser, "--workers", args.workers, "1,2")
+        plan = Plan(**{**asdict(plan), "workers": workers})
     if args.stream_seconds:
         plan = Plan(**{**asdict(plan), "stream_audio_seconds": args.stream_seconds})
     if args.stream_phases:
         plan = Plan(**{**asdict(plan), "stream_phases": args.stream_phases})
     return args, plan
+
+
+def _ascending_positive(counts: tuple[int, ...]) -> bool:
+    return min(counts) >= 1 and all(a < b for a, b in itertools.pairwise(counts))
+
+
+def _counts(parser: argparse.ArgumentParser, flag: str, text: str, example: str) -> tuple[int, ...]:
+    """A comma-separated list of positive counts, strictly ascending, or the parser's error."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or not _ascending_positive(counts):
+        parser.error(f"{flag} takes positive counts in ascending order, e.g. {example}")
+    return counts

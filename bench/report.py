@@ -16,7 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.verdicts import audio_ratio, gap_cause, lookup, ratio, throughput_key
+from bench.verdicts import (
+    audio_ratio,
+    cpu_split,
+    gap_cause,
+    lookup,
+    ratio,
+    throughput_key,
+    worker_counts,
+    workers_of,
+)
 
 SERVER_NAMES = {
     "ours": "genre-serve",
@@ -34,7 +43,7 @@ def _num(value: Any, digits: int = 0) -> str:
 
 
 def cell_line(cell: dict[str, Any]) -> str:
-    head = f"{cell['scenario']} {cell['server']} c={cell['concurrency']}"
+    head = f"{cell['scenario']} {cell['server']} workers={workers_of(cell)} c={cell['concurrency']}"
     if "failed" in cell:
         return f"{head}: FAILED {cell['failed']}"
     return (
@@ -55,6 +64,11 @@ def audio_line(cell: dict[str, Any]) -> str:
     )
 
 
+def skipped_name(server: str, workers: int) -> str:
+    """The key a skipped server is recorded under: its name, and its worker count past one."""
+    return server if workers == 1 else f"{server} with {workers} workers"
+
+
 def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     cells = [c for c in results.get("cells", []) if c["scenario"] == scenario]
     if not cells:
@@ -62,10 +76,14 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     unit = "calls/s" if scenario == "features-1" else "rows/s"
     key = throughput_key(scenario)
     servers = [s for s in SERVER_NAMES if any(c["server"] == s for c in cells)]
-    levels = sorted({c["concurrency"] for c in cells})
+    # A run of one process reads as runs did before workers existed; otherwise every row and
+    # every cell names its worker count, and each ratio compares servers of the same count.
+    counted = worker_counts(results) != [1]
+    rows = sorted({(workers_of(c), c["concurrency"]) for c in cells})
     title = "one named row per call" if scenario == "features-1" else "256 dense rows per call"
     lines = [f"### ClassifyFeatures, {title} ({unit})", ""]
     header = [
+        *(["workers"] if counted else []),
         "concurrency",
         *(SERVER_NAMES[s] for s in servers),
         "ours / echo",
@@ -73,37 +91,51 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
         "batching on / off",
     ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for level in levels:
-        row = [str(level)]
+    for workers, level in rows:
+        row = [*([str(workers)] if counted else []), str(level)]
         for server in servers:
-            cell = lookup(results, scenario, server, level)
+            cell = lookup(results, scenario, server, level, workers)
             row.append(_num(cell[key]) if cell else "-")
         for other in ("echo", "torchserve", "ours-no-batching"):
-            row.append(_num(ratio(results, scenario, "ours", other, level), 2))
+            row.append(_num(ratio(results, scenario, "ours", other, level, workers), 2))
         lines.append("| " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "| server | c | " + unit + " | p50 ms | p90 ms | p99 ms | errors | "
-        "mean batch | mean queue ms | server CPU µs/call | stable | load before | client CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|",
-    ]
-    for cell in cells:
-        if "failed" in cell:
-            lines.append(
-                f"| {SERVER_NAMES[cell['server']]} | {cell['concurrency']} | failed: "
-                f"{cell['failed']} |||||||||"
-            )
-            continue
-        errors = ", ".join(f"{k} {v}" for k, v in cell["errors"].items()) or "0"
-        lines.append(
-            f"| {SERVER_NAMES[cell['server']]} | {cell['concurrency']} | {_num(cell[key])} | "
-            f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {errors} | "
-            f"{_num(cell.get('mean_batch_rows'), 1)} | {_num(cell.get('mean_queue_ms'), 2)} | "
-            f"{_num(cell.get('server_cpu_us_per_call'))} | "
-            f"{'yes' if cell['stable'] else 'no'} ({len(cell['windows'])} windows) | "
-            f"{cell['load_average_before'][0]:.2f} | {cell['client_cpu_fraction']:.0%} |"
-        )
+    lines += ["", *_detail_header(unit, counted)]
+    for cell in sorted(cells, key=workers_of):  # stable: each count's cells in measured order
+        lines.append(_detail_row(cell, key, counted))
     return [*lines, ""]
+
+
+def _detail_header(unit: str, counted: bool) -> list[str]:
+    first = "| server | workers | connections | c | " if counted else "| server | c | "
+    last = " | CPU per process |" if counted else " |"
+    return [
+        first + unit + " | p50 ms | p90 ms | p99 ms | errors | mean batch | mean queue ms | "
+        "server CPU µs/call | stable | load before | client CPU" + last,
+        ("|---|---:|---:|---:|" if counted else "|---|---:|")
+        + "---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|"
+        + ("---|" if counted else ""),
+    ]
+
+
+def _detail_row(cell: dict[str, Any], key: str, counted: bool) -> str:
+    name = SERVER_NAMES[cell["server"]]
+    head = (
+        f"| {name} | {workers_of(cell)} | {cell.get('connections', '-')} | {cell['concurrency']} |"
+        if counted
+        else f"| {name} | {cell['concurrency']} |"
+    )
+    if "failed" in cell:
+        return f"{head} failed: {cell['failed']} |||||||||" + ("|" if counted else "")
+    errors = ", ".join(f"{k} {v}" for k, v in cell["errors"].items()) or "0"
+    return (
+        f"{head} {_num(cell[key])} | "
+        f"{cell['p50_ms']:.2f} | {cell['p90_ms']:.2f} | {cell['p99_ms']:.2f} | {errors} | "
+        f"{_num(cell.get('mean_batch_rows'), 1)} | {_num(cell.get('mean_queue_ms'), 2)} | "
+        f"{_num(cell.get('server_cpu_us_per_call'))} | "
+        f"{'yes' if cell['stable'] else 'no'} ({len(cell['windows'])} windows) | "
+        f"{cell['load_average_before'][0]:.2f} | {cell['client_cpu_fraction']:.0%} |"
+        + (f" {cpu_split(cell) or '-'} |" if counted else "")
+    )
 
 
 def _audio_cells(audio: dict[str, Any]) -> list[dict[str, Any]]:
@@ -187,6 +219,24 @@ def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _workers_paragraph(results: dict[str, Any]) -> list[str]:
+    """What a worker count meant for each server, for runs that measured more than one process."""
+    counts = worker_counts(results)
+    if counts == [1]:
+        return []
+    per_worker = results["plan"].get("connections_per_worker", 4)
+    return [
+        f"Serving processes (workers): {', '.join(map(str, counts))}. With N workers, genre-serve"
+        " ran `GENRE_WORKERS=N` (a supervisor and N processes sharing one port), the echo "
+        "ceiling N echo processes sharing one port (SO_REUSEPORT) and TorchServe N workers per "
+        "model. The kernel hands each new connection to one process, so the client opened "
+        f"{per_worker} connections per worker (one for a single process); CPU per process is "
+        "each serving process's share of the server's CPU in that cell, which shows how evenly "
+        "the connections landed. Ratios compare servers with the same number of workers.",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -202,6 +252,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['plan']['window_s']} s after {results['plan']['warmup_s']} s warm-up until "
         "three agree within 10% (throughput and p99).",
         "",
+        *_workers_paragraph(results),
     ]
     for scenario in ("features-1", "features-256"):
         lines += _features_tables(results, scenario)

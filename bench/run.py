@@ -4,10 +4,16 @@
     .venv/bin/python -m bench.run --quick    # one tiny cell per server, seconds
     .venv/bin/python -m bench.run --servers ours --scenarios audio --stream-counts 1,8,16,24 \
         --out bench/results/ensemble-cpu     # the audio model's streams alone
+    .venv/bin/python -m bench.run --workers 1,2 --servers ours,echo,torchserve \
+        --scenarios features-1,features-256  # every server with 1, then 2 serving processes
 
 Every server is a subprocess on loopback, started here and stopped by its PID (TorchServe: its
 process group); every load cell is a separate client process (``bench.load``) with a time
-limit. Results go to ``bench/results/benchmarks.json`` and ``benchmarks.md`` (``--out``).
+limit. With ``--workers`` every features server runs once per worker count (``bench.endpoints``
+says what N processes means for each), all servers of one count before the next, so the cells a
+ratio compares are measured close together; the client opens several connections per worker,
+since the kernel balances connections, not calls. The audio streams run one process. Results go
+to ``bench/results/benchmarks.json`` and ``benchmarks.md`` (``--out``).
 TorchServe that cannot be set up or started within its budget is recorded as skipped, with why.
 """
 
@@ -20,15 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench import machine, report, verdicts
+from bench import endpoints, machine, report, verdicts
 from bench.audio_load import AudioSpec
 from bench.audio_model import (
     describe,
@@ -36,14 +42,15 @@ from bench.audio_model import (
     offline_windows_per_second,
     write_stand_in,
 )
-from bench.cpu import tree_cpu_seconds
+from bench.cpu import process_shares, server_cpu
+from bench.endpoints import CLASSIFY as CLASSIFY
+from bench.endpoints import Endpoint
 from bench.plan import REPOSITORY_ROOT, Plan, parse_arguments
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2
 from server.config import ServerConfig
 from server.runner import select_device
 
-CLASSIFY = "/genre.v1.GenreClassifier/ClassifyFeatures"
 BULK_ROWS = 256
 
 
@@ -91,15 +98,6 @@ def run_client(spec: dict[str, Any], limit_s: float) -> dict[str, Any]:
     return result
 
 
-@dataclass
-class Endpoint:
-    target: str
-    metrics_port: int
-    method: str
-    bodies: dict[str, Path]
-    pid: int
-
-
 class Harness:
     def __init__(self, plan: Plan, repository: Path, model: str, workdir: Path) -> None:
         self.plan = plan
@@ -117,96 +115,68 @@ class Harness:
         self.cells: list[dict[str, Any]] = []
         self.skipped: dict[str, str] = {}
         self.hop_seconds = 1.0  # the audio model's default hop, once ``audio`` has read it
+        self.torchserve: endpoints.TorchServe | None = None  # set up on first use, then kept
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
-    def serving(self, server: str) -> Iterator[Endpoint]:
+    def serving(self, server: str, workers: int) -> Iterator[Endpoint]:
         genre = {
             "features-1": self.bodies["features-1"],
             "features-256": self.bodies["features-256"],
         }
         if server == "torchserve":
-            with self._torchserve() as endpoint:
+            if self.torchserve is None:
+                self.torchserve = endpoints.TorchServe(
+                    self.workdir,
+                    self.version,
+                    self.model,
+                    self.bodies,
+                    batch_size=self.config.max_batch_size,
+                    max_batch_delay_ms=self.config.max_queue_delay_ms,
+                    setup_s=self.plan.torchserve_setup_s,
+                )
+            with self.torchserve.serving(workers) as endpoint:
                 yield endpoint
-            return
-        if server == "echo":
-            handle = start_server_process(
-                None,
-                command=(
-                    sys.executable,
-                    "-m",
-                    "bench.echo_server",
-                    "--manifest",
-                    str(self.version / "manifest.json"),
-                ),
-            )
+        elif server == "echo":
+            with endpoints.echo(self.version / "manifest.json", genre, workers) as endpoint:
+                yield endpoint
         else:
             env = {"GENRE_MODELS": self.model}
             if server == "ours-no-batching":
                 env["GENRE_MAX_BATCH_SIZE"] = "1"
             if server == "ours-bf16":
                 env["GENRE_FEATURES_PRECISION"] = "bfloat16"
-            handle = start_server_process(self.repository, env)
-        try:
-            yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, genre, handle.process.pid)
-        finally:
-            handle.stop()
-
-    @contextlib.contextmanager
-    def _torchserve(self) -> Iterator[Endpoint]:
-        from bench import torchserve
-
-        ts_dir = self.workdir / "torchserve"
-        ts_dir.mkdir(exist_ok=True)
-        venv = torchserve.ensure_venv(self.plan.torchserve_setup_s)
-        inference_pb2, _ = torchserve.inference_stubs(ts_dir, venv)
-        bodies = {}
-        for scenario, raw in (("features-1", "raw-1"), ("features-256", "raw-256")):
-            bodies[scenario] = ts_dir / f"{scenario}.bin"
-            request = inference_pb2.PredictionsRequest(
-                model_name=self.model, input={"data": self.bodies[raw].read_bytes()}
-            )
-            bodies[scenario].write_bytes(request.SerializeToString())
-        store = torchserve.build_archive(ts_dir, venv, self.version, self.model)
-        process = torchserve.start_torchserve(
-            ts_dir,
-            venv,
-            store,
-            self.model,
-            batch_size=self.config.max_batch_size,
-            max_batch_delay_ms=self.config.max_queue_delay_ms,
-            probe=bodies["features-1"].read_bytes(),
-        )
-        try:
-            yield Endpoint(process.target, 0, torchserve.METHOD, bodies, process.process.pid)
-        finally:
-            process.stop()
+            with endpoints.ours(self.repository, env, genre, workers) as endpoint:
+                yield endpoint
 
     def features(self) -> None:
         wanted = [s for s in ("features-1", "features-256") if s in self.plan.scenarios]
-        for server in self.plan.servers:
-            if not wanted:
-                return
-            self.log(f"starting {server}")
-            try:
-                with self.serving(server) as endpoint:
-                    for scenario in wanted:
-                        if scenario == "features-256" and server == "ours-no-batching":
-                            continue  # one call is one batch either way
-                        if scenario == "features-1" and server == "ours-bf16":
-                            continue  # precision shows in compute-bound calls only
-                        levels = (
-                            self.plan.levels if scenario == "features-1" else self.plan.bulk_levels
-                        )
-                        for concurrency in levels:
-                            self._cell(server, scenario, concurrency, endpoint)
-            except Exception as error:  # a peer that fails to start is a skipped comparison
-                if server != "torchserve":
-                    raise
-                self.skipped[server] = f"{type(error).__name__}: {error}"
-                self.log(f"torchserve skipped: {self.skipped[server]}")
+        if not wanted:
+            return
+        for workers in self.plan.workers:
+            for server in self.plan.servers:
+                self._features_server(server, workers, wanted)
+
+    def _features_server(self, server: str, workers: int, wanted: Sequence[str]) -> None:
+        self.log(f"starting {server} with {workers} worker(s)")
+        try:
+            with self.serving(server, workers) as endpoint:
+                for scenario in wanted:
+                    if scenario == "features-256" and server == "ours-no-batching":
+                        continue  # one call is one batch either way
+                    if scenario == "features-1" and server == "ours-bf16":
+                        continue  # precision shows in compute-bound calls only
+                    levels = self.plan.levels if scenario == "features-1" else self.plan.bulk_levels
+                    for concurrency in levels:
+                        self._cell(server, scenario, concurrency, endpoint)
+        except Exception as error:  # a peer that fails to start is a skipped comparison
+            if server != "torchserve":
+                raise
+            name = report.skipped_name(server, workers)
+            self.skipped[name] = f"{type(error).__name__}: {error}"
+            self.log(f"{name} skipped: {self.skipped[name]}")
 
     def _cell(self, server: str, scenario: str, concurrency: int, endpoint: Endpoint) -> None:
         load_before = machine.load_average()
@@ -221,16 +191,23 @@ class Harness:
             "window_s": self.plan.window_s,
             "max_windows": self.plan.max_windows,
             "metrics_port": endpoint.metrics_port,
+            "channels": self.plan.connections(endpoint.workers),
         }
-        cpu_before = tree_cpu_seconds(endpoint.pid)
+        cpu_before = server_cpu(endpoint.pids, endpoint.workers)
         result = run_client(spec, self.plan.cell_limit_s)
         if result.get("calls_total"):
-            server_cpu = tree_cpu_seconds(endpoint.pid) - cpu_before
-            result["server_cpu_us_per_call"] = 1e6 * server_cpu / result["calls_total"]
+            cpu_after = server_cpu(endpoint.pids, endpoint.workers)
+            server_seconds = cpu_after.total - cpu_before.total
+            result["server_cpu_us_per_call"] = 1e6 * server_seconds / result["calls_total"]
+            if endpoint.split and endpoint.workers > 1:
+                shares = process_shares(cpu_before, cpu_after, endpoint.workers)
+                result["process_cpu_shares"] = shares
         cell = {
             "scenario": scenario,
             "server": server,
             "concurrency": concurrency,
+            "workers": endpoint.workers,
+            "connections": spec["channels"],
             "load_average_before": load_before,
             **result,
         }

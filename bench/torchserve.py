@@ -22,6 +22,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,20 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _ready_workers(management_port: int, name: str) -> int:
+    """Workers of model ``name`` in state READY, from the management API (0 when it fails):
+    the probe answers once one worker is up, and a cell should not start before them all."""
+    url = f"http://127.0.0.1:{management_port}/models/{name}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            described = json.loads(reply.read())
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(described, list) or not described:
+        return 0
+    return sum(1 for worker in described[0].get("workers", []) if worker.get("status") == "READY")
+
+
 @dataclass
 class TorchServeProcess:
     process: subprocess.Popen[bytes]
@@ -188,9 +203,12 @@ def start_torchserve(
     probe: bytes,
     job_queue_size: int = 8192,
     timeout: float = 120.0,
+    workers: int = 1,
 ) -> TorchServeProcess:
-    """Starts TorchServe with one worker and our batch and queue settings; returns once ``probe``
-    answers."""
+    """Starts TorchServe with our batch and queue settings; returns once ``probe`` answers.
+
+    ``workers``: Python worker processes for the model (the Java front-end stays one), the
+    peer of ours's ``GENRE_WORKERS`` in a run's worker dimension."""
     inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
     mar = f"{name}.mar"
     model_settings = {
@@ -198,8 +216,8 @@ def start_torchserve(
             "1.0": {
                 "defaultVersion": True,
                 "marName": mar,
-                "minWorkers": 1,
-                "maxWorkers": 1,
+                "minWorkers": workers,
+                "maxWorkers": workers,
                 "batchSize": batch_size,
                 "maxBatchDelay": max(1, round(max_batch_delay_ms)),
                 "responseTimeout": 120,
@@ -220,7 +238,7 @@ def start_torchserve(
                 "disable_token_authorization=true",
                 "enable_envvars_config=false",
                 "install_py_dep_per_model=false",
-                "default_workers_per_model=1",
+                f"default_workers_per_model={workers}",
                 f"job_queue_size={job_queue_size}",
                 f"model_store={store}",
                 f"load_models={mar}",
@@ -268,9 +286,14 @@ def start_torchserve(
                 break
             try:
                 predict(probe, timeout=5)
-                return handle
             except grpc.RpcError as error:
                 last_error = f"{error.code().name}: {error.details()}"
                 time.sleep(0.5)
+                continue
+            ready = 1 if workers == 1 else _ready_workers(management, name)  # one answered
+            if ready >= workers:
+                return handle
+            last_error = f"{ready} of {workers} workers ready"
+            time.sleep(0.5)
     handle.stop()
     raise TorchServeUnavailable(f"TorchServe did not answer within {timeout:.0f} s ({last_error})")

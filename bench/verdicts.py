@@ -4,6 +4,10 @@ Every explanation is computed from the run's own record (its cells, its audio fi
 machine facts ``bench.machine`` wrote into the JSON), so a report rendered for a 16-core GPU
 machine talks about 16 cores and a GPU, and one for the 2-core VM about 2 cores. Nothing here
 is a sentence written for one particular run.
+
+Cells carry the number of serving processes they ran with (``workers``; runs from before there
+were workers have none and ran one). A ratio only ever compares cells of the same count, and
+every features target is judged once per count the run measured.
 """
 
 from __future__ import annotations
@@ -15,10 +19,30 @@ from typing import Any
 Results = dict[str, Any]
 
 
-def lookup(results: Results, scenario: str, server: str, level: int) -> dict[str, Any] | None:
+def workers_of(cell: dict[str, Any]) -> int:
+    return int(cell.get("workers", 1))
+
+
+def worker_counts(results: Results) -> list[int]:
+    """The serving process counts the run's cells measured, ascending ([1] for older runs)."""
+    return sorted({workers_of(cell) for cell in results.get("cells", [])}) or [1]
+
+
+def workers_label(workers: int, results: Results) -> str:
+    """The ", 2 workers" in a target's name; nothing when the run measured one process only, so
+    such a run's targets keep the names of the runs before workers existed."""
+    if worker_counts(results) == [1]:
+        return ""
+    return f", {workers} worker" + ("" if workers == 1 else "s")
+
+
+def lookup(
+    results: Results, scenario: str, server: str, level: int, workers: int = 1
+) -> dict[str, Any] | None:
     """The measured cell, or None when it was not run or failed."""
+    wanted = (scenario, server, level, workers)
     for cell in results.get("cells", []):
-        if (cell["scenario"], cell["server"], cell["concurrency"]) == (scenario, server, level):
+        if (cell["scenario"], cell["server"], cell["concurrency"], workers_of(cell)) == wanted:
             return None if "failed" in cell else cell
     return None
 
@@ -27,9 +51,13 @@ def throughput_key(scenario: str) -> str:
     return "calls_per_second" if scenario == "features-1" else "rows_per_second"
 
 
-def ratio(results: Results, scenario: str, a: str, b: str, level: int) -> float | None:
+def ratio(
+    results: Results, scenario: str, a: str, b: str, level: int, workers: int = 1
+) -> float | None:
+    """Server ``a``'s throughput over ``b``'s, both at ``level`` with ``workers`` processes."""
     key = throughput_key(scenario)
-    first, second = lookup(results, scenario, a, level), lookup(results, scenario, b, level)
+    first = lookup(results, scenario, a, level, workers)
+    second = lookup(results, scenario, b, level, workers)
     if first is None or second is None or second[key] <= 0:
         return None
     return float(first[key] / second[key])
@@ -58,42 +86,35 @@ def targets(results: Results) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it was met (None: not run)."""
     verdicts: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, goal: float) -> None:
+    def add(name: str, value: float | None, goal: float, workers: int | None = None) -> None:
         met = None if value is None else value >= goal
-        verdicts.append({"target": name, "value": value, "goal": goal, "met": met})
+        verdict = {"target": name, "value": value, "goal": goal, "met": met}
+        verdicts.append(verdict if workers is None else {**verdict, "workers": workers})
 
-    add(
-        "features 1 row/call, c=64: ours / echo >= 0.85",
-        ratio(results, "features-1", "ours", "echo", 64),
-        0.85,
-    )
-    for level in (1, 8):
-        add(
-            f"features 1 row/call, c={level}: ours / TorchServe >= 2",
-            ratio(results, "features-1", "ours", "torchserve", level),
-            2.0,
-        )
-    ratios = [
-        ratio(results, "features-1", "ours", "torchserve", level)
-        for level in _levels(results, "features-1", "torchserve")
-    ]
-    known = [r for r in ratios if r is not None]
-    add(
-        "features 1 row/call: ours / TorchServe >= 1 at every level",
-        min(known) if known else None,
-        1.0,
-    )
-    for server, named in (("ours", ""), ("ours-bf16", " (opt-in bfloat16)")):
-        bulk = [
-            c["rows_per_second"]
-            for c in results.get("cells", [])
-            if c["scenario"] == "features-256" and c["server"] == server and "failed" not in c
+    for workers in worker_counts(results):
+        one = f"features 1 row/call{workers_label(workers, results)}"
+        for level in (64, 256):
+            echo = ratio(results, "features-1", "ours", "echo", level, workers)
+            add(f"{one}, c={level}: ours / echo >= 0.85", echo, 0.85, workers)
+        for level in (1, 8):
+            peer = ratio(results, "features-1", "ours", "torchserve", level, workers)
+            add(f"{one}, c={level}: ours / TorchServe >= 2", peer, 2.0, workers)
+        ratios = [
+            ratio(results, "features-1", "ours", "torchserve", level, workers)
+            for level in _levels(results, "features-1", "torchserve", workers)
         ]
-        add(
-            f"features 256 rows/call{named}: rows/s >= 100,000",
-            max(bulk) if bulk else None,
-            100_000,
-        )
+        known = [r for r in ratios if r is not None]
+        lowest = min(known) if known else None
+        add(f"{one}: ours / TorchServe >= 1 at every level", lowest, 1.0, workers)
+        for server, named in (("ours", ""), ("ours-bf16", " (opt-in bfloat16)")):
+            bulk = [c["rows_per_second"] for c in _cells(results, "features-256", server, workers)]
+            add(
+                f"features 256 rows/call{workers_label(workers, results)}{named}: "
+                "rows/s >= 100,000",
+                max(bulk) if bulk else None,
+                100_000,
+                workers,
+            )
     add("audio: streaming / offline windows/s >= 0.8", audio_ratio(results.get("audio")), 0.8)
     add(
         f"audio: real-time streams with p99 under {REALTIME_P99_MS:.0f} ms >= {REALTIME_STREAMS}",
@@ -131,12 +152,26 @@ def _first_missed(audio: dict[str, Any]) -> dict[str, Any] | None:
     return next((cell for cell in cells if "failed" in cell or not _held(cell)), None)
 
 
-def _levels(results: Results, scenario: str, server: str) -> list[int]:
+def _levels(results: Results, scenario: str, server: str, workers: int) -> list[int]:
     return [
         c["concurrency"]
         for c in results.get("cells", [])
-        if c["scenario"] == scenario and c["server"] == server
+        if c["scenario"] == scenario and c["server"] == server and workers_of(c) == workers
     ]
+
+
+def _cells(results: Results, scenario: str, server: str, workers: int) -> list[dict[str, Any]]:
+    """The measured (not failed) cells of one server with ``workers`` processes."""
+    return [
+        c
+        for c in results.get("cells", [])
+        if (c["scenario"], c["server"], workers_of(c)) == (scenario, server, workers)
+        and "failed" not in c
+    ]
+
+
+def _event_loops(workers: int) -> str:
+    return "one asyncio event loop" if workers == 1 else f"{workers} workers' asyncio event loops"
 
 
 def _cores(results: Results) -> str:
@@ -157,9 +192,17 @@ def serving_device(results: Results) -> str:
     return f"{device} ({gpu})" if gpu and str(device).startswith("cuda") else str(device)
 
 
-def _server_cpu_gap(results: Results, level: int) -> str:
-    ours = lookup(results, "features-1", "ours", level)
-    echo = lookup(results, "features-1", "echo", level)
+def cpu_split(cell: dict[str, Any]) -> str:
+    """How a cell's server CPU split over its serving processes, as "52/48%" ("" if unknown)."""
+    shares = cell.get("process_cpu_shares")
+    if not shares:
+        return ""
+    return "/".join(f"{100 * share:.0f}" for share in shares) + "%"
+
+
+def _server_cpu_gap(results: Results, level: int, workers: int) -> str:
+    ours = lookup(results, "features-1", "ours", level, workers)
+    echo = lookup(results, "features-1", "echo", level, workers)
     if ours is None or echo is None:
         return ""
     ours_busy = _busy(ours, ours["calls_per_second"])
@@ -167,29 +210,32 @@ def _server_cpu_gap(results: Results, level: int) -> str:
     if ours_busy is None or echo_busy is None:
         return ""
     ours_cpu, echo_cpu = ours["server_cpu_us_per_call"], echo["server_cpu_us_per_call"]
-    return (
+    text = (
         f"at c={level} the server spent {ours_cpu:,.0f} µs of CPU per call against the echo's "
         f"{echo_cpu:,.0f} µs ({ours_cpu / echo_cpu:.1f}x) and kept {ours_busy:.2f} of the "
         f"machine's {_cores(results)} busy (the echo {echo_busy:.2f}): the extra per-call work "
-        "runs in the server's one asyncio event loop"
+        f"runs in the server's {_event_loops(workers)}"
     )
+    if cpu_split(ours) and cpu_split(echo):
+        text += f", whose CPU split {cpu_split(ours)} (the echo's {cpu_split(echo)})"
+    return text
 
 
-def _torchserve_gap(results: Results, target: str) -> str:
+def _torchserve_gap(results: Results, target: str, workers: int) -> str:
     named = re.search(r"c=(\d+)", target)
     if named:
         level = int(named.group(1))
     else:
         scored = [
             (r, level)
-            for level in _levels(results, "features-1", "torchserve")
-            if (r := ratio(results, "features-1", "ours", "torchserve", level)) is not None
+            for level in _levels(results, "features-1", "torchserve", workers)
+            if (r := ratio(results, "features-1", "ours", "torchserve", level, workers)) is not None
         ]
         if not scored:
             return ""
         level = min(scored)[1]
-    ours = lookup(results, "features-1", "ours", level)
-    theirs = lookup(results, "features-1", "torchserve", level)
+    ours = lookup(results, "features-1", "ours", level, workers)
+    theirs = lookup(results, "features-1", "torchserve", level, workers)
     if ours is None or theirs is None:
         return ""
     ours_busy = _busy(ours, ours["calls_per_second"])
@@ -200,18 +246,14 @@ def _torchserve_gap(results: Results, target: str) -> str:
         f"at c={level} TorchServe's processes (Java front-end, Python workers) kept "
         f"{theirs_busy:.2f} of the machine's {_cores(results)} busy "
         f"({theirs['server_cpu_us_per_call']:,.0f} µs per call at "
-        f"{theirs['calls_per_second']:,.0f} calls/s), ours {ours_busy:.2f} in one asyncio event "
-        f"loop ({ours['server_cpu_us_per_call']:,.0f} µs per call at "
+        f"{theirs['calls_per_second']:,.0f} calls/s), ours {ours_busy:.2f} in "
+        f"{_event_loops(workers)} ({ours['server_cpu_us_per_call']:,.0f} µs per call at "
         f"{ours['calls_per_second']:,.0f} calls/s)"
     )
 
 
-def _bulk_gap(results: Results, server: str) -> str:
-    cells = [
-        c
-        for c in results.get("cells", [])
-        if c["scenario"] == "features-256" and c["server"] == server and "failed" not in c
-    ]
+def _bulk_gap(results: Results, server: str, workers: int) -> str:
+    cells = _cells(results, "features-256", server, workers)
     if not cells:
         return ""
     best = max(cells, key=lambda c: c["rows_per_second"])
@@ -294,13 +336,15 @@ def _streams_gap(results: Results) -> str:
 
 def gap_cause(target: str, results: Results) -> str:
     """Why ``target`` was missed, in the run's own figures ("" when the run lacks them)."""
+    counted = re.search(r", (\d+) workers?\b", target)
+    workers = int(counted.group(1)) if counted else 1
     if "ours / echo" in target:
         named = re.search(r"c=(\d+)", target)
-        return _server_cpu_gap(results, int(named.group(1)) if named else 64)
+        return _server_cpu_gap(results, int(named.group(1)) if named else 64, workers)
     if "TorchServe" in target:
-        return _torchserve_gap(results, target)
+        return _torchserve_gap(results, target, workers)
     if "256 rows" in target:
-        return _bulk_gap(results, "ours-bf16" if "bfloat16" in target else "ours")
+        return _bulk_gap(results, "ours-bf16" if "bfloat16" in target else "ours", workers)
     if target.startswith("audio: real-time"):
         return _streams_gap(results)
     if target.startswith("audio"):

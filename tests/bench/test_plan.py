@@ -32,3 +32,28 @@ def test_stream_counts_must_be_positive_and_ascending(
     with pytest.raises(SystemExit):
         parse_arguments(["--stream-counts", counts], "doc")
     assert "--stream-counts takes positive counts in ascending order" in capsys.readouterr().err
+
+
+def test_workers_flag_reaches_the_plan_and_sets_the_client_connections() -> None:
+    _, default = parse_arguments([], "doc")
+    _, plan = parse_arguments(["--quick", "--workers", "1,2"], "doc")
+
+    assert default.workers == (1,)
+    assert plan.workers == (1, 2)
+    assert plan.servers == Plan.quick().servers  # --quick keeps its small plan
+    assert plan.connections(1) == 1  # today's client, so one process compares with older runs
+    assert plan.connections(2) == 8
+
+
+@pytest.mark.parametrize("counts", ["2,1", "0,1", "1,1", "1,two", ""])
+def test_workers_must_be_positive_and_ascending(
+    counts: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_arguments(["--workers", counts], "doc")
+    assert "--workers takes positive counts in ascending order" in capsys.readouterr().err
+
+
+def test_a_plan_refuses_workers_out_of_order() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        Plan(servers=("ours",), scenarios=("features-1",), workers=(2, 1))

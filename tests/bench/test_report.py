@@ -143,3 +143,72 @@ def test_committed_markdown_is_what_its_committed_json_renders_to(run: str) -> N
     results = json.loads((RESULTS / f"{run}.json").read_text())
 
     assert (RESULTS / f"{run}.md").read_text() == report.markdown(results)
+
+
+def workers_record() -> dict[str, Any]:
+    """A 2-core run that measured one and two serving processes; TorchServe only with one."""
+    results = run_record(2, None)
+    results["plan"]["connections_per_worker"] = 4
+    one, two = {"workers": 1, "connections": 1}, {"workers": 2, "connections": 8}
+    results["cells"] = [
+        {**cell("ours", "features-1", 64, 2000.0, 500.0), **one},
+        {**cell("echo", "features-1", 64, 5000.0, 200.0), **one},
+        {**cell("torchserve", "features-1", 64, 6000.0, 300.0), **one},
+        {**cell("ours", "features-1", 64, 3000.0, 550.0), **two, "process_cpu_shares": [0.6, 0.4]},
+        {
+            **cell("echo", "features-1", 64, 4000.0, 260.0),
+            **two,
+            "process_cpu_shares": [0.55, 0.45],
+        },
+    ]
+    results["targets"] = verdicts.targets(results)
+    return results
+
+
+def test_tables_group_by_workers_and_ratios_stay_within_a_worker_count() -> None:
+    results = workers_record()
+    text = report.markdown(results)
+
+    assert (
+        "| workers | concurrency | genre-serve | echo ceiling | TorchServe 0.12 | ours / echo | "
+        "ours / TorchServe | batching on / off |"
+    ) in text
+    assert "| 1 | 64 | 2,000 | 5,000 | 6,000 | 0.40 | 0.33 | - |" in text
+    # two workers of ours against two echo processes; no TorchServe with two workers to compare
+    assert "| 2 | 64 | 3,000 | 4,000 | - | 0.75 | - | - |" in text
+    assert "| genre-serve | 2 | 8 | 64 | 3,000 | " in text
+    assert "| 60/40% |" in text
+    assert "4 connections per worker" in text
+    assert report.headline(results).startswith("| workers | concurrency |")
+
+
+def test_targets_are_judged_per_worker_count() -> None:
+    results = workers_record()
+    judged = {v["target"]: v for v in results["targets"]}
+
+    one = judged["features 1 row/call, 1 worker, c=64: ours / echo >= 0.85"]
+    two = judged["features 1 row/call, 2 workers, c=64: ours / echo >= 0.85"]
+    assert (one["workers"], one["value"], one["met"]) == (1, 0.4, False)
+    assert (two["workers"], two["value"], two["met"]) == (2, 0.75, False)
+    assert judged["features 1 row/call, 2 workers, c=256: ours / echo >= 0.85"]["met"] is None
+    every = "ours / TorchServe >= 1 at every level"
+    assert judged[f"features 1 row/call, 1 worker: {every}"]["value"] == pytest.approx(1 / 3)
+    assert judged[f"features 1 row/call, 2 workers: {every}"]["met"] is None
+    cause = causes(results)["features 1 row/call, 2 workers, c=64: ours / echo >= 0.85"]
+    assert "550 µs of CPU per call against the echo's 260 µs" in cause
+    assert cause.endswith(
+        "2 workers' asyncio event loops, whose CPU split 60/40% (the echo's 55/45%)"
+    )
+
+
+def test_a_one_process_run_reads_as_runs_before_workers() -> None:
+    results = run_record(2, None)
+    for entry in results["cells"]:
+        entry.update(workers=1, connections=1)
+
+    text = report.markdown(results)
+
+    assert "| workers |" not in text
+    assert "Serving processes" not in text
+    assert "| genre-serve | 64 | 2,000 |" in text
+    assert "features 1 row/call, c=64: ours / echo >= 0.85" in text
