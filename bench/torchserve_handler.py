@@ -27,14 +27,16 @@ def _load(model_dir: Path) -> Any:
     from safetensors.torch import load_file
 
     from modelcore.checkpoint import Checkpoint
+    from modelcore.manifest import Manifest
     from server.runner import FeaturesRunner
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))  # as server.app.configure_torch
-    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest = Manifest.from_dict(json.loads((model_dir / "manifest.json").read_text()))
+    assert manifest.weights is not None, "a published version names its weights"
     checkpoint = Checkpoint(
         directory=model_dir,
         manifest=manifest,
-        state_dict=load_file(str(model_dir / manifest["weights"]["file"]), device="cpu"),
+        state_dict=load_file(str(model_dir / manifest.weights.file), device="cpu"),
     )
     runner = FeaturesRunner(checkpoint, torch.device("cpu"))
     runner.warm_up(256)
