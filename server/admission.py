@@ -12,6 +12,9 @@ window waits behind several others' service times. On the 2-core machine the ens
 45 ms a window) gave p99 of 226 and 280 ms in two runs of 16 random-phase streams (a load of
 0.49) and 430 ms with 24 (0.73); ``bench/results/ensemble-cpu/``. A model with a shorter
 service time (the CNN-LSTM alone, or any model on a GPU) keeps p99 far lower at the same load.
+
+Capacity is what the model measured in this process; what else the process runs short of (its
+event loop, a GPU shared with other workers) shows as lateness, which refuses new streams too.
 """
 
 from __future__ import annotations
@@ -20,26 +23,51 @@ import contextlib
 from collections.abc import Iterator
 
 from server.errors import Overloaded
+from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.streams import StreamPlan
 
 
 class StreamAdmission:
-    """Admits streams while their summed share of audio capacity stays within ``limit``."""
+    """Admits streams while their summed share of audio capacity stays within ``limit`` and the
+    streams already open are not late (``server.lateness``; ``latency_bound`` 0 turns it off)."""
 
-    def __init__(self, limit: float, override: float, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        limit: float,
+        override: float,
+        metrics: ServerMetrics,
+        lateness: Lateness | None = None,
+        latency_bound: float = 0.0,
+    ) -> None:
         self._limit = limit
         self._override = override
         self._load = 0.0
         self._gauge = metrics.stream_load
+        self._lateness = lateness
+        self._latency_bound = latency_bound
 
     def share(self, plan: StreamPlan) -> float:
         """The fraction of its version's capacity one stream of ``plan`` asks for."""
         capacity = self._override or plan.runner.windows_per_second
         return (plan.sample_rate / plan.hop_samples) / capacity
 
+    def refuse_if_late(self) -> None:
+        if self._lateness is None or self._latency_bound <= 0:
+            return
+        p99, lag = self._lateness.late_by()
+        if p99 + lag > self._latency_bound:
+            raise Overloaded(
+                f"config: streams on this server are already late (window latency p99 "
+                f"{p99 * 1000:.0f} ms plus event-loop lag {lag * 1000:.0f} ms over the last "
+                f"{self._lateness.horizon_seconds:g} s, past "
+                f"GENRE_STREAM_LATENCY_BOUND_MS={self._latency_bound * 1000:g}); retry later "
+                "or on another replica"
+            )
+
     @contextlib.contextmanager
     def admit(self, plan: StreamPlan) -> Iterator[None]:
+        self.refuse_if_late()
         if self._limit <= 0:
             yield
             return

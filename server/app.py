@@ -50,6 +50,7 @@ from server.calls import ServingState
 from server.config import ServerConfig
 from server.cpus import available_cpus, default_torch_threads
 from server.handlers import add_servicer
+from server.lateness import Lateness
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.readiness import WorkerRole, WorkerState
@@ -275,8 +276,14 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
     server = grpc.aio.server(
         options=grpc_options(config, share_port=role is not None), interceptors=interceptors
     )
+    lateness = Lateness()
     servicer = GenreClassifierServicer(
-        registry, metrics, state, config.max_rows_per_request, StreamLimits.from_config(config)
+        registry,
+        metrics,
+        state,
+        config.max_rows_per_request,
+        StreamLimits.from_config(config),
+        lateness,
     )
     add_servicer(servicer, server)
     health_servicer = HealthServicer()
@@ -321,6 +328,9 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         device=str(device),
         torch_threads=threads,
         repository=str(config.model_repository),
+    )
+    app._background.append(
+        asyncio.create_task(lateness.sample_loop_lag(metrics.event_loop_lag), name="loop-lag")
     )
     table = await app.reload()
     app.start_polling()

@@ -70,6 +70,14 @@ class ServerConfig:
             "ask for; a stream past it gets RESOURCE_EXHAUSTED (0: count streams only)"
         },
     )
+    stream_latency_bound_ms: float = field(
+        default=250.0,
+        metadata={
+            "help": "window latency bound of live streams: while the p99 of the last 2 s of "
+            "windows plus the event loop's median lag is past it, new streams get "
+            "RESOURCE_EXHAUSTED (0: off)"
+        },
+    )
     audio_windows_per_second: float = field(
         default=0.0,
         metadata={
@@ -170,6 +178,7 @@ class ServerConfig:
             "torch_threads",
             "workers",
             "stream_admission_load",
+            "stream_latency_bound_ms",
             "audio_windows_per_second",
         )
         for name in non_negative:

@@ -45,6 +45,7 @@ class ServerMetrics:
     stream_real_time_factor: Histogram
     auth_failures: Counter
     event_loop_tasks: Gauge
+    event_loop_lag: Gauge
     _children: dict[tuple[int, tuple[str, ...]], object] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -171,6 +172,13 @@ class ServerMetrics:
                 "genre_auth_failures",
                 "Calls refused by bearer-token authentication, by status.",
                 ("status",),
+                registry=registry,
+            ),
+            event_loop_lag=Gauge(
+                "genre_event_loop_lag_seconds",
+                "How late the event loop woke from its last 0.1-s sleep (saturation shows here "
+                "before it shows in latencies).",
+                multiprocess_mode="livemax",
                 registry=registry,
             ),
             event_loop_tasks=Gauge(

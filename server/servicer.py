@@ -18,6 +18,7 @@ from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import FailedPrecondition, InvalidArgument
 from server.features import decode_features
 from server.handlers import parsed
+from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry
 from server.responses import features_response, list_models_response
@@ -44,6 +45,7 @@ class GenreClassifierServicer:
         state: ServingState,
         max_rows_per_request: int,
         stream_limits: StreamLimits,
+        lateness: Lateness | None = None,
     ) -> None:
         self._registry = registry
         self._metrics = metrics
@@ -51,8 +53,13 @@ class GenreClassifierServicer:
         self._max_rows = max_rows_per_request
         self._stream_limits = stream_limits
         self._stream_slots = StreamSlots(stream_limits.max_streams, metrics)
+        self._lateness = lateness
         self._admission = StreamAdmission(
-            stream_limits.admission_load, stream_limits.audio_windows_per_second, metrics
+            stream_limits.admission_load,
+            stream_limits.audio_windows_per_second,
+            metrics,
+            lateness,
+            stream_limits.latency_bound_seconds,
         )
 
     async def ClassifyFeatures(
@@ -104,7 +111,7 @@ class GenreClassifierServicer:
         """An admitted stream after its config: audio in, one response per window out."""
         limits = self._stream_limits
         drain = self._state.drain_started
-        session = StreamSession(plan, limits, self._metrics)
+        session = StreamSession(plan, limits, self._metrics, self._lateness)
         while (
             message := await next_message(request_iterator, limits.idle_timeout_seconds, drain)
         ) is not None:

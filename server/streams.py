@@ -30,6 +30,7 @@ from server.errors import (
     TooLarge,
 )
 from server.features import FloatArray, ranked
+from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
 from server.registry import ModelRegistry, ServedVersion
@@ -50,6 +51,7 @@ class StreamLimits:
     idle_timeout_seconds: float
     admission_load: float = 0.0
     audio_windows_per_second: float = 0.0
+    latency_bound_seconds: float = 0.0
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> StreamLimits:
@@ -60,6 +62,7 @@ class StreamLimits:
             idle_timeout_seconds=config.stream_idle_timeout_seconds,
             admission_load=config.stream_admission_load,
             audio_windows_per_second=config.audio_windows_per_second,
+            latency_bound_seconds=config.stream_latency_bound_ms / 1000,
         )
 
 
@@ -138,8 +141,15 @@ class StreamSlots:
 class StreamSession:
     """The state of one stream after its config: decoder, window buffer, running track sum."""
 
-    def __init__(self, plan: StreamPlan, limits: StreamLimits, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        plan: StreamPlan,
+        limits: StreamLimits,
+        metrics: ServerMetrics,
+        lateness: Lateness | None = None,
+    ) -> None:
         self._plan = plan
+        self._lateness = lateness
         self._limits = limits
         self._metrics = metrics
         self._decoder = PcmDecoder(plan.encoding, plan.channels)
@@ -182,9 +192,10 @@ class StreamSession:
             self._windows += 1
             self._last = (window, scores)
             response = self._response(window, scores, final=False, padded=False)
-            self._metrics.child(self._metrics.window_latency, self._model_label).observe(
-                time.monotonic() - arrived
-            )
+            latency = time.monotonic() - arrived
+            self._metrics.child(self._metrics.window_latency, self._model_label).observe(latency)
+            if self._lateness is not None:
+                self._lateness.observe_window(latency)
             yield response
 
     async def finish(self) -> genre_pb2.ClassifyAudioStreamResponse:

@@ -20,6 +20,8 @@ def modules() -> Iterator[tuple[str, Path]]:
     for package in PACKAGES:
         for path in sorted((REPOSITORY_ROOT / package).rglob("*.py")):
             parts = path.relative_to(REPOSITORY_ROOT).with_suffix("").parts
+            if any(part.startswith(".") for part in parts):  # bench/.torchserve-venv and the like
+                continue
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             yield name, path
 
