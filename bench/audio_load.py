@@ -45,6 +45,9 @@ class AudioSpec:
     phase_seed: int = 0
     timeout_s: float = 120.0
     metrics_port: int = 0
+    # Several connections (each its own, not grpc's shared subchannel pool), the streams dealt
+    # over them in turn: the kernel spreads connections, not streams, over worker processes.
+    channels: int = 1
 
 
 @dataclass
@@ -133,16 +136,27 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
     samples = round(spec.chunk_seconds * spec.sample_rate)
     noise = np.random.default_rng(0).normal(0.0, 3000.0, samples).clip(-32768, 32767)
     chunk = noise.astype("<i2").tobytes()
-    async with grpc.aio.insecure_channel(spec.target, options=CHANNEL_OPTIONS) as channel:
-        open_stream = channel.stream_stream(
-            STREAM_METHOD,
-            request_serializer=genre_pb2.ClassifyAudioStreamRequest.SerializeToString,
-            response_deserializer=genre_pb2.ClassifyAudioStreamResponse.FromString,
-        )
+    options = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    async with contextlib.AsyncExitStack() as stack:
+        opened = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(spec.target, options=options))
+            for _ in range(max(1, spec.channels))
+        ]
+        openers = [
+            channel.stream_stream(
+                STREAM_METHOD,
+                request_serializer=genre_pb2.ClassifyAudioStreamRequest.SerializeToString,
+                response_deserializer=genre_pb2.ClassifyAudioStreamResponse.FromString,
+            )
+            for channel in opened
+        ]
         before = await asyncio.to_thread(scrape, spec.metrics_port)
         started = time.perf_counter()
         outcomes = await asyncio.gather(
-            *(_one_stream(open_stream, spec, chunk, offset) for offset in start_offsets(spec))
+            *(
+                _one_stream(openers[index % len(openers)], spec, chunk, offset)
+                for index, offset in enumerate(start_offsets(spec))
+            )
         )
         wall = time.perf_counter() - started
         after = await asyncio.to_thread(scrape, spec.metrics_port)
@@ -158,6 +172,7 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
         "windows": windows,
         "windows_per_second": windows / wall,
         **percentiles_ms(latencies),
+        "channels": spec.channels,
         "errors": dict(Counter(o.error for o in outcomes if o.error is not None)),
         "served_versions": sorted(set().union(*(outcome.versions for outcome in outcomes))),
         **server_figures(before, after),
