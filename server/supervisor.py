@@ -120,7 +120,12 @@ class Supervisor:
     def run(self) -> int:
         metrics_directory = fresh_metrics_directory()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_directory  # the workers inherit it
-        holder = reserve_port(self._config.grpc_host, self._config.grpc_port)
+        try:
+            holder = reserve_port(self._config.grpc_host, self._config.grpc_port)
+        except OSError as error:  # the port is held by a process that does not share it
+            log.error("port_unavailable", port=self._config.grpc_port, error=str(error))
+            shutil.rmtree(metrics_directory, ignore_errors=True)
+            return 1
         port = int(holder.getsockname()[1])
         worker_config = self._config.replace(grpc_port=port)
         registry = CollectorRegistry()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -224,3 +227,33 @@ async def test_sighup_reloads_every_worker(tmp_path: Path) -> None:
                 stub = genre_pb2_grpc.GenreClassifierStub(channel)
                 reply = await stub.ClassifyFeatures(features_request(), timeout=10)
                 assert reply.model.version == "2"
+
+
+def test_a_port_held_by_another_program_stops_the_supervisor_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    repository = tmp_path / "models"
+    write_tiny_model(repository)
+    with socket.socket() as taken:  # no SO_REUSEPORT: nobody may share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "server"],
+            env={
+                **os.environ,
+                "GENRE_WORKERS": "2",
+                "GENRE_GRPC_HOST": "127.0.0.1",
+                "GENRE_GRPC_PORT": str(port),
+                "GENRE_METRICS_PORT": "0",
+                "GENRE_MODEL_REPOSITORY": str(repository),
+                "GENRE_LOG_FORMAT": "json",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert '"event": "port_unavailable"' in done.stderr
+    assert "worker_started" not in done.stderr
