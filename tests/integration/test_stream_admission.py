@@ -11,28 +11,20 @@ import grpc
 import pytest
 
 from genre.v1 import genre_pb2_grpc
-from server.app import create_server
-from tests.support.checkpoints import write_tiny_audio_model
-from tests.support.harness import loopback_config, sample_value, scrape
-from tests.support.streams import OpenStream
+from tests.support.harness import sample_value, scrape
+from tests.support.streams import OpenStream, tiny_audio_server
 
 
 @pytest.fixture
 async def stub(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int]]:
-    repository = tmp_path / "models"
-    write_tiny_audio_model(repository)
     # A capacity of 10 windows/s and a load limit of 0.5: a stream at hop 0.25 s asks for 0.4,
     # one at hop 0.5 s for 0.2.
-    app = await create_server(
-        loopback_config(repository, audio_windows_per_second=10.0, stream_admission_load=0.5)
-    )
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-            yield genre_pb2_grpc.GenreClassifierStub(channel), app.metrics_port
-    finally:
-        await app.drain(grace=1.0)
+    async with tiny_audio_server(
+        tmp_path, audio_windows_per_second=10.0, stream_admission_load=0.5
+    ) as served:
+        yield served
 
 
 async def test_a_stream_past_capacity_is_refused_and_admitted_once_room_is_made(

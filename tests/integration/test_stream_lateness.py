@@ -16,10 +16,8 @@ import grpc
 import pytest
 
 from genre.v1 import genre_pb2_grpc
-from server.app import create_server
-from tests.support.checkpoints import write_tiny_audio_model
-from tests.support.harness import loopback_config, sample_value, scrape
-from tests.support.streams import OpenStream
+from tests.support.harness import sample_value, scrape
+from tests.support.streams import OpenStream, tiny_audio_server
 
 BOUND_MS = 80.0
 
@@ -28,16 +26,10 @@ BOUND_MS = 80.0
 async def stub(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int]]:
-    repository = tmp_path / "models"
-    write_tiny_audio_model(repository)
-    app = await create_server(
-        loopback_config(repository, stream_latency_bound_ms=BOUND_MS, stream_admission_load=0.0)
-    )
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-            yield genre_pb2_grpc.GenreClassifierStub(channel), app.metrics_port
-    finally:
-        await app.drain(grace=1.0)
+    async with tiny_audio_server(
+        tmp_path, stream_latency_bound_ms=BOUND_MS, stream_admission_load=0.0
+    ) as served:
+        yield served
 
 
 async def saturate(seconds: float) -> None:

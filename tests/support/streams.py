@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
-from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config
+from server.app import create_server
+from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config, write_tiny_audio_model
+from tests.support.harness import loopback_config
 from tests.support.synthetic_audio import pcm_s16le, synth_clip
 
 Request = genre_pb2.ClassifyAudioStreamRequest
@@ -44,3 +50,19 @@ class OpenStream:
         while isinstance(answer := await self.call.read(), Response):
             rest.append(answer)
         return rest
+
+
+@contextlib.asynccontextmanager
+async def tiny_audio_server(
+    directory: Path, **overrides: object
+) -> AsyncIterator[tuple[genre_pb2_grpc.GenreClassifierAsyncStub, int]]:
+    """An in-process server of ``tiny-audio`` with ``overrides`` to its loopback config: its
+    stub over one channel and its metrics port; drained on exit."""
+    repository = directory / "models"
+    write_tiny_audio_model(repository)
+    app = await create_server(loopback_config(repository, **overrides))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            yield genre_pb2_grpc.GenreClassifierStub(channel), app.metrics_port
+    finally:
+        await app.drain(grace=1.0)
