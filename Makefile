@@ -15,6 +15,10 @@ TOOLS_BIN := $(CURDIR)/.venv-tools/bin
 # port's reference outputs (`make tagger-reference`).
 MUSICNN_WHEEL ?= $(HOME)/.cache/genre-serve/musicnn/musicnn-0.1.0-py3-none-any.whl
 export GENRE_MUSICNN_WHEEL := $(MUSICNN_WHEEL)
+# The Open Inference Protocol's .proto files are printed from this wheel's descriptors
+# (scripts/triton_proto.py); the test that they still match needs it.
+TRITONCLIENT_WHEEL ?= $(HOME)/.cache/genre-serve/tritonclient/tritonclient-2.73.0-py3-none-any.whl
+export GENRE_TRITONCLIENT_WHEEL := $(TRITONCLIENT_WHEEL)
 TF_VENV ?= .venv-tf
 
 # `make image` builds the Dockerfile with podman (IMAGE_BUILD="docker buildx build" for Docker).
@@ -47,7 +51,7 @@ export GENRE_GRPC_HOST ?= 127.0.0.1
 export GENRE_METRICS_HOST ?= 127.0.0.1
 
 .PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse \
-	tagger-wheel tagger-reference
+	tagger-wheel tagger-reference triton-wheel triton-proto
 
 install: $(STAMP)
 
@@ -84,11 +88,20 @@ proto-check: install
 	  diff -r -x __pycache__ -x __init__.py -x py.typed $$tmp/genre genre && rm -rf $$tmp && \
 	  echo "generated protobuf code is up to date"
 
-pytest: install $(CHECKOV_STAMP) $(MUSICNN_WHEEL)
+pytest: install $(CHECKOV_STAMP) $(MUSICNN_WHEEL) $(TRITONCLIENT_WHEEL)
 	PATH="$$PATH:$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
 
 $(MUSICNN_WHEEL): | $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --dest $(dir $(MUSICNN_WHEEL)) "musicnn==0.1.0"
+
+$(TRITONCLIENT_WHEEL): | $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --dest $(dir $(TRITONCLIENT_WHEEL)) "tritonclient==2.73.0"
+
+triton-wheel: $(TRITONCLIENT_WHEEL)
+
+# Prints proto/genre/inference/*.proto again from the wheel; then `make proto`.
+triton-proto: $(TRITONCLIENT_WHEEL)
+	$(PY) scripts/triton_proto.py --wheel $(TRITONCLIENT_WHEEL) --out proto/genre/inference
 
 tagger-wheel: $(MUSICNN_WHEEL)
 

@@ -46,6 +46,11 @@ TOOLS = (
         "tests/training/test_tagger_convert.py (the tagger's weights from their wheel)",
         "make tagger-wheel (pip download --no-deps musicnn==0.1.0)",
     ),
+    Tool(
+        "tritonclient",
+        "tests/unit/test_triton_contract.py (the Open Inference Protocol from its wheel)",
+        "make triton-wheel (pip download --no-deps tritonclient==2.73.0)",
+    ),
 )
 
 

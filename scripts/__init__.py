@@ -1,0 +1,1 @@
+"""Build-time tools: protoc stubs and the printed Open Inference Protocol contract."""
