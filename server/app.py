@@ -43,6 +43,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from genre.inference import grpc_service_pb2
 from genre.v1 import genre_pb2
 from server.auth import BearerTokenInterceptor, load_grants
 from server.batcher import BatcherSettings
@@ -53,6 +54,7 @@ from server.handlers import add_servicer
 from server.lateness import Lateness
 from server.logs import get_logger
 from server.metrics import ServerMetrics
+from server.oip_servicer import InferenceServicer
 from server.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable
 from server.runner import select_device
@@ -61,6 +63,7 @@ from server.streams import StreamLimits
 
 log = get_logger("server.app")
 SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
+INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 LIVENESS_SERVICE = "liveness"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -117,6 +120,7 @@ class App:
         role = self.role
         ready = self._locally_ready and (role is None or role.board.others_ready(role.index))
         overall = SERVING if ready else NOT_SERVING
+        self.state.ready = ready
         if overall != self._overall:
             self._overall = overall
             await self.health.set("", overall)
@@ -188,6 +192,7 @@ class App:
         if self.state.draining:
             return
         self.state.drain_started.set()
+        self.state.ready = False
         if self.role is not None:
             self.role.board.publish(self.role.index, WorkerState.STARTING)
         started = asyncio.get_running_loop().time()
@@ -286,10 +291,17 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         lateness,
     )
     add_servicer(servicer, server)
+    add_servicer(
+        InferenceServicer(registry, metrics, state, config.max_rows_per_request),
+        server,
+        INFERENCE_SERVICE,
+        grpc_service_pb2,
+    )
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, INFERENCE_SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
     address = f"{config.grpc_host}:{config.grpc_port}"
     credentials = server_credentials(config)

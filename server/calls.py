@@ -32,6 +32,7 @@ class ServingState:
 
     active_calls: int = 0
     last_call_started: float = 0.0
+    ready: bool = False  # what readiness health says now (every configured model, every worker)
     drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -50,3 +50,9 @@ class Draining(ServiceError):
     """The server is shutting down; the caller should retry on another replica."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class Unimplemented(ServiceError):
+    """A method or input the contract names that this server does not serve (yet)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED

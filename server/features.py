@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -91,32 +92,59 @@ def _raise_bad_value(index: int, features: dict[str, float]) -> None:
 def _decode_dense(
     dense: genre_pb2.DenseFeatures, preprocessor: FeaturePreprocessor, max_rows: int
 ) -> FloatArray:
-    given = list(dense.feature_names)
+    values = np.array(dense.values, dtype=np.float32)  # no per-value loop
+    return decode_matrix(
+        list(dense.feature_names),
+        values,
+        preprocessor,
+        max_rows,
+        DenseFields("dense.feature_names", "dense.values"),
+    )
+
+
+@dataclass(frozen=True)
+class DenseFields:
+    """How the caller's protocol names the column names and the values, for error messages."""
+
+    names: str
+    values: str
+
+
+def decode_matrix(
+    given: list[str],
+    values: FloatArray,
+    preprocessor: FeaturePreprocessor,
+    max_rows: int,
+    fields: DenseFields,
+) -> FloatArray:
+    """Row-major ``values`` in the columns ``given``, checked and placed in the model's column
+    order (omitted columns NaN, for imputation): genre.v1's dense rows and the Open Inference
+    Protocol's FEATURES tensor both arrive this way."""
     if not given:
-        raise InvalidArgument("dense.feature_names: required with dense.values")
+        raise InvalidArgument(f"{fields.names}: required with {fields.values}")
     if len(set(given)) != len(given):
         duplicate = next(name for name in given if given.count(name) > 1)
-        raise InvalidArgument(f"dense.feature_names: {duplicate!r} appears more than once")
+        raise InvalidArgument(f"{fields.names}: {duplicate!r} appears more than once")
     columns = _columns(preprocessor.feature_names)
     unknown = [name for name in given if name not in columns]
     if unknown:
-        raise InvalidArgument(f"dense.feature_names: unknown feature {unknown[0]!r}")
-    count = len(dense.values)
+        raise InvalidArgument(f"{fields.names}: unknown feature {unknown[0]!r}")
+    count = int(values.size)
     if count == 0 or count % len(given):
         raise InvalidArgument(
-            f"dense.values: {count} values do not fill whole rows of {len(given)} features"
+            f"{fields.values}: {count} values do not fill whole rows of {len(given)} features"
         )
-    _check_row_count(count // len(given), "dense.values", max_rows)
-    values = np.array(dense.values, dtype=np.float32).reshape(-1, len(given))  # no per-value loop
+    _check_row_count(count // len(given), fields.values, max_rows)
+    values = values.reshape(-1, len(given))
     not_finite = ~np.isfinite(values)
     if not_finite.any():
         row, column = (int(i) for i in np.argwhere(not_finite)[0])
         raise InvalidArgument(
-            f"dense.values[row {row}, {given[column]!r}]: {values[row, column]} is not finite"
+            f"{fields.values}[row {row}, {given[column]!r}]: {values[row, column]} is not finite"
         )
     matrix = np.full((values.shape[0], len(columns)), np.nan, dtype=np.float32)
     matrix[:, [columns[name] for name in given]] = values
-    _check_required(matrix, preprocessor, lambda _row: "dense.feature_names")
+    _check_required(matrix, preprocessor, lambda _row: fields.names)
     return matrix
 
 

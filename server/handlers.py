@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from genre.v1 import genre_pb2
@@ -51,13 +53,21 @@ def _tolerant_parser(message_class: type[Message]) -> Callable[[bytes], Any]:
     return parse
 
 
-def add_servicer(servicer: object, server: grpc.aio.Server) -> None:
-    """Registers every RPC of ``genre.v1.GenreClassifier`` on ``servicer``'s methods."""
+def add_servicer(
+    servicer: object,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor = SERVICE,
+    messages: ModuleType = genre_pb2,
+) -> None:
+    """Registers every RPC of ``service`` (``genre.v1.GenreClassifier`` by default) that
+    ``servicer`` has a method for; gRPC answers the others UNIMPLEMENTED."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in SERVICE.methods:
-        request_class: type[Message] = getattr(genre_pb2, method.input_type.name)
-        response_class: type[Message] = getattr(genre_pb2, method.output_type.name)
-        behaviour = getattr(servicer, method.name)
+    for method in service.methods:
+        behaviour = getattr(servicer, method.name, None)
+        if behaviour is None:
+            continue
+        request_class: type[Message] = getattr(messages, method.input_type.name)
+        response_class: type[Message] = getattr(messages, method.output_type.name)
         make = {
             (False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
@@ -70,8 +80,8 @@ def add_servicer(servicer: object, server: grpc.aio.Server) -> None:
             response_serializer=response_class.SerializeToString,
         )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
     )
     # Pre-registered methods skip the generic lookup per call, as the generated code does
     # (grpc-stubs predates this method).
-    server.add_registered_method_handlers(SERVICE.full_name, handlers)  # type: ignore[attr-defined]
+    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]

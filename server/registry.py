@@ -103,20 +103,27 @@ class ModelRegistry:
     def table(self) -> ModelTable:
         return self._table
 
-    def resolve(self, name: str, version: str) -> ServedVersion:
-        """The version a request names, or the default; NOT_FOUND names what exists."""
+    def resolve(
+        self, name: str, version: str, fields: tuple[str, str] = ("model.name", "model.version")
+    ) -> ServedVersion:
+        """The version a request names, or the default; NOT_FOUND names what exists.
+
+        ``fields``: what the caller's protocol calls the name and the version, for messages."""
+        name_field, version_field = fields
         if not name:
-            raise InvalidArgument("model.name: required (ListModels shows what is served)")
+            raise InvalidArgument(f"{name_field}: required (ListModels shows what is served)")
         table = self._table
         versions = table.versions.get(name)
         if not versions:
             known = ", ".join(sorted(table.versions)) or "none"
-            raise ModelNotFound(f"model.name: no model {name!r} is served (served: {known})")
+            raise ModelNotFound(f"{name_field}: no model {name!r} is served (served: {known})")
         if not version:
             return versions[table.defaults[name]]
         if not (version.isascii() and version.isdigit()) or int(version) not in versions:
             have = ", ".join(str(v) for v in sorted(versions))
-            raise ModelNotFound(f"model.version: {name!r} has no version {version!r} (have {have})")
+            raise ModelNotFound(
+                f"{version_field}: {name!r} has no version {version!r} (have {have})"
+            )
         return versions[int(version)]
 
     async def reload(self) -> ModelTable:

@@ -1,0 +1,172 @@
+"""The Open Inference Protocol (KServe v2, ``inference.GRPCInferenceService``) over the same
+registry, batchers, limits, metrics, logs and auth as ``genre.v1``.
+
+Feature models take ``FEATURES`` (FP32, [N, F], columns in the order ``ModelMetadata`` and
+``ListModels`` give) and, optionally, ``FEATURE_NAMES`` (BYTES, [F]) to send the columns in the
+caller's own order, leaving out features the model imputes. They answer ``PROBABILITIES`` (FP32,
+[N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Liveness
+and readiness follow the health service. Not served yet (issue #16's next part): audio through
+``ModelInfer``, ``ModelStreamInfer`` sequences, ``ModelConfig`` and ``ModelStatistics``; gRPC
+answers UNIMPLEMENTED for methods not registered.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+import grpc
+import numpy as np
+
+from genre.inference import grpc_service_pb2 as v2
+from server.calls import ServingState, deadline_of, observe_call
+from server.errors import InvalidArgument, ServiceError, Unimplemented
+from server.features import DenseFields, decode_matrix
+from server.handlers import parsed
+from server.metrics import ServerMetrics
+from server.oip_tensors import check_inputs, find_input, fp32_values, raw_bytes, string_values
+from server.registry import ModelRegistry, ServedVersion
+from server.runner import AudioRunner, FeaturesRunner
+
+FIELDS = ("model_name", "model_version")
+FEATURES, FEATURE_NAMES = "FEATURES", "FEATURE_NAMES"
+PROBABILITIES, LABEL = "PROBABILITIES", "LABEL"
+Context = grpc.aio.ServicerContext[Any, Any]
+Tensor = v2.ModelMetadataResponse.TensorMetadata
+
+
+def tensor(name: str, datatype: str, shape: list[int]) -> Tensor:
+    return Tensor(name=name, datatype=datatype, shape=shape)
+
+
+def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
+    """Inputs and outputs of one version, as ``ModelMetadata`` states them."""
+    classes = len(served.labels)
+    runner = served.runner
+    if isinstance(runner, AudioRunner):
+        inputs = [tensor("AUDIO", "FP32", [1, -1])]
+        return inputs, [tensor(PROBABILITIES, "FP32", [1, classes]), tensor(LABEL, "BYTES", [1])]
+    assert isinstance(runner, FeaturesRunner)
+    columns = len(runner.feature_names)
+    inputs = [tensor(FEATURES, "FP32", [-1, columns]), tensor(FEATURE_NAMES, "BYTES", [columns])]
+    return inputs, [tensor(PROBABILITIES, "FP32", [-1, classes]), tensor(LABEL, "BYTES", [-1])]
+
+
+class InferenceServicer:
+    def __init__(
+        self, registry: ModelRegistry, metrics: ServerMetrics, state: ServingState, max_rows: int
+    ) -> None:
+        self._registry = registry
+        self._metrics = metrics
+        self._state = state
+        self._max_rows = max_rows
+
+    async def ServerLive(self, request: Any, context: Context) -> v2.ServerLiveResponse:
+        return v2.ServerLiveResponse(live=not self._state.draining)
+
+    async def ServerReady(self, request: Any, context: Context) -> v2.ServerReadyResponse:
+        return v2.ServerReadyResponse(ready=self._state.ready)
+
+    async def ModelReady(
+        self, request: v2.ModelReadyRequest, context: Context
+    ) -> v2.ModelReadyResponse:
+        request = parsed(request)
+        try:
+            self._registry.resolve(request.name, request.version, ("name", "version"))
+        except ServiceError:
+            return v2.ModelReadyResponse(ready=False)
+        return v2.ModelReadyResponse(ready=not self._state.draining)
+
+    async def ServerMetadata(self, request: Any, context: Context) -> v2.ServerMetadataResponse:
+        return v2.ServerMetadataResponse(
+            name="genre-serve", version=metadata.version("genre-serve")
+        )
+
+    async def ModelMetadata(
+        self, request: v2.ModelMetadataRequest, context: Context
+    ) -> v2.ModelMetadataResponse:
+        async with observe_call("ModelMetadata", context, self._metrics, self._state) as call:
+            request = parsed(request)
+            served = self._registry.resolve(request.name, request.version, ("name", "version"))
+            call.model, call.version = served.name, str(served.version)
+            versions = self._registry.table.versions[served.name]
+            inputs, outputs = signature(served)
+            return v2.ModelMetadataResponse(
+                name=served.name,
+                versions=[str(version) for version in sorted(versions)],
+                platform="pytorch",
+                inputs=inputs,
+                outputs=outputs,
+            )
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+    async def ModelInfer(
+        self, request: v2.ModelInferRequest, context: Context
+    ) -> v2.ModelInferResponse:
+        async with observe_call("ModelInfer", context, self._metrics, self._state) as call:
+            request = parsed(request)
+            served = self._registry.resolve(request.model_name, request.model_version, FIELDS)
+            call.model, call.version = served.name, str(served.version)
+            runner = served.runner
+            if not isinstance(runner, FeaturesRunner):
+                raise Unimplemented(
+                    f"model_name: {served.name!r} is an audio model; ModelInfer serves feature "
+                    "models so far (use genre.v1 ClassifyAudioStream)"
+                )
+            matrix = self._features(request, runner)
+            call.rows = int(matrix.shape[0])
+            result = await served.batcher.submit(matrix, deadline_of(context))
+            call.batch_rows = result.batch_rows
+            return self._response(request, served, result.outputs)
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+    def _features(self, request: v2.ModelInferRequest, runner: FeaturesRunner) -> np.ndarray:
+        check_inputs(request, {FEATURES, FEATURE_NAMES})
+        found = find_input(request, FEATURES)
+        if found is None:
+            raise InvalidArgument(f"inputs: {FEATURES} is required (FP32, [N, F])")
+        index, features = found
+        values = fp32_values(request, index, features)
+        if len(features.shape) != 2:
+            raise InvalidArgument(f"{FEATURES}: shape must be [N, F], got {list(features.shape)}")
+        named = find_input(request, FEATURE_NAMES)
+        names = string_values(request, *named) if named is not None else list(runner.feature_names)
+        if features.shape[1] != len(names):
+            raise InvalidArgument(
+                f"{FEATURES}: {features.shape[1]} columns, but "
+                + (
+                    f"{FEATURE_NAMES} names {len(names)}"
+                    if named
+                    else f"the model has {len(names)}"
+                )
+            )
+        return decode_matrix(
+            names, values, runner.preprocessor, self._max_rows, DenseFields(FEATURE_NAMES, FEATURES)
+        )
+
+    def _response(
+        self, request: v2.ModelInferRequest, served: ServedVersion, probabilities: np.ndarray
+    ) -> v2.ModelInferResponse:
+        rows, classes = probabilities.shape
+        labels = [served.labels[int(i)] for i in np.argmax(probabilities, axis=1)]
+        produced = {
+            PROBABILITIES: (
+                tensor(PROBABILITIES, "FP32", [rows, classes]),
+                np.ascontiguousarray(probabilities, dtype="<f4").tobytes(),
+            ),
+            LABEL: (tensor(LABEL, "BYTES", [rows]), raw_bytes(labels)),
+        }
+        wanted = [output.name for output in request.outputs] or [PROBABILITIES, LABEL]
+        unknown = [name for name in wanted if name not in produced]
+        if unknown:
+            raise InvalidArgument(
+                f"outputs: unknown output {unknown[0]!r} (the model gives {PROBABILITIES}, {LABEL})"
+            )
+        response = v2.ModelInferResponse(
+            model_name=served.name, model_version=str(served.version), id=request.id
+        )
+        for name in wanted:
+            meta, raw = produced[name]
+            response.outputs.add(name=meta.name, datatype=meta.datatype, shape=meta.shape)
+            response.raw_output_contents.append(raw)
+        return response

@@ -1,0 +1,218 @@
+"""The Open Inference Protocol (KServe v2) beside genre.v1, on one real server.
+
+These talk to the server with stubs compiled from the same contract Triton ships (their
+descriptors equal ``tritonclient``'s: tests/unit/test_triton_contract.py), so the bytes on the
+wire are what ``tritonclient`` sends. Feature models first; audio and sequences are still to come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from genre.inference import grpc_service_pb2 as v2
+from genre.inference import grpc_service_pb2_grpc as v2_grpc
+from genre.v1 import genre_pb2, genre_pb2_grpc
+from server.app import App, create_server
+from server.oip_tensors import raw_bytes
+from tests.support.checkpoints import (
+    FEATURE_NAMES,
+    LABELS,
+    example_row,
+    write_tiny_audio_model,
+    write_tiny_model,
+)
+from tests.support.harness import loopback_config
+
+ROWS = np.array(
+    [[example_row(tempo=t)[name] for name in FEATURE_NAMES] for t in (90.0, 128.0, 170.0)],
+    dtype="<f4",
+)
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path,
+) -> AsyncIterator[
+    tuple[v2_grpc.GRPCInferenceServiceAsyncStub, genre_pb2_grpc.GenreClassifierAsyncStub]
+]:
+    repository = tmp_path / "models"
+    write_tiny_model(repository, seed=1)
+    write_tiny_model(repository, seed=2)
+    write_tiny_audio_model(repository)
+    app: App = await create_server(loopback_config(repository))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            yield (
+                v2_grpc.GRPCInferenceServiceStub(channel),
+                genre_pb2_grpc.GenreClassifierStub(channel),
+            )
+    finally:
+        await app.drain(grace=1.0)
+
+
+def features_request(rows: np.ndarray, **fields: object) -> v2.ModelInferRequest:
+    request = v2.ModelInferRequest(model_name="tiny-mlp", id="call-1", **fields)  # type: ignore[arg-type]
+    request.inputs.add(name="FEATURES", datatype="FP32", shape=list(rows.shape))
+    request.raw_input_contents.append(rows.astype("<f4").tobytes())
+    return request
+
+
+def outputs(reply: v2.ModelInferResponse) -> dict[str, bytes]:
+    return {
+        tensor.name: raw
+        for tensor, raw in zip(reply.outputs, reply.raw_output_contents, strict=True)
+    }
+
+
+async def test_liveness_readiness_and_metadata(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+) -> None:
+    stub, _ = served
+    assert (await stub.ServerLive(v2.ServerLiveRequest())).live
+    assert (await stub.ServerReady(v2.ServerReadyRequest())).ready
+    assert (await stub.ModelReady(v2.ModelReadyRequest(name="tiny-mlp"))).ready
+    assert (await stub.ModelReady(v2.ModelReadyRequest(name="tiny-mlp", version="1"))).ready
+    assert not (await stub.ModelReady(v2.ModelReadyRequest(name="tiny-mlp", version="9"))).ready
+    assert not (await stub.ModelReady(v2.ModelReadyRequest(name="no-such-model"))).ready
+    server = await stub.ServerMetadata(v2.ServerMetadataRequest())
+    assert server.name == "genre-serve"
+    meta = await stub.ModelMetadata(v2.ModelMetadataRequest(name="tiny-mlp"))
+    assert (meta.name, list(meta.versions), meta.platform) == ("tiny-mlp", ["1", "2"], "pytorch")
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [
+        ("FEATURES", "FP32", [-1, len(FEATURE_NAMES)]),
+        ("FEATURE_NAMES", "BYTES", [len(FEATURE_NAMES)]),
+    ]
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.outputs] == [
+        ("PROBABILITIES", "FP32", [-1, len(LABELS)]),
+        ("LABEL", "BYTES", [-1]),
+    ]
+    audio = await stub.ModelMetadata(v2.ModelMetadataRequest(name="tiny-audio"))
+    assert [(t.name, t.datatype, list(t.shape)) for t in audio.inputs] == [
+        ("AUDIO", "FP32", [1, -1])
+    ]
+
+
+async def test_features_infer_answers_what_genre_v1_answers(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, genre_pb2_grpc.GenreClassifierAsyncStub],
+) -> None:
+    stub, v1 = served
+    reply = await stub.ModelInfer(features_request(ROWS))
+    assert (reply.model_name, reply.model_version, reply.id) == ("tiny-mlp", "2", "call-1")
+    raw = outputs(reply)
+    probabilities = np.frombuffer(raw["PROBABILITIES"], dtype="<f4").reshape(len(ROWS), -1)
+    dense = genre_pb2.DenseFeatures(feature_names=FEATURE_NAMES, values=ROWS.ravel().tolist())
+    expected = await v1.ClassifyFeatures(
+        genre_pb2.ClassifyFeaturesRequest(model=genre_pb2.ModelRef(name="tiny-mlp"), dense=dense)
+    )
+    for row, result in enumerate(expected.results):
+        by_genre = {score.genre: score.probability for score in result.scores}
+        np.testing.assert_allclose(probabilities[row], [by_genre[g] for g in LABELS], atol=1e-6)
+    top = [LABELS[int(i)] for i in np.argmax(probabilities, axis=1)]
+    assert raw["LABEL"] == raw_bytes(top)
+
+
+async def test_typed_contents_and_own_column_order_give_the_same_answer(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+) -> None:
+    stub, _ = served
+    baseline = outputs(await stub.ModelInfer(features_request(ROWS)))["PROBABILITIES"]
+    order = list(reversed(FEATURE_NAMES))
+    reordered = ROWS[:, [FEATURE_NAMES.index(name) for name in order]]
+    request = v2.ModelInferRequest(model_name="tiny-mlp")
+    request.inputs.add(
+        name="FEATURES", datatype="FP32", shape=list(reordered.shape)
+    ).contents.fp32_contents.extend(reordered.ravel().tolist())
+    request.inputs.add(
+        name="FEATURE_NAMES", datatype="BYTES", shape=[len(order)]
+    ).contents.bytes_contents.extend(name.encode() for name in order)
+    request.outputs.add(name="PROBABILITIES")
+    reply = await stub.ModelInfer(request)
+    assert [tensor.name for tensor in reply.outputs] == ["PROBABILITIES"]
+    np.testing.assert_allclose(
+        np.frombuffer(reply.raw_output_contents[0], "<f4"),
+        np.frombuffer(baseline, "<f4"),
+        atol=1e-6,
+    )
+
+
+async def test_an_imputable_feature_may_be_left_out_by_name(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+) -> None:
+    stub, _ = served
+    names = [name for name in FEATURE_NAMES if name != "key"]
+    request = v2.ModelInferRequest(model_name="tiny-mlp")
+    request.inputs.add(name="FEATURES", datatype="FP32", shape=[1, len(names)])
+    request.inputs.add(name="FEATURE_NAMES", datatype="BYTES", shape=[len(names)])
+    request.raw_input_contents.extend([ROWS[:1, :4].tobytes(), raw_bytes(names)])
+    reply = await stub.ModelInfer(request)
+    assert np.frombuffer(outputs(reply)["PROBABILITIES"], "<f4").sum() == pytest.approx(
+        1.0, abs=1e-5
+    )
+
+
+def bad(**change: object) -> v2.ModelInferRequest:
+    request = features_request(ROWS)
+    if "datatype" in change:
+        request.inputs[0].datatype = str(change["datatype"])
+    if "shape" in change:
+        del request.inputs[0].shape[:]
+        request.inputs[0].shape.extend(change["shape"])  # type: ignore[arg-type]
+    if "extra" in change:
+        request.inputs.add(name=str(change["extra"]), datatype="FP32", shape=[1])
+        request.raw_input_contents.append(b"\0\0\0\0")
+    if "model" in change:
+        request.model_name = str(change["model"])
+    if "output" in change:
+        request.outputs.add(name=str(change["output"]))
+    return request
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "message"),
+    [
+        pytest.param(bad(datatype="INT64"), grpc.StatusCode.INVALID_ARGUMENT,
+                     "FEATURES: datatype must be FP32", id="dtype"),
+        pytest.param(bad(shape=[3, 4]), grpc.StatusCode.INVALID_ARGUMENT,
+                     "FEATURES: 60 raw bytes for shape [3, 4]", id="shape"),
+        pytest.param(bad(shape=[15]), grpc.StatusCode.INVALID_ARGUMENT,
+                     "FEATURES: shape must be [N, F]", id="rank"),
+        pytest.param(bad(extra="AUDIO"), grpc.StatusCode.INVALID_ARGUMENT,
+                     "inputs: unknown input 'AUDIO'", id="unknown-input"),
+        pytest.param(bad(model="no-such-model"), grpc.StatusCode.NOT_FOUND,
+                     "model_name: no model 'no-such-model'", id="unknown-model"),
+        pytest.param(bad(output="SCORES"), grpc.StatusCode.INVALID_ARGUMENT,
+                     "outputs: unknown output 'SCORES'", id="unknown-output"),
+    ],
+)  # fmt: skip
+async def test_bad_tensors_get_a_precise_status_naming_the_tensor(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+    request_: v2.ModelInferRequest,
+    code: grpc.StatusCode,
+    message: str,
+) -> None:
+    stub, _ = served
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ModelInfer(request_)
+    assert error.value.code() == code
+    assert message in (error.value.details() or "")
+
+
+async def test_audio_and_unserved_methods_say_unimplemented(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+) -> None:
+    stub, _ = served
+    request = v2.ModelInferRequest(model_name="tiny-audio")
+    request.inputs.add(name="AUDIO", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(
+        [0.0] * 4
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ModelInfer(request)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-mlp"))
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
