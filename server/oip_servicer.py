@@ -17,12 +17,13 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 
 from genre.inference import grpc_service_pb2 as v2
 from server.calls import ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError, Unimplemented
 from server.features import DenseFields, decode_matrix
-from server.handlers import parsed
+from server.handlers import MalformedMessage, parsed
 from server.metrics import ServerMetrics
 from server.oip_tensors import check_inputs, find_input, fp32_values, raw_bytes, string_values
 from server.registry import ModelRegistry, ServedVersion
@@ -52,6 +53,15 @@ def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
     return inputs, [tensor(PROBABILITIES, "FP32", [-1, classes]), tensor(LABEL, "BYTES", [-1])]
 
 
+async def _refuse_malformed(request: Message | MalformedMessage, context: Context) -> None:
+    """Probes are answered outside ``observe_call`` (they are not calls worth a log line each),
+    but undecodable bytes still get INVALID_ARGUMENT, as SECURITY.md promises."""
+    try:
+        parsed(request)
+    except ServiceError as error:
+        await context.abort(error.code, str(error))
+
+
 class InferenceServicer:
     def __init__(
         self, registry: ModelRegistry, metrics: ServerMetrics, state: ServingState, max_rows: int
@@ -62,15 +72,17 @@ class InferenceServicer:
         self._max_rows = max_rows
 
     async def ServerLive(self, request: Any, context: Context) -> v2.ServerLiveResponse:
+        await _refuse_malformed(request, context)
         return v2.ServerLiveResponse(live=not self._state.draining)
 
     async def ServerReady(self, request: Any, context: Context) -> v2.ServerReadyResponse:
+        await _refuse_malformed(request, context)
         return v2.ServerReadyResponse(ready=self._state.ready)
 
     async def ModelReady(
         self, request: v2.ModelReadyRequest, context: Context
     ) -> v2.ModelReadyResponse:
-        request = parsed(request)
+        await _refuse_malformed(request, context)
         try:
             self._registry.resolve(request.name, request.version, ("name", "version"))
         except ServiceError:
@@ -78,6 +90,7 @@ class InferenceServicer:
         return v2.ModelReadyResponse(ready=not self._state.draining)
 
     async def ServerMetadata(self, request: Any, context: Context) -> v2.ServerMetadataResponse:
+        await _refuse_malformed(request, context)
         return v2.ServerMetadataResponse(
             name="genre-serve", version=metadata.version("genre-serve")
         )

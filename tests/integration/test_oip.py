@@ -216,3 +216,19 @@ async def test_audio_and_unserved_methods_say_unimplemented(
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-mlp"))
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_undecodable_bytes_get_invalid_argument_on_every_method(tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    write_tiny_model(repository)
+    app = await create_server(loopback_config(repository))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            for method in ("ServerLive", "ServerReady", "ModelReady", "ModelInfer"):
+                call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}", None, None)
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await call(b"\xff\xff\xff", timeout=5)
+                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                assert "the bytes are not a valid inference." in (error.value.details() or "")
+    finally:
+        await app.drain(grace=1.0)
