@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 # checkov pins packaging<24, which the dev environment outgrew, so it gets a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
 # kubectl from PyPI, for machines without one (scripts/install_test_tools.sh puts it here).
 TOOLS_BIN := $(CURDIR)/.venv-tools/bin
 
@@ -67,6 +69,14 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --constraint constraints-checkov.txt checkov
 	touch $(CHECKOV_STAMP)
 
+# tritonclient needs protobuf < 7: its own venv, as checkov has (tests run it as a subprocess).
+$(TRITON_STAMP): constraints-triton.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	$(TRITON_VENV)/bin/python -m pip install --quiet --constraint constraints-triton.txt \
+	  "tritonclient[grpc]"
+	touch $(TRITON_STAMP)
+
 serve: install
 	$(VENV)/bin/genre-serve
 
@@ -88,7 +98,7 @@ proto-check: install
 	  diff -r -x __pycache__ -x __init__.py -x py.typed $$tmp/genre genre && rm -rf $$tmp && \
 	  echo "generated protobuf code is up to date"
 
-pytest: install $(CHECKOV_STAMP) $(MUSICNN_WHEEL) $(TRITONCLIENT_WHEEL)
+pytest: install $(CHECKOV_STAMP) $(TRITON_STAMP) $(MUSICNN_WHEEL) $(TRITONCLIENT_WHEEL)
 	PATH="$$PATH:$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)
 
 $(MUSICNN_WHEEL): | $(STAMP)
@@ -132,4 +142,4 @@ wheelhouse: install
 	  "pip==26.3" setuptools wheel ".[server]"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(TF_VENV) .venv-tools .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) $(TRITON_VENV) $(TF_VENV) .venv-tools .pytest_cache .mypy_cache .ruff_cache *.egg-info

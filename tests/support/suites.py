@@ -48,8 +48,9 @@ TOOLS = (
     ),
     Tool(
         "tritonclient",
-        "tests/unit/test_triton_contract.py (the Open Inference Protocol from its wheel)",
-        "make triton-wheel (pip download --no-deps tritonclient==2.73.0)",
+        "tests/unit/test_triton_contract.py (the Open Inference Protocol from its wheel) and "
+        "tests/integration/test_tritonclient.py (the official client in .venv-triton)",
+        "make triton-wheel .venv-triton/.installed",
     ),
 )
 
