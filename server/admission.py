@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from server.errors import Overloaded
 from server.lateness import Lateness
 from server.metrics import ServerMetrics
-from server.streams import StreamPlan
+from server.streams import StreamLimits, StreamPlan, StreamSlots
 
 
 class StreamAdmission:
@@ -86,3 +87,15 @@ class StreamAdmission:
         finally:
             self._load = max(0.0, self._load - share)
             self._gauge.set(self._load)
+
+
+@dataclass(frozen=True)
+class StreamResources:
+    """What every live stream shares, whichever protocol opened it: genre.v1's
+    ``ClassifyAudioStream`` and the Open Inference Protocol's sequences count against the same
+    limits, slots, capacity and lateness."""
+
+    limits: StreamLimits
+    slots: StreamSlots
+    admission: StreamAdmission
+    lateness: Lateness | None

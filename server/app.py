@@ -292,7 +292,7 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
     )
     add_servicer(servicer, server)
     add_servicer(
-        InferenceServicer(registry, metrics, state, config.max_rows_per_request),
+        InferenceServicer(registry, metrics, state, config.max_rows_per_request, servicer.streams),
         server,
         INFERENCE_SERVICE,
         grpc_service_pb2,

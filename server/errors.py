@@ -51,8 +51,3 @@ class Draining(ServiceError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
-
-class Unimplemented(ServiceError):
-    """A method or input the contract names that this server does not serve (yet)."""
-
-    code = grpc.StatusCode.UNIMPLEMENTED

@@ -4,14 +4,17 @@ registry, batchers, limits, metrics, logs and auth as ``genre.v1``.
 Feature models take ``FEATURES`` (FP32, [N, F], columns in the order ``ModelMetadata`` and
 ``ListModels`` give) and, optionally, ``FEATURE_NAMES`` (BYTES, [F]) to send the columns in the
 caller's own order, leaving out features the model imputes. They answer ``PROBABILITIES`` (FP32,
-[N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Liveness
-and readiness follow the health service. Not served yet (issue #16's next part): audio through
-``ModelInfer``, ``ModelStreamInfer`` sequences, ``ModelConfig`` and ``ModelStatistics``; gRPC
+[N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Audio
+models take ``AUDIO`` (FP32 or INT16, [1, S], mono) with the parameter ``sample_rate``:
+``ModelInfer`` answers a whole clip's track, ``ModelStreamInfer`` live sequences
+(``server.oip_streams``). Liveness and readiness follow the health service. ``ModelConfig``,
+``ModelStatistics`` and the repository, trace, log and shared-memory methods are not served: gRPC
 answers UNIMPLEMENTED for methods not registered.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import Any
 
@@ -20,14 +23,32 @@ import numpy as np
 from google.protobuf.message import Message
 
 from genre.inference import grpc_service_pb2 as v2
+from server.admission import StreamResources
 from server.calls import ServingState, deadline_of, observe_call
-from server.errors import InvalidArgument, ServiceError, Unimplemented
+from server.errors import InvalidArgument, ServiceError
 from server.features import DenseFields, decode_matrix
 from server.handlers import MalformedMessage, parsed
 from server.metrics import ServerMetrics
-from server.oip_tensors import check_inputs, find_input, fp32_values, raw_bytes, string_values
+from server.oip_audio import (
+    AUDIO,
+    ENCODINGS,
+    audio_bytes,
+    audio_config,
+    feed_all,
+    probabilities_of,
+    sample_rate_of,
+)
+from server.oip_streams import Sequences
+from server.oip_tensors import (
+    check_inputs,
+    find_input,
+    fp32_values,
+    output_tensors,
+    string_values,
+)
 from server.registry import ModelRegistry, ServedVersion
 from server.runner import AudioRunner, FeaturesRunner
+from server.streams import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
 FEATURES, FEATURE_NAMES = "FEATURES", "FEATURE_NAMES"
@@ -64,12 +85,18 @@ async def _refuse_malformed(request: Message | MalformedMessage, context: Contex
 
 class InferenceServicer:
     def __init__(
-        self, registry: ModelRegistry, metrics: ServerMetrics, state: ServingState, max_rows: int
+        self,
+        registry: ModelRegistry,
+        metrics: ServerMetrics,
+        state: ServingState,
+        max_rows: int,
+        streams: StreamResources,
     ) -> None:
         self._registry = registry
         self._metrics = metrics
         self._state = state
         self._max_rows = max_rows
+        self._streams = streams
 
     async def ServerLive(self, request: Any, context: Context) -> v2.ServerLiveResponse:
         await _refuse_malformed(request, context)
@@ -121,17 +148,53 @@ class InferenceServicer:
             served = self._registry.resolve(request.model_name, request.model_version, FIELDS)
             call.model, call.version = served.name, str(served.version)
             runner = served.runner
-            if not isinstance(runner, FeaturesRunner):
-                raise Unimplemented(
-                    f"model_name: {served.name!r} is an audio model; ModelInfer serves feature "
-                    "models so far (use genre.v1 ClassifyAudioStream)"
-                )
+            if isinstance(runner, AudioRunner):
+                probabilities, call.rows = await self._clip(request, served)
+                return self._response(request, served, probabilities)
+            assert isinstance(runner, FeaturesRunner)
             matrix = self._features(request, runner)
             call.rows = int(matrix.shape[0])
             result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows
             return self._response(request, served, result.outputs)
         raise AssertionError("unreachable: observe_call aborts on failure")
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[Any], context: Context
+    ) -> None:
+        async with observe_call("ModelStreamInfer", context, self._metrics, self._state) as call:
+            sequences = Sequences(self._registry, self._metrics, self._streams)
+            try:
+                async for raw in request_iterator:
+                    async for response in sequences.handle(raw):
+                        if response.HasField("infer_response"):
+                            call.model = response.infer_response.model_name
+                            call.version = response.infer_response.model_version
+                            call.rows += 1
+                        await context.write(response)
+            finally:
+                sequences.close()
+
+    async def _clip(
+        self, request: v2.ModelInferRequest, served: ServedVersion
+    ) -> tuple[np.ndarray, int]:
+        """A whole clip's track answer, as genre.v1's stream would give it at the end."""
+        check_inputs(request, {AUDIO})
+        found = find_input(request, AUDIO)
+        if found is None:
+            raise InvalidArgument(f"inputs: {AUDIO} is required (FP32 or INT16, [1, S])")
+        index, tensor = found
+        data = audio_bytes(request, index, tensor)
+        rate = sample_rate_of(request.parameters, "parameters")
+        plan = plan_stream(
+            audio_config(served.name, str(served.version), rate, tensor.datatype), self._registry
+        )
+        limits = self._streams.limits
+        session = StreamSession(plan, limits, self._metrics)
+        width = np.dtype(ENCODINGS[tensor.datatype][1]).itemsize
+        await feed_all(session, data, limits.max_chunk_bytes, width)
+        final = await session.finish()
+        return probabilities_of(final.track, served.labels), session.windows_scored
 
     def _features(self, request: v2.ModelInferRequest, runner: FeaturesRunner) -> np.ndarray:
         check_inputs(request, {FEATURES, FEATURE_NAMES})
@@ -160,16 +223,9 @@ class InferenceServicer:
     def _response(
         self, request: v2.ModelInferRequest, served: ServedVersion, probabilities: np.ndarray
     ) -> v2.ModelInferResponse:
-        rows, classes = probabilities.shape
         labels = [served.labels[int(i)] for i in np.argmax(probabilities, axis=1)]
-        produced = {
-            PROBABILITIES: (
-                tensor(PROBABILITIES, "FP32", [rows, classes]),
-                np.ascontiguousarray(probabilities, dtype="<f4").tobytes(),
-            ),
-            LABEL: (tensor(LABEL, "BYTES", [rows]), raw_bytes(labels)),
-        }
-        wanted = [output.name for output in request.outputs] or [PROBABILITIES, LABEL]
+        produced = {meta.name: (meta, raw) for meta, raw in output_tensors(probabilities, labels)}
+        wanted = [output.name for output in request.outputs] or list(produced)
         unknown = [name for name in wanted if name not in produced]
         if unknown:
             raise InvalidArgument(
@@ -180,6 +236,6 @@ class InferenceServicer:
         )
         for name in wanted:
             meta, raw = produced[name]
-            response.outputs.add(name=meta.name, datatype=meta.datatype, shape=meta.shape)
+            response.outputs.add().CopyFrom(meta)
             response.raw_output_contents.append(raw)
         return response

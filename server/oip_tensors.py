@@ -42,7 +42,7 @@ def check_inputs(request: Request, known: set[str]) -> None:
         )
 
 
-def _element_count(tensor: InputTensor) -> int:
+def element_count(tensor: InputTensor) -> int:
     if any(dimension < 0 for dimension in tensor.shape):
         raise InvalidArgument(f"{tensor.name}: shape {list(tensor.shape)} has a negative size")
     return int(np.prod(tensor.shape, dtype=np.int64)) if tensor.shape else 0
@@ -52,7 +52,7 @@ def fp32_values(request: Request, index: int, tensor: InputTensor) -> FloatArray
     """The tensor's values, flat, checked against its datatype and shape."""
     if tensor.datatype != "FP32":
         raise InvalidArgument(f"{tensor.name}: datatype must be FP32, got {tensor.datatype!r}")
-    count = _element_count(tensor)
+    count = element_count(tensor)
     if request.raw_input_contents:
         raw = request.raw_input_contents[index]
         if len(raw) != 4 * count:
@@ -73,7 +73,7 @@ def string_values(request: Request, index: int, tensor: InputTensor) -> list[str
     """A BYTES tensor as UTF-8 strings."""
     if tensor.datatype != "BYTES":
         raise InvalidArgument(f"{tensor.name}: datatype must be BYTES, got {tensor.datatype!r}")
-    count = _element_count(tensor)
+    count = element_count(tensor)
     if request.raw_input_contents:
         items = _split_raw_bytes(tensor.name, request.raw_input_contents[index])
     else:
@@ -107,3 +107,19 @@ def raw_bytes(strings: list[str]) -> bytes:
         data = text.encode("utf-8")
         parts += [_LENGTH.pack(len(data)), data]
     return b"".join(parts)
+
+
+def output_tensors(
+    probabilities: FloatArray, labels: list[str]
+) -> list[tuple[v2.ModelInferResponse.InferOutputTensor, bytes]]:
+    """Every model's two outputs, raw: ``PROBABILITIES`` (FP32, [N, C]) and ``LABEL`` (BYTES,
+    [N], the top genre of each row)."""
+    rows, classes = probabilities.shape
+    tensor = v2.ModelInferResponse.InferOutputTensor
+    return [
+        (
+            tensor(name="PROBABILITIES", datatype="FP32", shape=[rows, classes]),
+            np.ascontiguousarray(probabilities, dtype="<f4").tobytes(),
+        ),
+        (tensor(name="LABEL", datatype="BYTES", shape=[rows]), raw_bytes(labels)),
+    ]

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from genre.v1 import genre_pb2
-from server.admission import StreamAdmission
+from server.admission import StreamAdmission, StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import FailedPrecondition, InvalidArgument
 from server.features import decode_features
@@ -61,6 +61,7 @@ class GenreClassifierServicer:
             lateness,
             stream_limits.latency_bound_seconds,
         )
+        self.streams = StreamResources(stream_limits, self._stream_slots, self._admission, lateness)
 
     async def ClassifyFeatures(
         self,

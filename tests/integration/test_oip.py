@@ -2,13 +2,14 @@
 
 These talk to the server with stubs compiled from the same contract Triton ships (their
 descriptors equal ``tritonclient``'s: tests/unit/test_triton_contract.py), so the bytes on the
-wire are what ``tritonclient`` sends. Feature models first; audio and sequences are still to come.
+wire are what ``tritonclient`` sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -20,13 +21,17 @@ from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
 from server.oip_tensors import raw_bytes
 from tests.support.checkpoints import (
+    AUDIO_LABELS,
     FEATURE_NAMES,
     LABELS,
+    TINY_FRONTEND,
     example_row,
+    tiny_stream_config,
     write_tiny_audio_model,
     write_tiny_model,
 )
 from tests.support.harness import loopback_config
+from tests.support.synthetic_audio import synth_clip
 
 ROWS = np.array(
     [[example_row(tempo=t)[name] for name in FEATURE_NAMES] for t in (90.0, 128.0, 170.0)],
@@ -202,17 +207,104 @@ async def test_bad_tensors_get_a_precise_status_naming_the_tensor(
     assert message in (error.value.details() or "")
 
 
-async def test_audio_and_unserved_methods_say_unimplemented(
+def audio_request(clip: np.ndarray, **parameters: object) -> v2.ModelInferRequest:
+    request = v2.ModelInferRequest(model_name="tiny-audio")
+    request.inputs.add(name="AUDIO", datatype="FP32", shape=[1, clip.size])
+    request.raw_input_contents.append(clip.astype("<f4").tobytes())
+    for name, value in parameters.items():
+        if isinstance(value, bool):
+            request.parameters[name].bool_param = value
+        elif isinstance(value, int):
+            request.parameters[name].int64_param = value
+        else:
+            request.parameters[name].string_param = str(value)
+    return request
+
+
+async def v1_stream(
+    v1: genre_pb2_grpc.GenreClassifierAsyncStub, clip: np.ndarray
+) -> list[genre_pb2.ClassifyAudioStreamResponse]:
+    config = tiny_stream_config()
+    config.config.encoding = genre_pb2.PCM_F32LE
+    audio = genre_pb2.ClassifyAudioStreamRequest(
+        audio=genre_pb2.AudioChunk(data=clip.astype("<f4").tobytes())
+    )
+    return [reply async for reply in v1.ClassifyAudioStream(iter([config, audio]))]
+
+
+def probabilities(classification: genre_pb2.Classification) -> list[float]:
+    by_genre = {score.genre: score.probability for score in classification.scores}
+    return [by_genre[genre] for genre in AUDIO_LABELS]
+
+
+async def test_a_whole_clip_gets_the_track_answer_of_genre_v1(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, genre_pb2_grpc.GenreClassifierAsyncStub],
+) -> None:
+    stub, v1 = served
+    clip = synth_clip("metal", 1.2, TINY_FRONTEND.sample_rate, seed=4)
+    reply = await stub.ModelInfer(audio_request(clip, sample_rate=TINY_FRONTEND.sample_rate))
+    raw = outputs(reply)
+    got = np.frombuffer(raw["PROBABILITIES"], "<f4")
+    final = (await v1_stream(v1, clip))[-1]
+    np.testing.assert_allclose(got, probabilities(final.track), atol=1e-6)
+    assert raw["LABEL"] == raw_bytes([AUDIO_LABELS[int(np.argmax(got))]])
+    refused = await invalid_argument(stub.ModelInfer(audio_request(clip)))
+    assert "parameters.sample_rate: required" in refused
+
+
+async def invalid_argument(call: Any) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return error.value.details() or ""
+
+
+async def test_interleaved_sequences_answer_as_genre_v1_streams_do(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, genre_pb2_grpc.GenreClassifierAsyncStub],
+) -> None:
+    stub, v1 = served
+    rate = TINY_FRONTEND.sample_rate
+    clips = {
+        7: synth_clip("metal", 1.0, rate, seed=1),
+        8: synth_clip("classical", 1.0, rate, seed=2),
+    }
+    halves = {key: np.array_split(clip, 2) for key, clip in clips.items()}
+    requests = [
+        audio_request(halves[7][0], sequence_id=7, sequence_start=True, sample_rate=rate),
+        audio_request(halves[8][0], sequence_id=8, sequence_start=True, sample_rate=rate),
+        audio_request(halves[7][1], sequence_id=7, sequence_end=True),
+        audio_request(halves[8][1], sequence_id=8, sequence_end=True),
+        audio_request(halves[8][1], sequence_id=8),  # already ended: an error, the stream goes on
+    ]
+    replies = [reply async for reply in stub.ModelStreamInfer(iter(requests))]
+    errors = [reply.error_message for reply in replies if reply.error_message]
+    assert errors == ["INVALID_ARGUMENT: parameters.sequence_id: no open sequence '8'; "
+                      "start one with sequence_start"]  # fmt: skip
+    for key, clip in clips.items():
+        ours = [
+            reply.infer_response
+            for reply in replies
+            if not reply.error_message
+            and reply.infer_response.parameters["sequence_id"].string_param == str(key)
+        ]
+        theirs = await v1_stream(v1, clip)
+        assert [r.parameters["final"].bool_param for r in ours] == [r.final for r in theirs]
+        for mine, reference in zip(ours, theirs, strict=True):
+            assert mine.parameters["window_start_seconds"].double_param == pytest.approx(
+                reference.window_start_seconds
+            )
+            expected = reference.track if reference.final else reference.window
+            np.testing.assert_allclose(
+                np.frombuffer(outputs(mine)["PROBABILITIES"], "<f4"),
+                probabilities(expected),
+                atol=1e-6,
+            )
+
+
+async def test_unserved_methods_say_unimplemented(
     served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
 ) -> None:
     stub, _ = served
-    request = v2.ModelInferRequest(model_name="tiny-audio")
-    request.inputs.add(name="AUDIO", datatype="FP32", shape=[1, 4]).contents.fp32_contents.extend(
-        [0.0] * 4
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await stub.ModelInfer(request)
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-mlp"))
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -18,12 +18,24 @@ import pytest
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from tests.conftest import REPOSITORY_ROOT
-from tests.support.checkpoints import FEATURE_NAMES, LABELS, example_row, write_tiny_model
+from tests.support.checkpoints import (
+    AUDIO_LABELS,
+    FEATURE_NAMES,
+    LABELS,
+    TINY_FRONTEND,
+    example_row,
+    tiny_stream_config,
+    write_tiny_audio_model,
+    write_tiny_model,
+)
 from tests.support.harness import ServerProcess, start_server_process
+from tests.support.synthetic_audio import synth_clip
 
 TRITON_PYTHON = REPOSITORY_ROOT / ".venv-triton" / "bin" / "python"
 PROBE = REPOSITORY_ROOT / "tests" / "support" / "triton_probe.py"
 ROWS = [[example_row(tempo=t)[name] for name in FEATURE_NAMES] for t in (90.0, 128.0, 170.0)]
+RATE = TINY_FRONTEND.sample_rate
+CLIPS = [synth_clip("metal", 1.0, RATE, seed=1), synth_clip("classical", 1.0, RATE, seed=2)]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     repository = tmp_path_factory.mktemp("triton") / "models"
     write_tiny_model(repository, seed=1)
     write_tiny_model(repository, seed=2)
+    write_tiny_audio_model(repository)
     process = start_server_process(repository)
     try:
         yield process
@@ -41,7 +54,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def probe(server: ServerProcess) -> dict[str, Any]:
-    plan = {"target": server.target, "model": "tiny-mlp", "rows": ROWS}
+    plan = {
+        "target": server.target,
+        "model": "tiny-mlp",
+        "rows": ROWS,
+        "audio_model": "tiny-audio",
+        "rate": RATE,
+        "clips": [clip.tolist() for clip in CLIPS],
+    }
     done = subprocess.run(
         [str(TRITON_PYTHON), str(PROBE)],
         input=json.dumps(plan),
@@ -95,3 +115,36 @@ def test_tritonclient_sees_a_wrong_datatype_as_invalid_argument(server: ServerPr
     assert refused is not None, "an FP64 FEATURES tensor was accepted"
     assert refused["status"] == "StatusCode.INVALID_ARGUMENT"
     assert "FEATURES: datatype must be FP32, got 'FP64'" in refused["message"]
+
+
+def v1_stream(
+    server: ServerProcess, clip: np.ndarray
+) -> list[genre_pb2.ClassifyAudioStreamResponse]:
+    config = tiny_stream_config()
+    config.config.encoding = genre_pb2.PCM_F32LE
+    audio = genre_pb2.ClassifyAudioStreamRequest(
+        audio=genre_pb2.AudioChunk(data=clip.astype("<f4").tobytes())
+    )
+    with grpc.insecure_channel(server.target) as channel:
+        stub = genre_pb2_grpc.GenreClassifierStub(channel)
+        return list(stub.ClassifyAudioStream(iter([config, audio]), timeout=30))
+
+
+def in_label_order(classification: genre_pb2.Classification) -> list[float]:
+    by_genre = {score.genre: score.probability for score in classification.scores}
+    return [by_genre[genre] for genre in AUDIO_LABELS]
+
+
+def test_tritonclient_classifies_a_clip_and_streams_sequences(server: ServerProcess) -> None:
+    found = probe(server)
+    references = [v1_stream(server, clip) for clip in CLIPS]
+    np.testing.assert_allclose(
+        found["clip_probabilities"], in_label_order(references[0][-1].track), atol=1e-6
+    )
+    assert not [answer for answer in found["stream"] if "error" in answer]
+    for key, reference in enumerate(references, start=1):
+        ours = [answer for answer in found["stream"] if answer["sequence_id"] == str(key)]
+        assert [answer["final"] for answer in ours] == [reply.final for reply in reference]
+        for answer, reply in zip(ours, reference, strict=True):
+            expected = reply.track if reply.final else reply.window
+            np.testing.assert_allclose(answer["probabilities"], in_label_order(expected), atol=1e-6)

@@ -1,7 +1,8 @@
 """Runs inside .venv-triton (tritonclient needs protobuf < 7): the official Open Inference
 Protocol client does what a platform would, and prints what it got as one JSON line.
 
-Input on stdin: {"target", "model", "rows" (list of lists), "bad_datatype" (bool)}.
+Input on stdin: {"target", "model", "rows" (list of lists), "audio_model", "rate", "clips"
+(two lists of samples in -1..1)}.
 """
 
 from __future__ import annotations
@@ -42,8 +43,52 @@ def main() -> int:
         found["bad_datatype"] = None
     except InferenceServerException as error:
         found["bad_datatype"] = {"status": error.status(), "message": error.message()}
+    found.update(audio(client, plan))
     print(json.dumps(found))
     return 0
+
+
+def audio_input(samples: np.ndarray) -> Any:
+    tensor = triton.InferInput("AUDIO", [1, samples.size], "FP32")
+    tensor.set_data_from_numpy(samples.reshape(1, -1).astype(np.float32))
+    return tensor
+
+
+def audio(client: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """A whole clip through infer, then the two clips as interleaved sequences on one stream."""
+    model, rate = plan["audio_model"], plan["rate"]
+    clips = [np.array(clip, dtype=np.float32) for clip in plan["clips"]]
+    whole = client.infer(model, [audio_input(clips[0])], parameters={"sample_rate": rate})
+    answers: list[dict[str, Any]] = []
+
+    def collect(result: Any, error: Any) -> None:
+        if error is not None:
+            answers.append({"error": str(error)})
+            return
+        parameters = result.get_response().parameters
+        answers.append(
+            {
+                "sequence_id": parameters["sequence_id"].string_param,
+                "final": parameters["final"].bool_param,
+                "start": parameters["window_start_seconds"].double_param,
+                "probabilities": result.as_numpy("PROBABILITIES")[0].tolist(),
+            }
+        )
+
+    client.start_stream(callback=collect)
+    halves = [np.array_split(clip, 2) for clip in clips]
+    for part in (0, 1):
+        for index, pieces in enumerate(halves):
+            client.async_stream_infer(
+                model,
+                [audio_input(pieces[part])],
+                sequence_id=index + 1,
+                sequence_start=part == 0,
+                sequence_end=part == 1,
+                parameters={"sample_rate": rate} if part == 0 else None,
+            )
+    client.stop_stream()
+    return {"clip_probabilities": whole.as_numpy("PROBABILITIES")[0].tolist(), "stream": answers}
 
 
 if __name__ == "__main__":
