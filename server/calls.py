@@ -87,7 +87,9 @@ async def observe_call(
     context: grpc.aio.ServicerContext[Any, Any],
     metrics: ServerMetrics,
     state: ServingState,
+    protocol: str = "genre.v1",
 ) -> AsyncIterator[CallRecord]:
+    """``protocol``: genre.v1, or v2 for the Open Inference Protocol (metrics and log line)."""
     record = CallRecord(method=method)
     request_id = caller_request_id(context.invocation_metadata())
     started = time.perf_counter()
@@ -115,12 +117,13 @@ async def observe_call(
             state.call_finished()
             elapsed = time.perf_counter() - started
             metrics.child(
-                metrics.requests, method, record.model, record.version, record.status
+                metrics.requests, method, record.model, record.version, record.status, protocol
             ).inc()
-            metrics.child(metrics.request_latency, method, record.model).observe(elapsed)
+            metrics.child(metrics.request_latency, method, record.model, protocol).observe(elapsed)
             log.info(
                 "request",
                 method=method,
+                protocol=protocol,
                 model=record.model,
                 version=record.version,
                 rows=record.rows,

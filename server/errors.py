@@ -50,4 +50,3 @@ class Draining(ServiceError):
     """The server is shutting down; the caller should retry on another replica."""
 
     code = grpc.StatusCode.UNAVAILABLE
-

@@ -67,14 +67,15 @@ class ServerMetrics:
             registry=registry,
             requests=Counter(
                 "genre_requests",
-                "Finished RPCs by method, model, version and status code.",
-                ("method", "model", "version", "status"),
+                "Finished RPCs by method, model, version, status code and protocol (genre.v1, or "
+                "v2 for the Open Inference Protocol).",
+                ("method", "model", "version", "status", "protocol"),
                 registry=registry,
             ),
             request_latency=Histogram(
                 "genre_request_duration_seconds",
                 "Wall time of an RPC inside the server, from receipt to response.",
-                ("method", "model"),
+                ("method", "model", "protocol"),
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),

@@ -51,6 +51,7 @@ from server.runner import AudioRunner, FeaturesRunner
 from server.streams import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
+PROTOCOL = "v2"  # the protocol label of this service's metrics and log lines
 FEATURES, FEATURE_NAMES = "FEATURES", "FEATURE_NAMES"
 PROBABILITIES, LABEL = "PROBABILITIES", "LABEL"
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -125,7 +126,9 @@ class InferenceServicer:
     async def ModelMetadata(
         self, request: v2.ModelMetadataRequest, context: Context
     ) -> v2.ModelMetadataResponse:
-        async with observe_call("ModelMetadata", context, self._metrics, self._state) as call:
+        async with observe_call(
+            "ModelMetadata", context, self._metrics, self._state, PROTOCOL
+        ) as call:
             request = parsed(request)
             served = self._registry.resolve(request.name, request.version, ("name", "version"))
             call.model, call.version = served.name, str(served.version)
@@ -143,7 +146,9 @@ class InferenceServicer:
     async def ModelInfer(
         self, request: v2.ModelInferRequest, context: Context
     ) -> v2.ModelInferResponse:
-        async with observe_call("ModelInfer", context, self._metrics, self._state) as call:
+        async with observe_call(
+            "ModelInfer", context, self._metrics, self._state, PROTOCOL
+        ) as call:
             request = parsed(request)
             served = self._registry.resolve(request.model_name, request.model_version, FIELDS)
             call.model, call.version = served.name, str(served.version)
@@ -162,7 +167,9 @@ class InferenceServicer:
     async def ModelStreamInfer(
         self, request_iterator: AsyncIterator[Any], context: Context
     ) -> None:
-        async with observe_call("ModelStreamInfer", context, self._metrics, self._state) as call:
+        async with observe_call(
+            "ModelStreamInfer", context, self._metrics, self._state, PROTOCOL
+        ) as call:
             sequences = Sequences(self._registry, self._metrics, self._streams)
             try:
                 async for raw in request_iterator:
