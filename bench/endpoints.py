@@ -19,6 +19,7 @@ from types import ModuleType
 from bench.server_process import ServerProcess, start_server_process
 
 CLASSIFY = "/genre.v1.GenreClassifier/ClassifyFeatures"
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"  # ours over the Open Inference Protocol
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,16 @@ def echo_servers(manifest: Path, workers: int) -> Iterator[list[ServerProcess]]:
 
 @contextlib.contextmanager
 def ours(
-    repository: Path, env: dict[str, str], bodies: dict[str, Path], workers: int
+    repository: Path,
+    env: dict[str, str],
+    bodies: dict[str, Path],
+    workers: int,
+    method: str = CLASSIFY,
 ) -> Iterator[Endpoint]:
     handle = start_server_process(repository, {**env, "GENRE_WORKERS": str(workers)})
     try:
         pids = (handle.process.pid,)
-        yield Endpoint(handle.target, handle.metrics_port, CLASSIFY, bodies, pids, workers)
+        yield Endpoint(handle.target, handle.metrics_port, method, bodies, pids, workers)
     finally:
         handle.stop()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY_ROOT / "bench" / "results"
-SERVERS = ("ours", "ours-no-batching", "ours-bf16", "echo", "torchserve")
+SERVERS = ("ours", "ours-no-batching", "ours-bf16", "ours-v2", "echo", "torchserve")
 SCENARIOS = ("features-1", "features-256", "audio")
 
 

@@ -31,6 +31,7 @@ SERVER_NAMES = {
     "ours": "genre-serve",
     "ours-no-batching": "genre-serve, batching off",
     "ours-bf16": "genre-serve, bfloat16",
+    "ours-v2": "genre-serve, Open Inference Protocol",
     "echo": "echo ceiling",
     "torchserve": "TorchServe 0.12",
 }

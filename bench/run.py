@@ -47,6 +47,7 @@ from bench.endpoints import CLASSIFY as CLASSIFY
 from bench.endpoints import Endpoint
 from bench.plan import REPOSITORY_ROOT, Plan, parse_arguments
 from bench.server_process import start_server_process
+from genre.inference import grpc_service_pb2
 from genre.v1 import genre_pb2
 from server.config import ServerConfig
 from server.runner import select_device
@@ -71,12 +72,22 @@ def write_requests(workdir: Path, version: Path, model: str) -> dict[str, Path]:
         ).SerializeToString(),
         "raw-1": row.astype("<f4").tobytes(),
         "raw-256": bulk.astype("<f4").tobytes(),
+        "v2-1": v2_request(model, row[None, :]),
+        "v2-256": v2_request(model, bulk),
     }
     paths = {}
     for key, body in bodies.items():
         paths[key] = workdir / f"{key}.bin"
         paths[key].write_bytes(body)
     return paths
+
+
+def v2_request(model: str, rows: np.ndarray) -> bytes:
+    """The same rows as an Open Inference Protocol ModelInfer: FEATURES [N, F], raw FP32."""
+    request = grpc_service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name="FEATURES", datatype="FP32", shape=list(rows.shape))
+    request.raw_input_contents.append(rows.astype("<f4").tobytes())
+    return bytes(request.SerializeToString())
 
 
 def run_client(spec: dict[str, Any], limit_s: float) -> dict[str, Any]:
@@ -148,7 +159,11 @@ class Harness:
                 env["GENRE_MAX_BATCH_SIZE"] = "1"
             if server == "ours-bf16":
                 env["GENRE_FEATURES_PRECISION"] = "bfloat16"
-            with endpoints.ours(self.repository, env, genre, workers) as endpoint:
+            bodies, method = genre, endpoints.CLASSIFY
+            if server == "ours-v2":
+                bodies = {"features-1": self.bodies["v2-1"], "features-256": self.bodies["v2-256"]}
+                method = endpoints.MODEL_INFER
+            with endpoints.ours(self.repository, env, bodies, workers, method) as endpoint:
                 yield endpoint
 
     def features(self) -> None:

@@ -60,3 +60,24 @@ def test_quick_run_measures_the_echo_once_per_worker_count(tmp_path: Path) -> No
     markdown = (out / "benchmarks.md").read_text()
     assert "| workers | concurrency | echo ceiling |" in markdown
     assert "| echo ceiling | 2 | 8 | 1 |" in markdown
+
+
+def test_quick_run_measures_the_open_inference_protocol_beside_genre_v1(tmp_path: Path) -> None:
+    repository = tmp_path / "models"
+    write_tiny_model(repository, name="tiny-mlp")
+    out = tmp_path / "results"
+
+    assert main(["--quick", "--servers", "ours,ours-v2", "--repository", str(repository),
+                 "--model", "tiny-mlp", "--out", str(out)]) == 0  # fmt: skip
+
+    results = json.loads((out / "benchmarks.json").read_text())
+    cells = {c["server"]: c for c in results["cells"]}
+    assert set(cells) == {"ours", "ours-v2"}
+    assert all("failed" not in c and c["calls"] > 0 and c["errors"] == {} for c in cells.values())
+    assert cells["ours-v2"]["mean_batch_rows"] == 1.0  # the rows went through our batcher
+    verdicts = {t["target"]: t for t in results["targets"]}
+    share = verdicts["features-1: Open Inference Protocol / genre.v1 calls/s >= 0.9 at every level"]
+    assert share["value"] == pytest.approx(
+        cells["ours-v2"]["calls_per_second"] / cells["ours"]["calls_per_second"]
+    )
+    assert "genre-serve, Open Inference Protocol" in (out / "benchmarks.md").read_text()
