@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
+from modelcore.checkpoint import list_versions, load_checkpoint
 from tests.conftest import REPOSITORY_ROOT
 from tests.support.checkpoints import (
     AUDIO_LABELS,
@@ -32,6 +34,7 @@ from tests.support.harness import ServerProcess, start_server_process
 from tests.support.synthetic_audio import synth_clip
 
 TRITON_PYTHON = REPOSITORY_ROOT / ".venv-triton" / "bin" / "python"
+MODELS = REPOSITORY_ROOT / "models"
 PROBE = REPOSITORY_ROOT / "tests" / "support" / "triton_probe.py"
 ROWS = [[example_row(tempo=t)[name] for name in FEATURE_NAMES] for t in (90.0, 128.0, 170.0)]
 RATE = TINY_FRONTEND.sample_rate
@@ -54,14 +57,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def probe(server: ServerProcess) -> dict[str, Any]:
-    plan = {
-        "target": server.target,
-        "model": "tiny-mlp",
-        "rows": ROWS,
-        "audio_model": "tiny-audio",
-        "rate": RATE,
-        "clips": [clip.tolist() for clip in CLIPS],
-    }
+    return run_probe(
+        {
+            "target": server.target,
+            "model": "tiny-mlp",
+            "rows": ROWS,
+            "audio_model": "tiny-audio",
+            "rate": RATE,
+            "clips": [clip.tolist() for clip in CLIPS],
+        }
+    )
+
+
+def run_probe(plan: dict[str, Any]) -> dict[str, Any]:
     done = subprocess.run(
         [str(TRITON_PYTHON), str(PROBE)],
         input=json.dumps(plan),
@@ -148,3 +156,38 @@ def test_tritonclient_classifies_a_clip_and_streams_sequences(server: ServerProc
         for answer, reply in zip(ours, reference, strict=True):
             expected = reply.track if reply.final else reply.window
             np.testing.assert_allclose(answer["probabilities"], in_label_order(expected), atol=1e-6)
+
+
+def test_tritonclient_talks_to_make_serve_unmodified() -> None:
+    """The bundled models, the default worker count (what `make serve` starts), both kinds."""
+    if not TRITON_PYTHON.exists():
+        pytest.skip("tritonclient not installed: `make .venv-triton/.installed`")
+    features = load_checkpoint(latest(MODELS / "gtzan-features-mlp")).manifest
+    audio = load_checkpoint(latest(MODELS / "gtzan-cnn-lstm")).manifest
+    rate = int(audio.frontend["sample_rate"])
+    mean = np.asarray(features.preprocessing["mean"], dtype=np.float32)
+    clips = [synth_clip(genre, 4.0, rate, seed=3) for genre in ("metal", "classical")]
+    server = start_server_process(None, {"GENRE_WORKERS": ""}, timeout=300)
+    try:
+        plan = {
+            "target": server.target,
+            "model": "gtzan-features-mlp",
+            "rows": np.stack([mean, mean * 1.1]).tolist(),
+            "audio_model": "gtzan-cnn-lstm",
+            "rate": rate,
+            "clips": [clip.tolist() for clip in clips],
+        }
+        found = run_probe(plan)
+    finally:
+        server.stop()
+    assert (found["live"], found["ready"], found["model_ready"]) == (True, True, True)
+    assert len(found["probabilities"]) == 2
+    assert found["labels"][0] in features.labels
+    assert not [answer for answer in found["stream"] if "error" in answer]
+    finals = [answer for answer in found["stream"] if answer["final"]]
+    assert sorted(answer["sequence_id"] for answer in finals) == ["1", "2"]
+    assert len(found["clip_probabilities"]) == len(audio.labels)
+
+
+def latest(model: Path) -> Path:
+    return model / str(max(list_versions(model)))
