@@ -7,9 +7,9 @@ caller's own order, leaving out features the model imputes. They answer ``PROBAB
 [N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Audio
 models take ``AUDIO`` (FP32 or INT16, [1, S], mono) with the parameter ``sample_rate``:
 ``ModelInfer`` answers a whole clip's track, ``ModelStreamInfer`` live sequences
-(``server.oip_streams``). Liveness and readiness follow the health service. ``ModelConfig``,
-``ModelStatistics`` and the repository, trace, log and shared-memory methods are not served: gRPC
-answers UNIMPLEMENTED for methods not registered.
+(``server.oip_streams``). Liveness and readiness follow the health service; ``ModelConfig`` states
+the signature as a Triton configuration. ``ModelStatistics`` and the repository, trace, log and
+shared-memory methods are not served: gRPC answers UNIMPLEMENTED for methods not registered.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from genre.inference import grpc_service_pb2 as v2
+from genre.inference import model_config_pb2
 from server.admission import StreamResources
 from server.calls import ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError
@@ -84,6 +85,30 @@ async def _refuse_malformed(request: Message | MalformedMessage, context: Contex
         await context.abort(error.code, str(error))
 
 
+DATA_TYPES = {"FP32": model_config_pb2.TYPE_FP32, "BYTES": model_config_pb2.TYPE_STRING}
+
+
+def model_config(served: ServedVersion) -> model_config_pb2.ModelConfig:
+    inputs, outputs = signature(served)
+    config = model_config_pb2.ModelConfig(
+        name=served.name, platform="pytorch", backend="genre-serve", max_batch_size=0
+    )
+    for item in inputs:
+        config.input.add(
+            name=item.name,
+            data_type=DATA_TYPES[item.datatype],
+            dims=list(item.shape),
+            optional=item.name == FEATURE_NAMES,
+        )
+    for item in outputs:
+        config.output.add(
+            name=item.name, data_type=DATA_TYPES[item.datatype], dims=list(item.shape)
+        )
+    if isinstance(served.runner, AudioRunner):
+        config.sequence_batching.SetInParent()
+    return config
+
+
 class InferenceServicer:
     def __init__(
         self,
@@ -141,6 +166,22 @@ class InferenceServicer:
                 inputs=inputs,
                 outputs=outputs,
             )
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+    async def ModelConfig(
+        self, request: v2.ModelConfigRequest, context: Context
+    ) -> v2.ModelConfigResponse:
+        """The signature of ``ModelMetadata`` as a Triton model configuration, for clients and
+        load generators (perf_analyzer) that read it: full shapes (``max_batch_size`` 0, rows
+        are the first dimension), ``FEATURE_NAMES`` optional, and ``sequence_batching`` on audio
+        models, whose streams are sequences."""
+        async with observe_call(
+            "ModelConfig", context, self._metrics, self._state, PROTOCOL
+        ) as call:
+            request = parsed(request)
+            served = self._registry.resolve(request.name, request.version, ("name", "version"))
+            call.model, call.version = served.name, str(served.version)
+            return v2.ModelConfigResponse(config=model_config(served))
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ModelInfer(

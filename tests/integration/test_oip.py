@@ -306,8 +306,27 @@ async def test_unserved_methods_say_unimplemented(
 ) -> None:
     stub, _ = served
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-mlp"))
+        await stub.ModelStatistics(v2.ModelStatisticsRequest(name="tiny-mlp"))
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_model_config_states_the_signature_as_triton_does(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, object],
+) -> None:
+    stub, _ = served
+    features = (await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-mlp"))).config
+    assert (features.name, features.platform, features.max_batch_size) == ("tiny-mlp", "pytorch", 0)
+    assert [(i.name, list(i.dims), i.optional) for i in features.input] == [
+        ("FEATURES", [-1, len(FEATURE_NAMES)], False),
+        ("FEATURE_NAMES", [len(FEATURE_NAMES)], True),
+    ]
+    assert [o.name for o in features.output] == ["PROBABILITIES", "LABEL"]
+    assert features.WhichOneof("scheduling_choice") is None
+    audio = (await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-audio"))).config
+    assert audio.WhichOneof("scheduling_choice") == "sequence_batching"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ModelConfig(v2.ModelConfigRequest(name="no-such-model"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_undecodable_bytes_get_invalid_argument_on_every_method(tmp_path: Path) -> None:

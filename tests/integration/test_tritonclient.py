@@ -91,6 +91,8 @@ def test_tritonclient_checks_health_and_reads_metadata(server: ServerProcess) ->
     metadata = found["metadata"]
     assert metadata["name"] == "tiny-mlp"
     assert metadata["versions"] == ["1", "2"]
+    assert found["config"]["name"] == "tiny-mlp"
+    assert [i["name"] for i in found["config"]["input"]] == ["FEATURES", "FEATURE_NAMES"]
     assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["inputs"]] == [
         ("FEATURES", "FP32", ["-1", str(len(FEATURE_NAMES))]),
         ("FEATURE_NAMES", "BYTES", [str(len(FEATURE_NAMES))]),

@@ -32,6 +32,7 @@ def main() -> int:
         "unknown_model_ready": client.is_model_ready("no-such-model"),
         "server": client.get_server_metadata(as_json=True),
         "metadata": metadata,
+        "config": client.get_model_config(model, as_json=True)["config"],
         "probabilities": result.as_numpy("PROBABILITIES").tolist(),
         "labels": [label.decode() for label in result.as_numpy("LABEL")],
         "version": result.get_response().model_version,
