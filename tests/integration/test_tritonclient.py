@@ -56,7 +56,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         process.stop()
 
 
-def probe(server: ServerProcess) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def found(server: ServerProcess) -> dict[str, Any]:
+    """What tritonclient got from the tiny models' server, asked once for the module."""
     return run_probe(
         {
             "target": server.target,
@@ -83,8 +85,7 @@ def run_probe(plan: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def test_tritonclient_checks_health_and_reads_metadata(server: ServerProcess) -> None:
-    found = probe(server)
+def test_tritonclient_checks_health_and_reads_metadata(found: dict[str, Any]) -> None:
     assert (found["live"], found["ready"], found["model_ready"]) == (True, True, True)
     assert found["unknown_model_ready"] is False
     assert found["server"]["name"] == "genre-serve"
@@ -99,8 +100,9 @@ def test_tritonclient_checks_health_and_reads_metadata(server: ServerProcess) ->
     ]
 
 
-def test_tritonclient_infers_what_genre_v1_answers(server: ServerProcess) -> None:
-    found = probe(server)
+def test_tritonclient_infers_what_genre_v1_answers(
+    server: ServerProcess, found: dict[str, Any]
+) -> None:
     with grpc.insecure_channel(server.target) as channel:
         reply = genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(
             genre_pb2.ClassifyFeaturesRequest(
@@ -120,11 +122,21 @@ def test_tritonclient_infers_what_genre_v1_answers(server: ServerProcess) -> Non
     assert found["version"] == "2"
 
 
-def test_tritonclient_sees_a_wrong_datatype_as_invalid_argument(server: ServerProcess) -> None:
-    refused = probe(server)["bad_datatype"]
-    assert refused is not None, "an FP64 FEATURES tensor was accepted"
-    assert refused["status"] == "StatusCode.INVALID_ARGUMENT"
-    assert "FEATURES: datatype must be FP32, got 'FP64'" in refused["message"]
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("bad_datatype", "INVALID_ARGUMENT", "FEATURES: datatype must be FP32, got 'FP64'"),
+        ("unknown_input", "INVALID_ARGUMENT", "inputs: unknown input 'SCORES'"),
+        ("unknown_model", "NOT_FOUND", "model_name: no model 'no-such-model' is served"),
+    ],
+)
+def test_tritonclient_sees_bad_requests_with_a_precise_status(
+    found: dict[str, Any], case: str, status: str, message: str
+) -> None:
+    refused = found[case]
+    assert refused is not None, f"{case} was accepted"
+    assert refused["status"] == f"StatusCode.{status}"
+    assert message in refused["message"]
 
 
 def v1_stream(
@@ -145,8 +157,9 @@ def in_label_order(classification: genre_pb2.Classification) -> list[float]:
     return [by_genre[genre] for genre in AUDIO_LABELS]
 
 
-def test_tritonclient_classifies_a_clip_and_streams_sequences(server: ServerProcess) -> None:
-    found = probe(server)
+def test_tritonclient_classifies_a_clip_and_streams_sequences(
+    server: ServerProcess, found: dict[str, Any]
+) -> None:
     references = [v1_stream(server, clip) for clip in CLIPS]
     np.testing.assert_allclose(
         found["clip_probabilities"], in_label_order(references[0][-1].track), atol=1e-6

@@ -37,13 +37,20 @@ def main() -> int:
         "labels": [label.decode() for label in result.as_numpy("LABEL")],
         "version": result.get_response().model_version,
     }
-    wrong = triton.InferInput("FEATURES", list(rows.shape), "FP64")
-    wrong.set_data_from_numpy(rows.astype(np.float64))
-    try:
-        client.infer(model, [wrong])
-        found["bad_datatype"] = None
-    except InferenceServerException as error:
-        found["bad_datatype"] = {"status": error.status(), "message": error.message()}
+    wrong_type = triton.InferInput("FEATURES", list(rows.shape), "FP64")
+    wrong_type.set_data_from_numpy(rows.astype(np.float64))
+    unknown_input = triton.InferInput("SCORES", list(rows.shape), "FP32")
+    unknown_input.set_data_from_numpy(rows)
+    for key, name, tensors in (
+        ("bad_datatype", model, [wrong_type]),
+        ("unknown_input", model, [unknown_input]),
+        ("unknown_model", "no-such-model", [features]),
+    ):
+        try:
+            client.infer(name, tensors)
+            found[key] = None
+        except InferenceServerException as error:
+            found[key] = {"status": error.status(), "message": error.message()}
     found.update(audio(client, plan))
     print(json.dumps(found))
     return 0
