@@ -14,6 +14,7 @@ shared-memory methods are not served: gRPC answers UNIMPLEMENTED for methods not
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import Any
@@ -25,7 +26,7 @@ from google.protobuf.message import Message
 from genre.inference import grpc_service_pb2 as v2
 from genre.inference import model_config_pb2
 from server.admission import StreamResources
-from server.calls import ServingState, deadline_of, observe_call
+from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError
 from server.features import DenseFields, decode_matrix
 from server.handlers import MalformedMessage, parsed
@@ -148,15 +149,23 @@ class InferenceServicer:
             name="genre-serve", version=metadata.version("genre-serve")
         )
 
+    @contextlib.asynccontextmanager
+    async def _model_call(
+        self, method: str, raw: Any, context: Context, fields: tuple[str, str] = ("name", "version")
+    ) -> AsyncIterator[tuple[Any, ServedVersion, CallRecord]]:
+        """A call about one model version: observed (metrics, log line, status), its request
+        parsed, the version named by ``fields`` resolved."""
+        async with observe_call(method, context, self._metrics, self._state, PROTOCOL) as call:
+            request = parsed(raw)
+            name, version = (getattr(request, field) for field in fields)
+            served = self._registry.resolve(name, version, fields)
+            call.model, call.version = served.name, str(served.version)
+            yield request, served, call
+
     async def ModelMetadata(
         self, request: v2.ModelMetadataRequest, context: Context
     ) -> v2.ModelMetadataResponse:
-        async with observe_call(
-            "ModelMetadata", context, self._metrics, self._state, PROTOCOL
-        ) as call:
-            request = parsed(request)
-            served = self._registry.resolve(request.name, request.version, ("name", "version"))
-            call.model, call.version = served.name, str(served.version)
+        async with self._model_call("ModelMetadata", request, context) as (_, served, _call):
             versions = self._registry.table.versions[served.name]
             inputs, outputs = signature(served)
             return v2.ModelMetadataResponse(
@@ -175,24 +184,18 @@ class InferenceServicer:
         load generators (perf_analyzer) that read it: full shapes (``max_batch_size`` 0, rows
         are the first dimension), ``FEATURE_NAMES`` optional, and ``sequence_batching`` on audio
         models, whose streams are sequences."""
-        async with observe_call(
-            "ModelConfig", context, self._metrics, self._state, PROTOCOL
-        ) as call:
-            request = parsed(request)
-            served = self._registry.resolve(request.name, request.version, ("name", "version"))
-            call.model, call.version = served.name, str(served.version)
+        async with self._model_call("ModelConfig", request, context) as (_, served, _call):
             return v2.ModelConfigResponse(config=model_config(served))
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ModelInfer(
         self, request: v2.ModelInferRequest, context: Context
     ) -> v2.ModelInferResponse:
-        async with observe_call(
-            "ModelInfer", context, self._metrics, self._state, PROTOCOL
-        ) as call:
-            request = parsed(request)
-            served = self._registry.resolve(request.model_name, request.model_version, FIELDS)
-            call.model, call.version = served.name, str(served.version)
+        async with self._model_call("ModelInfer", request, context, FIELDS) as (
+            request,
+            served,
+            call,
+        ):
             runner = served.runner
             if isinstance(runner, AudioRunner):
                 probabilities, call.rows = await self._clip(request, served)

@@ -329,39 +329,25 @@ async def test_model_config_states_the_signature_as_triton_does(
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_undecodable_bytes_get_invalid_argument_on_every_method(tmp_path: Path) -> None:
-    repository = tmp_path / "models"
-    write_tiny_model(repository)
-    app = await create_server(loopback_config(repository))
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-            for method in ("ServerLive", "ServerReady", "ModelReady", "ModelInfer"):
-                call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}", None, None)
-                with pytest.raises(grpc.aio.AioRpcError) as error:
-                    await call(b"\xff\xff\xff", timeout=5)
-                assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
-                assert "the bytes are not a valid inference." in (error.value.details() or "")
-    finally:
-        await app.drain(grace=1.0)
+async def test_undecodable_bytes_get_invalid_argument_on_every_method(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    for method in ("ServerLive", "ServerReady", "ModelReady", "ModelInfer"):
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}", None, None)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await call(b"\xff\xff\xff", timeout=5)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        assert "the bytes are not a valid inference." in (error.value.details() or "")
 
 
-async def test_calls_are_counted_with_their_protocol(tmp_path: Path) -> None:
-    repository = tmp_path / "models"
-    write_tiny_model(repository)
-    app = await create_server(loopback_config(repository))
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
-            await v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(features_request(ROWS))
-            dense = genre_pb2.DenseFeatures(feature_names=FEATURE_NAMES, values=[1.0] * 5)
-            await genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(
-                genre_pb2.ClassifyFeaturesRequest(
-                    model=genre_pb2.ModelRef(name="tiny-mlp"), dense=dense
-                )
-            )
-        text = scrape(app.metrics_port)
-        v2_calls = {"method": "ModelInfer", "status": "OK", "protocol": "v2"}
-        v1_calls = {"method": "ClassifyFeatures", "status": "OK", "protocol": "genre.v1"}
-        assert sample_value(text, "genre_requests_total", v2_calls) == 1
-        assert sample_value(text, "genre_requests_total", v1_calls) == 1
-    finally:
-        await app.drain(grace=1.0)
+async def test_calls_are_counted_with_their_protocol(app: App, channel: grpc.aio.Channel) -> None:
+    await v2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(features_request(ROWS))
+    dense = genre_pb2.DenseFeatures(feature_names=FEATURE_NAMES, values=[1.0] * 5)
+    await genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(
+        genre_pb2.ClassifyFeaturesRequest(model=genre_pb2.ModelRef(name="tiny-mlp"), dense=dense)
+    )
+    text = scrape(app.metrics_port)
+    v2_calls = {"method": "ModelInfer", "status": "OK", "protocol": "v2"}
+    v1_calls = {"method": "ClassifyFeatures", "status": "OK", "protocol": "genre.v1"}
+    assert sample_value(text, "genre_requests_total", v2_calls) == 1
+    assert sample_value(text, "genre_requests_total", v1_calls) == 1
