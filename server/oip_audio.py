@@ -9,7 +9,6 @@ of genre.v1's stream (``server.streams``), so both protocols give the same numbe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
 from server.errors import InvalidArgument
 from server.features import FloatArray
-from server.oip_tensors import InputTensor, Request, element_count
+from server.oip_tensors import InputTensor, Request, numeric_values
 from server.streams import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, StreamSession
 
 AUDIO = "AUDIO"
@@ -55,23 +54,7 @@ def audio_bytes(request: Request, index: int, tensor: InputTensor) -> bytes:
         raise InvalidArgument(f"{AUDIO}: datatype must be FP32 or INT16, got {tensor.datatype!r}")
     if len(tensor.shape) != 2 or tensor.shape[0] != 1:
         raise InvalidArgument(f"{AUDIO}: shape must be [1, S] (mono), got {list(tensor.shape)}")
-    count = element_count(tensor)
-    dtype = ENCODINGS[tensor.datatype][1]
-    width = np.dtype(dtype).itemsize
-    if request.raw_input_contents:
-        raw = request.raw_input_contents[index]
-        if len(raw) != width * count:
-            raise InvalidArgument(
-                f"{AUDIO}: {len(raw)} raw bytes for shape {list(tensor.shape)} "
-                f"({width * count} expected for {tensor.datatype})"
-            )
-        return bytes(raw)
-    typed: Any = (
-        tensor.contents.fp32_contents if tensor.datatype == "FP32" else tensor.contents.int_contents
-    )
-    if len(typed) != count:
-        raise InvalidArgument(f"{AUDIO}: {len(typed)} values for shape {list(tensor.shape)}")
-    return np.asarray(typed).astype(dtype).tobytes()
+    return numeric_values(request, index, tensor).astype(ENCODINGS[tensor.datatype][1]).tobytes()
 
 
 async def feed_all(session: StreamSession, data: bytes, max_chunk_bytes: int, width: int) -> None:

@@ -42,10 +42,12 @@ from server.oip_audio import (
 )
 from server.oip_streams import Sequences
 from server.oip_tensors import (
+    LABEL,
+    PROBABILITIES,
     check_inputs,
     find_input,
     fp32_values,
-    output_tensors,
+    infer_response,
     string_values,
 )
 from server.registry import ModelRegistry, ServedVersion
@@ -55,9 +57,12 @@ from server.streams import StreamSession, plan_stream
 FIELDS = ("model_name", "model_version")
 PROTOCOL = "v2"  # the protocol label of this service's metrics and log lines
 FEATURES, FEATURE_NAMES = "FEATURES", "FEATURE_NAMES"
-PROBABILITIES, LABEL = "PROBABILITIES", "LABEL"
 Context = grpc.aio.ServicerContext[Any, Any]
 Tensor = v2.ModelMetadataResponse.TensorMetadata
+
+
+def version_of(served: ServedVersion) -> tuple[str, str]:
+    return served.name, str(served.version)
 
 
 def tensor(name: str, datatype: str, shape: list[int]) -> Tensor:
@@ -199,13 +204,13 @@ class InferenceServicer:
             runner = served.runner
             if isinstance(runner, AudioRunner):
                 probabilities, call.rows = await self._clip(request, served)
-                return self._response(request, served, probabilities)
+                return infer_response(request, version_of(served), served.labels, probabilities)
             assert isinstance(runner, FeaturesRunner)
             matrix = self._features(request, runner)
             call.rows = int(matrix.shape[0])
             result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows
-            return self._response(request, served, result.outputs)
+            return infer_response(request, version_of(served), served.labels, result.outputs)
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ModelStreamInfer(
@@ -270,23 +275,3 @@ class InferenceServicer:
         return decode_matrix(
             names, values, runner.preprocessor, self._max_rows, DenseFields(FEATURE_NAMES, FEATURES)
         )
-
-    def _response(
-        self, request: v2.ModelInferRequest, served: ServedVersion, probabilities: np.ndarray
-    ) -> v2.ModelInferResponse:
-        labels = [served.labels[int(i)] for i in np.argmax(probabilities, axis=1)]
-        produced = {meta.name: (meta, raw) for meta, raw in output_tensors(probabilities, labels)}
-        wanted = [output.name for output in request.outputs] or list(produced)
-        unknown = [name for name in wanted if name not in produced]
-        if unknown:
-            raise InvalidArgument(
-                f"outputs: unknown output {unknown[0]!r} (the model gives {PROBABILITIES}, {LABEL})"
-            )
-        response = v2.ModelInferResponse(
-            model_name=served.name, model_version=str(served.version), id=request.id
-        )
-        for name in wanted:
-            meta, raw = produced[name]
-            response.outputs.add().CopyFrom(meta)
-            response.raw_output_contents.append(raw)
-        return response

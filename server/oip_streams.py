@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
 from server.admission import StreamResources
@@ -34,7 +32,7 @@ from server.oip_audio import (
     probabilities_of,
     sample_rate_of,
 )
-from server.oip_tensors import check_inputs, find_input, output_tensors
+from server.oip_tensors import check_inputs, find_input, infer_response
 from server.registry import ModelRegistry, ServedVersion
 from server.runner import AudioRunner
 from server.streams import StreamSession, plan_stream
@@ -147,16 +145,12 @@ def _response(
     answer: genre_pb2.ClassifyAudioStreamResponse,
     classification: genre_pb2.Classification,
 ) -> v2.ModelInferResponse:
+    """One window's answer (or the final track answer) with the sequence's parameters."""
     probabilities = probabilities_of(classification, served.labels)
-    response = v2.ModelInferResponse(
-        model_name=served.name, model_version=str(served.version), id=request.id
-    )
+    model = (served.name, str(served.version))
+    response = infer_response(request, model, served.labels, probabilities)
     response.parameters["sequence_id"].string_param = key
     response.parameters["window_start_seconds"].double_param = answer.window_start_seconds
     response.parameters["window_end_seconds"].double_param = answer.window_end_seconds
     response.parameters["final"].bool_param = answer.final
-    labels = [served.labels[int(np.argmax(probabilities[0]))]]
-    for meta, raw in output_tensors(probabilities, labels):
-        response.outputs.add().CopyFrom(meta)
-        response.raw_output_contents.append(raw)
     return response

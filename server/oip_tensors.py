@@ -19,6 +19,7 @@ from server.features import FloatArray
 Request = v2.ModelInferRequest
 InputTensor = v2.ModelInferRequest.InferInputTensor
 _LENGTH = struct.Struct("<I")
+PROBABILITIES, LABEL = "PROBABILITIES", "LABEL"
 
 
 def find_input(request: Request, name: str) -> tuple[int, InputTensor] | None:
@@ -48,25 +49,35 @@ def element_count(tensor: InputTensor) -> int:
     return int(np.prod(tensor.shape, dtype=np.int64)) if tensor.shape else 0
 
 
-def fp32_values(request: Request, index: int, tensor: InputTensor) -> FloatArray:
-    """The tensor's values, flat, checked against its datatype and shape."""
-    if tensor.datatype != "FP32":
-        raise InvalidArgument(f"{tensor.name}: datatype must be FP32, got {tensor.datatype!r}")
+# Typed contents field and little-endian dtype of each numeric datatype the models take.
+NUMERIC = {"FP32": ("fp32_contents", "<f4"), "INT16": ("int_contents", "<i2")}
+
+
+def numeric_values(request: Request, index: int, tensor: InputTensor) -> np.ndarray:
+    """A numeric tensor's values, flat, in its own dtype, checked against its shape: raw bytes
+    must be exactly the shape's worth, typed contents exactly the shape's count."""
+    field, dtype = NUMERIC[tensor.datatype]
     count = element_count(tensor)
     if request.raw_input_contents:
         raw = request.raw_input_contents[index]
-        if len(raw) != 4 * count:
+        width = np.dtype(dtype).itemsize
+        if len(raw) != width * count:
             raise InvalidArgument(
                 f"{tensor.name}: {len(raw)} raw bytes for shape {list(tensor.shape)} "
-                f"({4 * count} expected for FP32)"
+                f"({width * count} expected for {tensor.datatype})"
             )
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    values = np.array(tensor.contents.fp32_contents, dtype=np.float32)
-    if values.size != count:
-        raise InvalidArgument(
-            f"{tensor.name}: {values.size} fp32_contents for shape {list(tensor.shape)}"
-        )
-    return values
+        return np.frombuffer(raw, dtype=dtype)
+    typed = getattr(tensor.contents, field)
+    if len(typed) != count:
+        raise InvalidArgument(f"{tensor.name}: {len(typed)} {field} for shape {list(tensor.shape)}")
+    return np.asarray(typed).astype(dtype)
+
+
+def fp32_values(request: Request, index: int, tensor: InputTensor) -> FloatArray:
+    """An FP32 tensor's values, flat (``numeric_values``)."""
+    if tensor.datatype != "FP32":
+        raise InvalidArgument(f"{tensor.name}: datatype must be FP32, got {tensor.datatype!r}")
+    return numeric_values(request, index, tensor).astype(np.float32)
 
 
 def string_values(request: Request, index: int, tensor: InputTensor) -> list[str]:
@@ -109,17 +120,34 @@ def raw_bytes(strings: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def output_tensors(
-    probabilities: FloatArray, labels: list[str]
-) -> list[tuple[v2.ModelInferResponse.InferOutputTensor, bytes]]:
-    """Every model's two outputs, raw: ``PROBABILITIES`` (FP32, [N, C]) and ``LABEL`` (BYTES,
-    [N], the top genre of each row)."""
+def infer_response(
+    request: Request,
+    model: tuple[str, str],
+    labels: tuple[str, ...],
+    probabilities: FloatArray,
+) -> v2.ModelInferResponse:
+    """Every model's two outputs, raw, or those the request names: ``PROBABILITIES`` (FP32,
+    [N, C], in ``labels`` order) and ``LABEL`` (BYTES, [N], the top genre of each row)."""
     rows, classes = probabilities.shape
     tensor = v2.ModelInferResponse.InferOutputTensor
-    return [
-        (
-            tensor(name="PROBABILITIES", datatype="FP32", shape=[rows, classes]),
+    top = [labels[int(i)] for i in np.argmax(probabilities, axis=1)]
+    produced = {
+        PROBABILITIES: (
+            tensor(name=PROBABILITIES, datatype="FP32", shape=[rows, classes]),
             np.ascontiguousarray(probabilities, dtype="<f4").tobytes(),
         ),
-        (tensor(name="LABEL", datatype="BYTES", shape=[rows]), raw_bytes(labels)),
-    ]
+        LABEL: (tensor(name=LABEL, datatype="BYTES", shape=[rows]), raw_bytes(top)),
+    }
+    wanted = [output.name for output in request.outputs] or list(produced)
+    unknown = [name for name in wanted if name not in produced]
+    if unknown:
+        raise InvalidArgument(
+            f"outputs: unknown output {unknown[0]!r} (the model gives {PROBABILITIES}, {LABEL})"
+        )
+    name, version = model
+    response = v2.ModelInferResponse(model_name=name, model_version=version, id=request.id)
+    for output in wanted:
+        meta, raw = produced[output]
+        response.outputs.add().CopyFrom(meta)
+        response.raw_output_contents.append(raw)
+    return response

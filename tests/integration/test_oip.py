@@ -31,7 +31,7 @@ from tests.support.checkpoints import (
     write_tiny_model,
 )
 from tests.support.harness import loopback_config, sample_value, scrape
-from tests.support.synthetic_audio import synth_clip
+from tests.support.synthetic_audio import pcm_s16le, synth_clip
 
 ROWS = np.array(
     [[example_row(tempo=t)[name] for name in FEATURE_NAMES] for t in (90.0, 128.0, 170.0)],
@@ -351,3 +351,20 @@ async def test_calls_are_counted_with_their_protocol(app: App, channel: grpc.aio
     v1_calls = {"method": "ClassifyFeatures", "status": "OK", "protocol": "genre.v1"}
     assert sample_value(text, "genre_requests_total", v2_calls) == 1
     assert sample_value(text, "genre_requests_total", v1_calls) == 1
+
+
+async def test_int16_audio_as_typed_contents_scores_as_genre_v1_does(
+    served: tuple[v2_grpc.GRPCInferenceServiceAsyncStub, genre_pb2_grpc.GenreClassifierAsyncStub],
+) -> None:
+    stub, v1 = served
+    clip = synth_clip("disco", 1.2, TINY_FRONTEND.sample_rate, seed=6)
+    samples = np.frombuffer(pcm_s16le(clip), dtype="<i2")
+    request = v2.ModelInferRequest(model_name="tiny-audio")
+    audio = request.inputs.add(name="AUDIO", datatype="INT16", shape=[1, samples.size])
+    audio.contents.int_contents.extend(samples.tolist())
+    request.parameters["sample_rate"].int64_param = TINY_FRONTEND.sample_rate
+    got = np.frombuffer(outputs(await stub.ModelInfer(request))["PROBABILITIES"], "<f4")
+    config = tiny_stream_config()
+    chunk = genre_pb2.ClassifyAudioStreamRequest(audio=genre_pb2.AudioChunk(data=pcm_s16le(clip)))
+    final = [reply async for reply in v1.ClassifyAudioStream(iter([config, chunk]))][-1]
+    np.testing.assert_allclose(got, probabilities(final.track), atol=1e-6)
