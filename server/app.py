@@ -88,6 +88,7 @@ class App:
     state: ServingState
     _metrics_http: Any
     role: WorkerRole | None = None
+    lateness: Lateness | None = None  # fed the loop's lag by a background task, for admission
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _served_names: set[str] = field(default_factory=set)
     _published: tuple[bool, Mapping[str, str]] | None = None  # the readiness last logged
@@ -148,7 +149,12 @@ class App:
         else:
             log.warning("not_serving", reason=f"no model in {self.config.model_repository}")
 
-    def start_polling(self) -> None:
+    def start_background(self) -> None:
+        """The tasks that live as long as the server: loop-lag sampling, the reload poll and,
+        for a worker, the watch on the other workers; the drain cancels them."""
+        if self.lateness is not None:
+            sampler = self.lateness.sample_loop_lag(self.metrics.event_loop_lag)
+            self._background.append(asyncio.create_task(sampler, name="loop-lag"))
         interval = self.config.reload_interval_seconds
         if interval > 0:
             self._background.append(asyncio.create_task(self._poll(interval), name="reload-poll"))
@@ -332,6 +338,7 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         state=state,
         _metrics_http=metrics_http,
         role=role,
+        lateness=lateness,
     )
     log.info(
         "starting",
@@ -341,11 +348,8 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         torch_threads=threads,
         repository=str(config.model_repository),
     )
-    app._background.append(
-        asyncio.create_task(lateness.sample_loop_lag(metrics.event_loop_lag), name="loop-lag")
-    )
     table = await app.reload()
-    app.start_polling()
+    app.start_background()
     log.info(  # the first load pass is over; `serving` says whether readiness followed
         "ready",
         models=[f"{s.name}/{s.version}" for s in table.all()],
