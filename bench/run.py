@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +41,11 @@ from bench.audio_model import (
     offline_windows_per_second,
     write_stand_in,
 )
+from bench.clients import run_client
 from bench.cpu import process_shares, server_cpu
 from bench.endpoints import CLASSIFY as CLASSIFY
 from bench.endpoints import Endpoint
-from bench.plan import REPOSITORY_ROOT, Plan, parse_arguments
+from bench.plan import Plan, parse_arguments
 from bench.server_process import start_server_process
 from genre.inference import grpc_service_pb2
 from genre.v1 import genre_pb2
@@ -88,25 +88,6 @@ def v2_request(model: str, rows: np.ndarray) -> bytes:
     request.inputs.add(name="FEATURES", datatype="FP32", shape=list(rows.shape))
     request.raw_input_contents.append(rows.astype("<f4").tobytes())
     return bytes(request.SerializeToString())
-
-
-def run_client(spec: dict[str, Any], limit_s: float) -> dict[str, Any]:
-    """One ``bench.load`` process; its JSON result, or why it failed."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.load"],
-            input=json.dumps(spec),
-            capture_output=True,
-            text=True,
-            timeout=limit_s,
-            cwd=REPOSITORY_ROOT,
-        )
-    except subprocess.TimeoutExpired:
-        return {"failed": f"client ran past {limit_s:.0f} s"}
-    if done.returncode != 0:
-        return {"failed": " | ".join(done.stderr.strip().splitlines()[-3:])}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 class Harness:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine
+from bench.clients import run_client
 from bench.plan import REPOSITORY_ROOT
-from bench.run import CLASSIFY, run_client, write_requests
+from bench.run import CLASSIFY, write_requests
 from bench.server_process import ServerProcess, start_server_process
 
 MODEL = "gtzan-features-mlp"

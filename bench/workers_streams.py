@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.audio_model import offline_windows_per_second
+from bench.clients import finish_client, start_client
 from bench.machine import describe
 from bench.plan import REPOSITORY_ROOT
 from bench.scrape import metrics_text
@@ -42,34 +41,6 @@ from bench.server_process import ServerProcess, start_server_process
 from bench.verdicts import REALTIME_P99_MS
 
 CHANNELS_PER_WORKER = 4
-
-
-def start_client(spec: dict[str, Any]) -> subprocess.Popen[str]:
-    spec_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
-    with spec_file:
-        json.dump(spec, spec_file)
-    with open(spec_file.name, encoding="utf-8") as stdin:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bench.load"],
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPOSITORY_ROOT,
-        )
-
-
-def finish_client(process: subprocess.Popen[str], limit_s: float) -> dict[str, Any]:
-    try:
-        out, err = process.communicate(timeout=limit_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        return {"failed": f"client ran past {limit_s:.0f} s"}
-    if process.returncode != 0:
-        return {"failed": " | ".join(err.strip().splitlines()[-3:])}
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
 
 
 def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
