@@ -31,6 +31,7 @@ from tests.support.checkpoints import (
     write_tiny_model,
 )
 from tests.support.harness import loopback_config, sample_value, scrape
+from tests.support.streams import float_clip_requests, in_label_order
 from tests.support.synthetic_audio import pcm_s16le, synth_clip
 
 ROWS = np.array(
@@ -224,17 +225,7 @@ def audio_request(clip: np.ndarray, **parameters: object) -> v2.ModelInferReques
 async def v1_stream(
     v1: genre_pb2_grpc.GenreClassifierAsyncStub, clip: np.ndarray
 ) -> list[genre_pb2.ClassifyAudioStreamResponse]:
-    config = tiny_stream_config()
-    config.config.encoding = genre_pb2.PCM_F32LE
-    audio = genre_pb2.ClassifyAudioStreamRequest(
-        audio=genre_pb2.AudioChunk(data=clip.astype("<f4").tobytes())
-    )
-    return [reply async for reply in v1.ClassifyAudioStream(iter([config, audio]))]
-
-
-def probabilities(classification: genre_pb2.Classification) -> list[float]:
-    by_genre = {score.genre: score.probability for score in classification.scores}
-    return [by_genre[genre] for genre in AUDIO_LABELS]
+    return [reply async for reply in v1.ClassifyAudioStream(iter(float_clip_requests(clip)))]
 
 
 async def test_a_whole_clip_gets_the_track_answer_of_genre_v1(
@@ -246,7 +237,7 @@ async def test_a_whole_clip_gets_the_track_answer_of_genre_v1(
     raw = outputs(reply)
     got = np.frombuffer(raw["PROBABILITIES"], "<f4")
     final = (await v1_stream(v1, clip))[-1]
-    np.testing.assert_allclose(got, probabilities(final.track), atol=1e-6)
+    np.testing.assert_allclose(got, in_label_order(final.track), atol=1e-6)
     assert raw["LABEL"] == raw_bytes([AUDIO_LABELS[int(np.argmax(got))]])
     refused = await invalid_argument(stub.ModelInfer(audio_request(clip)))
     assert "parameters.sample_rate: required" in refused
@@ -296,7 +287,7 @@ async def test_interleaved_sequences_answer_as_genre_v1_streams_do(
             expected = reference.track if reference.final else reference.window
             np.testing.assert_allclose(
                 np.frombuffer(outputs(mine)["PROBABILITIES"], "<f4"),
-                probabilities(expected),
+                in_label_order(expected),
                 atol=1e-6,
             )
 
@@ -367,4 +358,4 @@ async def test_int16_audio_as_typed_contents_scores_as_genre_v1_does(
     config = tiny_stream_config()
     chunk = genre_pb2.ClassifyAudioStreamRequest(audio=genre_pb2.AudioChunk(data=pcm_s16le(clip)))
     final = [reply async for reply in v1.ClassifyAudioStream(iter([config, chunk]))][-1]
-    np.testing.assert_allclose(got, probabilities(final.track), atol=1e-6)
+    np.testing.assert_allclose(got, in_label_order(final.track), atol=1e-6)

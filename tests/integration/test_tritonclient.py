@@ -21,16 +21,15 @@ from genre.v1 import genre_pb2, genre_pb2_grpc
 from modelcore.checkpoint import list_versions, load_checkpoint
 from tests.conftest import REPOSITORY_ROOT
 from tests.support.checkpoints import (
-    AUDIO_LABELS,
     FEATURE_NAMES,
     LABELS,
     TINY_FRONTEND,
     example_row,
-    tiny_stream_config,
     write_tiny_audio_model,
     write_tiny_model,
 )
 from tests.support.harness import ServerProcess, start_server_process
+from tests.support.streams import float_clip_requests, in_label_order
 from tests.support.synthetic_audio import synth_clip
 
 TRITON_PYTHON = REPOSITORY_ROOT / ".venv-triton" / "bin" / "python"
@@ -142,19 +141,9 @@ def test_tritonclient_sees_bad_requests_with_a_precise_status(
 def v1_stream(
     server: ServerProcess, clip: np.ndarray
 ) -> list[genre_pb2.ClassifyAudioStreamResponse]:
-    config = tiny_stream_config()
-    config.config.encoding = genre_pb2.PCM_F32LE
-    audio = genre_pb2.ClassifyAudioStreamRequest(
-        audio=genre_pb2.AudioChunk(data=clip.astype("<f4").tobytes())
-    )
     with grpc.insecure_channel(server.target) as channel:
         stub = genre_pb2_grpc.GenreClassifierStub(channel)
-        return list(stub.ClassifyAudioStream(iter([config, audio]), timeout=30))
-
-
-def in_label_order(classification: genre_pb2.Classification) -> list[float]:
-    by_genre = {score.genre: score.probability for score in classification.scores}
-    return [by_genre[genre] for genre in AUDIO_LABELS]
+        return list(stub.ClassifyAudioStream(iter(float_clip_requests(clip)), timeout=30))
 
 
 def test_tritonclient_classifies_a_clip_and_streams_sequences(

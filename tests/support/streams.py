@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import create_server
-from tests.support.checkpoints import TINY_FRONTEND, tiny_stream_config, write_tiny_audio_model
+from tests.support.checkpoints import (
+    AUDIO_LABELS,
+    TINY_FRONTEND,
+    tiny_stream_config,
+    write_tiny_audio_model,
+)
 from tests.support.harness import loopback_config
-from tests.support.synthetic_audio import pcm_s16le, synth_clip
+from tests.support.synthetic_audio import FloatArray, pcm_s16le, synth_clip
 
 Request = genre_pb2.ClassifyAudioStreamRequest
 Response = genre_pb2.ClassifyAudioStreamResponse
@@ -66,3 +71,18 @@ async def tiny_audio_server(
             yield genre_pb2_grpc.GenreClassifierStub(channel), app.metrics_port
     finally:
         await app.drain(grace=1.0)
+
+
+def float_clip_requests(clip: FloatArray) -> list[Request]:
+    """A whole ``tiny-audio`` stream of float samples: its config (PCM_F32LE), then one chunk."""
+    config = tiny_stream_config()
+    config.config.encoding = genre_pb2.PCM_F32LE
+    return [config, Request(audio=genre_pb2.AudioChunk(data=clip.astype("<f4").tobytes()))]
+
+
+def in_label_order(
+    classification: genre_pb2.Classification, labels: Sequence[str] = AUDIO_LABELS
+) -> list[float]:
+    """A ranked Classification's probabilities in ``labels`` order."""
+    by_genre = {score.genre: score.probability for score in classification.scores}
+    return [by_genre[genre] for genre in labels]
