@@ -19,6 +19,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Abstention:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AbstentionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Abstention.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANSWERED: _Abstention.ValueType  # 0
+    """The scores are the answer."""
+    SILENCE: _Abstention.ValueType  # 1
+    """The audio is quieter than the stream's silence threshold (StreamConfig.silence_threshold_dbfs)."""
+    NOT_MUSIC: _Abstention.ValueType  # 2
+    """The audio is not music (speech, noise, ...), by the model's music detector."""
+    UNCERTAIN: _Abstention.ValueType  # 3
+    """Music, but the top genre's probability is below min_probability."""
+
+class Abstention(_Abstention, metaclass=_AbstentionEnumTypeWrapper):
+    """Whether to trust an answer's scores, and if not, why."""
+
+ANSWERED: Abstention.ValueType  # 0
+"""The scores are the answer."""
+SILENCE: Abstention.ValueType  # 1
+"""The audio is quieter than the stream's silence threshold (StreamConfig.silence_threshold_dbfs)."""
+NOT_MUSIC: Abstention.ValueType  # 2
+"""The audio is not music (speech, noise, ...), by the model's music detector."""
+UNCERTAIN: Abstention.ValueType  # 3
+"""Music, but the top genre's probability is below min_probability."""
+Global___Abstention: _TypeAlias = Abstention  # noqa: Y015
+
 class _AudioEncoding:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -157,8 +185,13 @@ class ClassifyFeaturesRequest(_message.Message):
     ROWS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     DENSE_FIELD_NUMBER: _builtins.int
+    MIN_PROBABILITY_FIELD_NUMBER: _builtins.int
     top_k: _builtins.int
     """Number of top genres to return per row; 0 returns every class."""
+    min_probability: _builtins.float
+    """Rows whose top probability is below this are marked UNCERTAIN (scores still returned).
+    Unset: the model's default (ModelVersionInfo.min_probability); 0 never abstains.
+    """
     @_builtins.property
     def model(self) -> Global___ModelRef: ...
     @_builtins.property
@@ -176,12 +209,15 @@ class ClassifyFeaturesRequest(_message.Message):
         rows: _abc.Iterable[Global___FeatureRow] | None = ...,
         top_k: _builtins.int = ...,
         dense: Global___DenseFeatures | None = ...,
+        min_probability: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["dense", b"dense", "model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability", "dense", b"dense", "min_probability", b"min_probability", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dense", b"dense", "model", b"model", "rows", b"rows", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability", "dense", b"dense", "min_probability", b"min_probability", "model", b"model", "rows", b"rows", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__min_probability: _TypeAlias = _typing.Literal["min_probability"]  # noqa: Y015
+    _WhichOneofArgType__min_probability: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_probability) -> _WhichOneofReturnType__min_probability | None: ...
 
 Global___ClassifyFeaturesRequest: _TypeAlias = ClassifyFeaturesRequest  # noqa: Y015
 
@@ -209,23 +245,36 @@ Global___GenreScore: _TypeAlias = GenreScore  # noqa: Y015
 
 @_typing.final
 class Classification(_message.Message):
-    """Scores sorted by probability, highest first."""
+    """Scores sorted by probability, highest first. Scores are returned even when the answer
+    abstains; `abstention` says whether to trust them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SCORES_FIELD_NUMBER: _builtins.int
+    ABSTENTION_FIELD_NUMBER: _builtins.int
+    MUSIC_PROBABILITY_FIELD_NUMBER: _builtins.int
+    abstention: Global___Abstention.ValueType
+    music_probability: _builtins.float
+    """Probability that the audio is music, from an audio model's music detector; unset where the
+    model has none (features models, audio models without a detector).
+    """
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___GenreScore]: ...
     def __init__(
         self,
         *,
         scores: _abc.Iterable[Global___GenreScore] | None = ...,
+        abstention: Global___Abstention.ValueType = ...,
+        music_probability: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_music_probability", b"_music_probability", "music_probability", b"music_probability"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scores", b"scores"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_music_probability", b"_music_probability", "abstention", b"abstention", "music_probability", b"music_probability", "scores", b"scores"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__music_probability: _TypeAlias = _typing.Literal["music_probability"]  # noqa: Y015
+    _WhichOneofArgType__music_probability: _TypeAlias = _typing.Literal["_music_probability", b"_music_probability"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__music_probability) -> _WhichOneofReturnType__music_probability | None: ...
 
 Global___Classification: _TypeAlias = Classification  # noqa: Y015
 
@@ -267,6 +316,8 @@ class StreamConfig(_message.Message):
     CHANNELS_FIELD_NUMBER: _builtins.int
     HOP_SECONDS_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    MIN_PROBABILITY_FIELD_NUMBER: _builtins.int
+    SILENCE_THRESHOLD_DBFS_FIELD_NUMBER: _builtins.int
     sample_rate: _builtins.int
     """8000 to 48000 Hz."""
     encoding: Global___AudioEncoding.ValueType
@@ -275,6 +326,14 @@ class StreamConfig(_message.Message):
     hop_seconds: _builtins.float
     """Seconds between window answers; 0 means the model's default hop."""
     top_k: _builtins.int
+    min_probability: _builtins.float
+    """Answers whose top probability is below this are UNCERTAIN. Unset: the model's default
+    (ModelVersionInfo.min_probability); 0 never marks UNCERTAIN.
+    """
+    silence_threshold_dbfs: _builtins.float
+    """Windows whose RMS level is below this (dBFS, e.g. -60) are SILENCE. Unset: the server's
+    default (GENRE_SILENCE_THRESHOLD_DBFS); -inf never marks SILENCE.
+    """
     @_builtins.property
     def model(self) -> Global___ModelRef: ...
     def __init__(
@@ -286,12 +345,21 @@ class StreamConfig(_message.Message):
         channels: _builtins.int = ...,
         hop_seconds: _builtins.float = ...,
         top_k: _builtins.int = ...,
+        min_probability: _builtins.float | None = ...,
+        silence_threshold_dbfs: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability", "_silence_threshold_dbfs", b"_silence_threshold_dbfs", "min_probability", b"min_probability", "model", b"model", "silence_threshold_dbfs", b"silence_threshold_dbfs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "encoding", b"encoding", "hop_seconds", b"hop_seconds", "model", b"model", "sample_rate", b"sample_rate", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability", "_silence_threshold_dbfs", b"_silence_threshold_dbfs", "channels", b"channels", "encoding", b"encoding", "hop_seconds", b"hop_seconds", "min_probability", b"min_probability", "model", b"model", "sample_rate", b"sample_rate", "silence_threshold_dbfs", b"silence_threshold_dbfs", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__min_probability: _TypeAlias = _typing.Literal["min_probability"]  # noqa: Y015
+    _WhichOneofArgType__min_probability: _TypeAlias = _typing.Literal["_min_probability", b"_min_probability"]  # noqa: Y015
+    _WhichOneofReturnType__silence_threshold_dbfs: _TypeAlias = _typing.Literal["silence_threshold_dbfs"]  # noqa: Y015
+    _WhichOneofArgType__silence_threshold_dbfs: _TypeAlias = _typing.Literal["_silence_threshold_dbfs", b"_silence_threshold_dbfs"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_probability) -> _WhichOneofReturnType__min_probability | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__silence_threshold_dbfs) -> _WhichOneofReturnType__silence_threshold_dbfs | None: ...
 
 Global___StreamConfig: _TypeAlias = StreamConfig  # noqa: Y015
 
@@ -504,12 +572,20 @@ class ModelVersionInfo(_message.Message):
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     WEIGHTS_SHA256_FIELD_NUMBER: _builtins.int
+    MIN_PROBABILITY_FIELD_NUMBER: _builtins.int
+    DETECTS_MUSIC_FIELD_NUMBER: _builtins.int
     kind: Global___ModelKind.ValueType
     split_protocol: _builtins.str
     """How the metrics were measured (which split, grouped how)."""
     is_default: _builtins.bool
     created: _builtins.str
     weights_sha256: _builtins.str
+    min_probability: _builtins.float
+    """The top probability under which answers are UNCERTAIN unless a call says otherwise."""
+    detects_music: _builtins.bool
+    """True when the model can tell music from speech and noise (answers carry music_probability
+    and may be NOT_MUSIC).
+    """
     @_builtins.property
     def model(self) -> Global___ModelRef: ...
     @_builtins.property
@@ -533,10 +609,12 @@ class ModelVersionInfo(_message.Message):
         is_default: _builtins.bool = ...,
         created: _builtins.str = ...,
         weights_sha256: _builtins.str = ...,
+        min_probability: _builtins.float = ...,
+        detects_music: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "created", b"created", "features", b"features", "is_default", b"is_default", "kind", b"kind", "labels", b"labels", "metrics", b"metrics", "model", b"model", "split_protocol", b"split_protocol", "weights_sha256", b"weights_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "created", b"created", "detects_music", b"detects_music", "features", b"features", "is_default", b"is_default", "kind", b"kind", "labels", b"labels", "metrics", b"metrics", "min_probability", b"min_probability", "model", b"model", "split_protocol", b"split_protocol", "weights_sha256", b"weights_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
