@@ -118,10 +118,13 @@ class AsyncGenreClient:
         *,
         version: str = "",
         top_k: int = 0,
+        min_probability: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the server
     ) -> FeaturesResult:
         """One ranked genre list per row; a feature left out of a row is imputed if it can be."""
-        request = features_request(model, rows, version=version, top_k=top_k)
+        request = features_request(
+            model, rows, version=version, top_k=top_k, min_probability=min_probability
+        )
         return await self._classify(request, timeout)
 
     async def classify_dense(
@@ -132,10 +135,18 @@ class AsyncGenreClient:
         *,
         version: str = "",
         top_k: int = 0,
+        min_probability: float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the server
     ) -> FeaturesResult:
         """Bulk form: ``values`` is ``(N, F)``, columns in ``feature_names`` order."""
-        request = dense_request(model, feature_names, values, version=version, top_k=top_k)
+        request = dense_request(
+            model,
+            feature_names,
+            values,
+            version=version,
+            top_k=top_k,
+            min_probability=min_probability,
+        )
         return await self._classify(request, timeout)
 
     async def _classify(
@@ -163,6 +174,8 @@ class AsyncGenreClient:
         hop_seconds: float = 0.0,
         top_k: int = 0,
         version: str = "",
+        min_probability: float | None = None,
+        silence_threshold_dbfs: float | None = None,
         timeout: float | None = None,
     ) -> AsyncGenerator[StreamUpdate, None]:
         """An async generator of answers to the PCM ``chunks`` (sync or async iterable).
@@ -174,7 +187,15 @@ class AsyncGenreClient:
         from Core`` instead of the server's status; the blocking client reports it correctly.
         """
         settings = StreamSettings(
-            model, sample_rate, encoding, channels, hop_seconds, top_k, version
+            model,
+            sample_rate,
+            encoding,
+            channels,
+            hop_seconds,
+            top_k,
+            version,
+            min_probability=min_probability,
+            silence_threshold_dbfs=silence_threshold_dbfs,
         )
         seconds = self._settings.stream_timeout(timeout)
         # The connection is picked here, not at the first anext(), so streams rotate in call order.

@@ -106,10 +106,13 @@ class GenreClient:
         *,
         version: str = "",
         top_k: int = 0,
+        min_probability: float | None = None,
         timeout: float | None = None,
     ) -> FeaturesResult:
         """One ranked genre list per row; a feature left out of a row is imputed if it can be."""
-        request = features_request(model, rows, version=version, top_k=top_k)
+        request = features_request(
+            model, rows, version=version, top_k=top_k, min_probability=min_probability
+        )
         return self._classify(request, timeout)
 
     def classify_dense(
@@ -120,11 +123,19 @@ class GenreClient:
         *,
         version: str = "",
         top_k: int = 0,
+        min_probability: float | None = None,
         timeout: float | None = None,
     ) -> FeaturesResult:
         """Bulk form: ``values`` is ``(N, F)``, columns in ``feature_names`` order, sent as
         float32."""
-        request = dense_request(model, feature_names, values, version=version, top_k=top_k)
+        request = dense_request(
+            model,
+            feature_names,
+            values,
+            version=version,
+            top_k=top_k,
+            min_probability=min_probability,
+        )
         return self._classify(request, timeout)
 
     def _classify(
@@ -149,6 +160,8 @@ class GenreClient:
         hop_seconds: float = 0.0,
         top_k: int = 0,
         version: str = "",
+        min_probability: float | None = None,
+        silence_threshold_dbfs: float | None = None,
         timeout: float | None = None,
     ) -> Generator[StreamUpdate, None, None]:
         """Streams raw PCM ``chunks`` (any size) and yields each answer as it arrives.
@@ -159,7 +172,15 @@ class GenreClient:
         the chunks cannot be replayed. Arguments are checked here, before the first ``next()``.
         """
         settings = StreamSettings(
-            model, sample_rate, encoding, channels, hop_seconds, top_k, version
+            model,
+            sample_rate,
+            encoding,
+            channels,
+            hop_seconds,
+            top_k,
+            version,
+            min_probability=min_probability,
+            silence_threshold_dbfs=silence_threshold_dbfs,
         )
         seconds = self._settings.stream_timeout(timeout)
         # The connection is picked here, not at the first next(), so streams rotate in call order.

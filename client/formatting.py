@@ -53,12 +53,26 @@ def models_json(models: Sequence[ModelInfo]) -> list[dict[str, object]]:
     return [asdict(info) for info in models]
 
 
-def predictions_table(predictions: Sequence[Scores], top: int = 3) -> str:
+def abstention_note(abstention: str) -> str:
+    """ "" for an answer; else the reason in brackets, to print beside scores kept for reference."""
+    return "" if abstention == "answered" else f"[{abstention.replace('_', ' ')}]"
+
+
+def predictions_table(
+    predictions: Sequence[Scores], top: int = 3, abstentions: Sequence[str] = ()
+) -> str:
+    notes = list(abstentions) or ["answered"] * len(predictions)
     rows = [
-        [str(number), scores[0][0], f"{scores[0][1]:.3f}", scores_text(scores, top)]
-        for number, scores in enumerate(predictions, start=1)
+        [
+            str(number),
+            scores[0][0],
+            f"{scores[0][1]:.3f}",
+            abstention_note(abstention),
+            scores_text(scores, top),
+        ]
+        for number, (scores, abstention) in enumerate(zip(predictions, notes, strict=True), 1)
     ]
-    return table(["ROW", "GENRE", "PROBABILITY", f"TOP-{top}"], rows)
+    return table(["ROW", "GENRE", "PROBABILITY", "ABSTAINED", f"TOP-{top}"], rows)
 
 
 def predictions_json(result: FeaturesResult) -> dict[str, object]:
@@ -70,26 +84,40 @@ def predictions_json(result: FeaturesResult) -> dict[str, object]:
                 "row": number,
                 "genre": scores[0][0],
                 "probability": scores[0][1],
+                "abstention": abstention,
                 "scores": _scores_json(scores),
             }
-            for number, scores in enumerate(result.predictions, start=1)
+            for number, (scores, abstention) in enumerate(
+                zip(
+                    result.predictions,
+                    result.abstentions or ["answered"] * len(result.predictions),
+                    strict=True,
+                ),
+                start=1,
+            )
         ],
     }
 
 
 def update_line(update: StreamUpdate, top: int = 3) -> str:
     """One line per rolling answer, or the final track verdict."""
+    track_note = _spaced(abstention_note(update.track_abstention))
     if update.final:
         padded = " (shorter than one window: zero-padded)" if update.padded else ""
         return (
-            f"final  {scores_text(update.track, top)}"
+            f"final {track_note} {scores_text(update.track, top)}"
             f"  [{update.audio_seconds:.1f}s of audio]{padded}"
         )
     return (
         f"{update.window_start:7.2f}-{update.window_end:7.2f}s"
-        f"  window: {scores_text(update.window, 1)}"
-        f"  track: {scores_text(update.track, top)}"
+        f"  window:{_spaced(abstention_note(update.window_abstention))} "
+        f"{scores_text(update.window, 1)}"
+        f"  track:{track_note} {scores_text(update.track, top)}"
     )
+
+
+def _spaced(note: str) -> str:
+    return f" {note}" if note else ""
 
 
 def update_json(update: StreamUpdate) -> dict[str, object]:

@@ -26,11 +26,24 @@ def _check_top_k(top_k: int) -> None:
         raise ValueError(f"top_k must be >= 0 (0 returns every genre), got {top_k}")
 
 
+def _check_min_probability(min_probability: float | None) -> None:
+    if min_probability is not None and not 0.0 <= min_probability <= 1.0:
+        raise ValueError(
+            f"min_probability must be in [0, 1] (None: the model's default), got {min_probability}"
+        )
+
+
 def features_request(
-    model: str, rows: Sequence[Mapping[str, float]], *, version: str = "", top_k: int = 0
+    model: str,
+    rows: Sequence[Mapping[str, float]],
+    *,
+    version: str = "",
+    top_k: int = 0,
+    min_probability: float | None = None,
 ) -> genre_pb2.ClassifyFeaturesRequest:
     """The named form: each row maps feature name to value; a missing name means "omitted"."""
     _check_top_k(top_k)
+    _check_min_probability(min_probability)
     if not rows:
         raise ValueError("rows must hold at least one row")
     return genre_pb2.ClassifyFeaturesRequest(
@@ -40,6 +53,7 @@ def features_request(
             for row in rows
         ],
         top_k=top_k,
+        min_probability=min_probability,
     )
 
 
@@ -50,6 +64,7 @@ def dense_request(
     *,
     version: str = "",
     top_k: int = 0,
+    min_probability: float | None = None,
 ) -> genre_pb2.ClassifyFeaturesRequest:
     """The dense form: ``values`` is ``(N, F)`` with columns in ``feature_names`` order.
 
@@ -58,6 +73,7 @@ def dense_request(
     boxes every element as a numpy scalar: 0.2 s vs 0.7 s for 100k x 57 values).
     """
     _check_top_k(top_k)
+    _check_min_probability(min_probability)
     matrix = np.ascontiguousarray(values, dtype=np.float32)
     if matrix.ndim != 2:
         raise ValueError(f"values must be 2-D (rows, features), got shape {matrix.shape}")
@@ -68,7 +84,9 @@ def dense_request(
     if matrix.shape[0] == 0:
         raise ValueError("values must hold at least one row")
     request = genre_pb2.ClassifyFeaturesRequest(
-        model=genre_pb2.ModelRef(name=model, version=version), top_k=top_k
+        model=genre_pb2.ModelRef(name=model, version=version),
+        top_k=top_k,
+        min_probability=min_probability,
     )
     request.dense.feature_names.extend(feature_names)
     request.dense.values.extend(matrix.ravel().tolist())
@@ -86,6 +104,10 @@ class StreamSettings:
     hop_seconds: float = 0.0
     top_k: int = 0
     version: str = ""
+    min_probability: float | None = None
+    """Window and track answers under this top probability are "uncertain"; None: the model's."""
+    silence_threshold_dbfs: float | None = None
+    """Windows quieter than this are "silence"; None: the server's default."""
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -97,6 +119,7 @@ class StreamSettings:
         if self.hop_seconds < 0:
             raise ValueError(f"hop_seconds must be >= 0 (0: model default), got {self.hop_seconds}")
         _check_top_k(self.top_k)
+        _check_min_probability(self.min_probability)
 
     @property
     def bytes_per_second(self) -> int:
@@ -111,6 +134,8 @@ class StreamSettings:
                 channels=self.channels,
                 hop_seconds=self.hop_seconds,
                 top_k=self.top_k,
+                min_probability=self.min_probability,
+                silence_threshold_dbfs=self.silence_threshold_dbfs,
             )
         )
 

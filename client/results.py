@@ -8,8 +8,17 @@ from typing import Literal
 from genre.v1 import genre_pb2
 
 ModelKind = Literal["features", "audio", "unspecified"]
+Abstention = Literal["answered", "silence", "not_music", "uncertain"]
+"""Whether to trust an answer's scores: "answered", or why not (``genre.v1.Abstention``)."""
 Scores = list[tuple[str, float]]
 """(genre, probability) pairs, highest probability first."""
+
+_ABSTENTIONS: dict[int, Abstention] = {
+    genre_pb2.ANSWERED: "answered",
+    genre_pb2.SILENCE: "silence",
+    genre_pb2.NOT_MUSIC: "not_music",
+    genre_pb2.UNCERTAIN: "uncertain",
+}
 
 _KINDS: dict[int, ModelKind] = {
     genre_pb2.FEATURES: "features",
@@ -52,6 +61,8 @@ class ModelInfo:
     audio: AudioFrontEndInfo | None = None
     created: str = ""
     weights_sha256: str = ""
+    min_probability: float = 0.0
+    detects_music: bool = False
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -83,6 +94,8 @@ class ModelInfo:
             audio=audio,
             created=message.created,
             weights_sha256=message.weights_sha256,
+            min_probability=float(message.min_probability),
+            detects_music=message.detects_music,
         )
 
 
@@ -93,6 +106,17 @@ def scores_from_proto(classification: genre_pb2.Classification) -> Scores:
     return sorted(pairs, key=lambda pair: pair[1], reverse=True)
 
 
+def abstention_from_proto(classification: genre_pb2.Classification) -> Abstention:
+    """An enum value this client does not know yet reads as "uncertain": not to be trusted."""
+    return _ABSTENTIONS.get(classification.abstention, "uncertain")
+
+
+def music_probability_from_proto(classification: genre_pb2.Classification) -> float | None:
+    if not classification.HasField("music_probability"):
+        return None
+    return float(classification.music_probability)
+
+
 @dataclass(frozen=True)
 class FeaturesResult:
     """The answer to one ClassifyFeatures call: one ranked list per input row, in input order."""
@@ -100,6 +124,8 @@ class FeaturesResult:
     model: str
     version: str
     predictions: list[Scores] = field(default_factory=list)
+    abstentions: list[Abstention] = field(default_factory=list)
+    """One per row: "answered", or "uncertain" when the top probability is under the threshold."""
 
     def top(self) -> list[str]:
         """Each row's most probable genre (every row has at least one score)."""
@@ -111,6 +137,7 @@ class FeaturesResult:
             model=message.model.name,
             version=message.model.version,
             predictions=[scores_from_proto(result) for result in message.results],
+            abstentions=[abstention_from_proto(result) for result in message.results],
         )
 
 
@@ -127,6 +154,10 @@ class StreamUpdate:
     final: bool
     padded: bool
     audio_seconds: float
+    window_abstention: Abstention = "answered"
+    track_abstention: Abstention = "answered"
+    window_music_probability: float | None = None
+    track_music_probability: float | None = None
 
     @classmethod
     def from_proto(cls, message: genre_pb2.ClassifyAudioStreamResponse) -> StreamUpdate:
@@ -140,4 +171,8 @@ class StreamUpdate:
             final=message.final,
             padded=message.padded,
             audio_seconds=float(message.audio_seconds),
+            window_abstention=abstention_from_proto(message.window),
+            track_abstention=abstention_from_proto(message.track),
+            window_music_probability=music_probability_from_proto(message.window),
+            track_music_probability=music_probability_from_proto(message.track),
         )

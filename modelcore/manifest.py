@@ -94,6 +94,13 @@ class Manifest:
             raise ManifestError(f"calibration.temperature: {temperature!r} is not positive")
         if self.version and self.weights is None:
             raise ManifestError("weights: a published version needs its weights")
+        abstention = self.calibration.get("abstention", {})
+        if not isinstance(abstention, Mapping):
+            raise ManifestError("calibration.abstention: must be an object")
+        for key in ("min_probability", "music_threshold"):
+            value = abstention.get(key, 0.0)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ManifestError(f"calibration.abstention.{key}: {value!r} is not in [0, 1]")
 
     def _check_members(self) -> None:
         if not isinstance(self.members, Mapping):
@@ -126,6 +133,18 @@ class Manifest:
     def temperature(self) -> float:
         """The calibration temperature the logits are divided by (1 when none was fitted)."""
         return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def min_probability(self) -> float:
+        """Answers whose top probability is under this are UNCERTAIN (0: never), chosen on
+        validation data by the trainer (``calibration.abstention``)."""
+        return float(self.calibration.get("abstention", {}).get("min_probability", 0.0))
+
+    @property
+    def music_threshold(self) -> float:
+        """An audio window whose music probability is under this is NOT_MUSIC (versions with a
+        music detector)."""
+        return float(self.calibration.get("abstention", {}).get("music_threshold", 0.5))
 
     @property
     def weights_sha256(self) -> str:

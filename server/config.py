@@ -34,6 +34,20 @@ class ServerConfig:
         default=9464, metadata={"help": "HTTP port of Prometheus /metrics (0 picks a free one)"}
     )
     metrics_host: str = field(default="0.0.0.0", metadata={"help": "address /metrics binds"})
+    http_port: int = field(
+        default=0,
+        metadata={
+            "help": "port of the web page and its WebSocket bridge (0: off; make serve: 8080)"
+        },
+    )
+    http_host: str = field(default="0.0.0.0", metadata={"help": "address the web page binds"})
+    http_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "comma-separated origins (https://host:port) whose pages may open the "
+            "WebSocket, besides the page's own under an IP address or localhost; * allows any"
+        },
+    )
     model_repository: Path = field(
         default=REPOSITORY_ROOT / "models", metadata={"help": "model repository directory"}
     )
@@ -94,6 +108,20 @@ class ServerConfig:
     stream_idle_timeout_seconds: float = field(
         default=30.0, metadata={"help": "a stream with no message for this long is ended"}
     )
+    silence_threshold_dbfs: float = field(
+        default=-60.0,
+        metadata={
+            "help": "audio windows quieter than this RMS level (dBFS) are SILENCE, unless a "
+            "stream's config sets its own (-inf: never)"
+        },
+    )
+    min_probability: float = field(
+        default=-1.0,
+        metadata={
+            "help": "answers whose top probability is under this are UNCERTAIN, unless a call "
+            "sets its own (-1: each model's own, chosen on validation data; 0: never)"
+        },
+    )
     max_message_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"help": "largest gRPC message accepted or sent"}
     )
@@ -151,7 +179,7 @@ class ServerConfig:
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
 
     def __post_init__(self) -> None:
-        for name in ("grpc_port", "metrics_port"):
+        for name in ("grpc_port", "metrics_port", "http_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be in 0..65535, got {port}")
@@ -184,6 +212,15 @@ class ServerConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not (self.min_probability == -1.0 or 0.0 <= self.min_probability <= 1.0):
+            raise ValueError(
+                f"min_probability must be -1 (each model's own) or in [0, 1], "
+                f"got {self.min_probability}"
+            )
+        if not self.silence_threshold_dbfs <= 0.0:
+            raise ValueError(
+                f"silence_threshold_dbfs must be at most 0 dBFS, got {self.silence_threshold_dbfs}"
+            )
         if self.max_queue_rows < self.max_batch_size:
             raise ValueError("max_queue_rows must be at least max_batch_size")
         if self.audio_max_queue_windows < self.audio_max_batch_size:

@@ -41,6 +41,7 @@ class ServerMetrics:
     open_streams: Gauge
     stream_load: Gauge
     audio_seconds: Counter
+    abstentions: Counter
     window_latency: Histogram
     stream_real_time_factor: Histogram
     auth_failures: Counter
@@ -152,6 +153,13 @@ class ServerMetrics:
                 "genre_audio_received_seconds",
                 "Seconds of audio received on streams.",
                 ("model",),
+                registry=registry,
+            ),
+            abstentions=Counter(
+                "genre_abstentions",
+                "Answers that abstained, by reason (silence, not_music, uncertain) and scope "
+                "(window, track: a stream's final answer; row: a features row).",
+                ("model", "scope", "reason"),
                 registry=registry,
             ),
             window_latency=Histogram(

@@ -8,15 +8,17 @@ of genre.v1's stream (``server.streams``), so both protocols give the same numbe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
+from server.abstention import check_min_probability, check_silence_dbfs
 from server.errors import InvalidArgument
 from server.features import FloatArray
-from server.oip_tensors import InputTensor, Request, numeric_values
+from server.oip_tensors import InputTensor, Request, float_parameter, numeric_values
 from server.streams import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, StreamSession
 
 AUDIO = "AUDIO"
@@ -38,14 +40,42 @@ def sample_rate_of(parameters: Mapping[str, v2.InferParameter], where: str) -> i
 
 
 def audio_config(
-    served_name: str, version: str, sample_rate: int, datatype: str
+    served_name: str,
+    version: str,
+    sample_rate: int,
+    datatype: str,
+    parameters: Mapping[str, v2.InferParameter],
 ) -> genre_pb2.StreamConfig:
-    return genre_pb2.StreamConfig(
+    """The genre.v1 stream config of a clip or sequence, with the request's abstention
+    parameters ``min_probability`` and ``silence_threshold_dbfs`` where it sets them."""
+    config = genre_pb2.StreamConfig(
         model=genre_pb2.ModelRef(name=served_name, version=version),
         sample_rate=sample_rate,
         encoding=ENCODINGS[datatype][0],
         channels=1,
     )
+    threshold = float_parameter(parameters, "min_probability")
+    if threshold is not None:
+        config.min_probability = check_min_probability(threshold, "parameters.min_probability")
+    silence = float_parameter(parameters, "silence_threshold_dbfs")
+    if silence is not None:
+        config.silence_threshold_dbfs = check_silence_dbfs(
+            silence, "parameters.silence_threshold_dbfs"
+        )
+    return config
+
+
+def answer_of(
+    classification: genre_pb2.Classification, labels: tuple[str, ...]
+) -> tuple[FloatArray, list[int], list[float]]:
+    """One answer as the v2 outputs carry it: probabilities in label order, its abstention and
+    its music probability (NaN where the model cannot say)."""
+    music = (
+        classification.music_probability
+        if classification.HasField("music_probability")
+        else math.nan
+    )
+    return probabilities_of(classification, labels), [classification.abstention], [music]
 
 
 def audio_bytes(request: Request, index: int, tensor: InputTensor) -> bytes:

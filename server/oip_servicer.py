@@ -25,6 +25,9 @@ from google.protobuf.message import Message
 
 from genre.inference import grpc_service_pb2 as v2
 from genre.inference import model_config_pb2
+from genre.v1 import genre_pb2
+from modelcore.abstention import row_abstentions
+from server.abstention import call_min_probability
 from server.admission import StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError
@@ -34,18 +37,21 @@ from server.metrics import ServerMetrics
 from server.oip_audio import (
     AUDIO,
     ENCODINGS,
+    answer_of,
     audio_bytes,
     audio_config,
     feed_all,
-    probabilities_of,
     sample_rate_of,
 )
 from server.oip_streams import Sequences
 from server.oip_tensors import (
+    ABSTENTION,
     LABEL,
+    MUSIC_PROBABILITY,
     PROBABILITIES,
     check_inputs,
     find_input,
+    float_parameter,
     fp32_values,
     infer_response,
     string_values,
@@ -75,11 +81,20 @@ def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
     runner = served.runner
     if isinstance(runner, AudioRunner):
         inputs = [tensor("AUDIO", "FP32", [1, -1])]
-        return inputs, [tensor(PROBABILITIES, "FP32", [1, classes]), tensor(LABEL, "BYTES", [1])]
+        return inputs, [
+            tensor(PROBABILITIES, "FP32", [1, classes]),
+            tensor(LABEL, "BYTES", [1]),
+            tensor(ABSTENTION, "BYTES", [1]),
+            tensor(MUSIC_PROBABILITY, "FP32", [1]),
+        ]
     assert isinstance(runner, FeaturesRunner)
     columns = len(runner.feature_names)
     inputs = [tensor(FEATURES, "FP32", [-1, columns]), tensor(FEATURE_NAMES, "BYTES", [columns])]
-    return inputs, [tensor(PROBABILITIES, "FP32", [-1, classes]), tensor(LABEL, "BYTES", [-1])]
+    return inputs, [
+        tensor(PROBABILITIES, "FP32", [-1, classes]),
+        tensor(LABEL, "BYTES", [-1]),
+        tensor(ABSTENTION, "BYTES", [-1]),
+    ]
 
 
 async def _refuse_malformed(request: Message | MalformedMessage, context: Context) -> None:
@@ -203,14 +218,24 @@ class InferenceServicer:
         ):
             runner = served.runner
             if isinstance(runner, AudioRunner):
-                probabilities, call.rows = await self._clip(request, served)
-                return infer_response(request, version_of(served), served.labels, probabilities)
+                final, call.rows = await self._clip(request, served)
+                answer = answer_of(final, served.labels)
+                return infer_response(request, version_of(served), served.labels, *answer)
             assert isinstance(runner, FeaturesRunner)
             matrix = self._features(request, runner)
             call.rows = int(matrix.shape[0])
+            threshold = call_min_probability(
+                float_parameter(request.parameters, "min_probability"),
+                "parameters.min_probability",
+                self._streams.limits.min_probability,
+                served.manifest.min_probability,
+            )
             result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows
-            return infer_response(request, version_of(served), served.labels, result.outputs)
+            abstentions = row_abstentions(result.outputs, threshold)
+            return infer_response(
+                request, version_of(served), served.labels, result.outputs, abstentions
+            )
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ModelStreamInfer(
@@ -233,7 +258,7 @@ class InferenceServicer:
 
     async def _clip(
         self, request: v2.ModelInferRequest, served: ServedVersion
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[genre_pb2.Classification, int]:
         """A whole clip's track answer, as genre.v1's stream would give it at the end."""
         check_inputs(request, {AUDIO})
         found = find_input(request, AUDIO)
@@ -242,15 +267,16 @@ class InferenceServicer:
         index, tensor = found
         data = audio_bytes(request, index, tensor)
         rate = sample_rate_of(request.parameters, "parameters")
-        plan = plan_stream(
-            audio_config(served.name, str(served.version), rate, tensor.datatype), self._registry
+        config = audio_config(
+            served.name, str(served.version), rate, tensor.datatype, request.parameters
         )
+        plan = plan_stream(config, self._registry)
         limits = self._streams.limits
         session = StreamSession(plan, limits, self._metrics)
         width = np.dtype(ENCODINGS[tensor.datatype][1]).itemsize
         await feed_all(session, data, limits.max_chunk_bytes, width)
         final = await session.finish()
-        return probabilities_of(final.track, served.labels), session.windows_scored
+        return final.track, session.windows_scored
 
     def _features(self, request: v2.ModelInferRequest, runner: FeaturesRunner) -> np.ndarray:
         check_inputs(request, {FEATURES, FEATURE_NAMES})

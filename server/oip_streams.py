@@ -27,9 +27,9 @@ from server.metrics import ServerMetrics
 from server.oip_audio import (
     AUDIO,
     ENCODINGS,
+    answer_of,
     audio_bytes,
     audio_config,
-    probabilities_of,
     sample_rate_of,
 )
 from server.oip_tensors import check_inputs, find_input, infer_response
@@ -122,7 +122,7 @@ class Sequences:
         if datatype not in ENCODINGS:
             raise InvalidArgument(f"{AUDIO}: datatype must be FP32 or INT16, got {datatype!r}")
         rate = sample_rate_of(request.parameters, "parameters")
-        config = audio_config(served.name, str(served.version), rate, datatype)
+        config = audio_config(served.name, str(served.version), rate, datatype, request.parameters)
         plan = plan_stream(config, self._registry)
         exits = contextlib.ExitStack()
         resources = self._resources
@@ -146,9 +146,9 @@ def _response(
     classification: genre_pb2.Classification,
 ) -> v2.ModelInferResponse:
     """One window's answer (or the final track answer) with the sequence's parameters."""
-    probabilities = probabilities_of(classification, served.labels)
+    probabilities, abstentions, music = answer_of(classification, served.labels)
     model = (served.name, str(served.version))
-    response = infer_response(request, model, served.labels, probabilities)
+    response = infer_response(request, model, served.labels, probabilities, abstentions, music)
     response.parameters["sequence_id"].string_param = key
     response.parameters["window_start_seconds"].double_param = answer.window_start_seconds
     response.parameters["window_end_seconds"].double_param = answer.window_end_seconds

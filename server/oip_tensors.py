@@ -9,10 +9,12 @@ always go back raw, as ``tritonclient`` reads them fastest. Every error names th
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from genre.inference import grpc_service_pb2 as v2
+from modelcore.abstention import Abstention
 from server.errors import InvalidArgument
 from server.features import FloatArray
 
@@ -20,6 +22,9 @@ Request = v2.ModelInferRequest
 InputTensor = v2.ModelInferRequest.InferInputTensor
 _LENGTH = struct.Struct("<I")
 PROBABILITIES, LABEL = "PROBABILITIES", "LABEL"
+# Whether to trust each row ("answered", "silence", "not_music", "uncertain"), and the music
+# detector's probability (audio models; NaN where the version has no detector).
+ABSTENTION, MUSIC_PROBABILITY = "ABSTENTION", "MUSIC_PROBABILITY"
 
 
 def find_input(request: Request, name: str) -> tuple[int, InputTensor] | None:
@@ -111,6 +116,17 @@ def _split_raw_bytes(name: str, raw: bytes) -> list[bytes]:
     return items
 
 
+def float_parameter(parameters: Mapping[str, v2.InferParameter], name: str) -> float | None:
+    """An optional number among a request's ``parameters`` (double or integer)."""
+    if name not in parameters:
+        return None
+    parameter = parameters[name]
+    choice = parameter.WhichOneof("parameter_choice")
+    if choice not in ("double_param", "int64_param", "uint64_param"):
+        raise InvalidArgument(f"parameters.{name}: must be a double parameter")
+    return float(getattr(parameter, str(choice)))
+
+
 def raw_bytes(strings: list[str]) -> bytes:
     """BYTES elements in the raw layout: each a 4-byte little-endian length, then the bytes."""
     parts = []
@@ -125,24 +141,34 @@ def infer_response(
     model: tuple[str, str],
     labels: tuple[str, ...],
     probabilities: FloatArray,
+    abstentions: Sequence[int],
+    music: Sequence[float] | None = None,
 ) -> v2.ModelInferResponse:
-    """Every model's two outputs, raw, or those the request names: ``PROBABILITIES`` (FP32,
-    [N, C], in ``labels`` order) and ``LABEL`` (BYTES, [N], the top genre of each row)."""
+    """Every output, raw, or those the request names: ``PROBABILITIES`` (FP32, [N, C], in
+    ``labels`` order), ``LABEL`` (BYTES, [N], the top genre of each row), ``ABSTENTION`` (BYTES,
+    [N]) and, for audio models, ``MUSIC_PROBABILITY`` (FP32, [N])."""
     rows, classes = probabilities.shape
     tensor = v2.ModelInferResponse.InferOutputTensor
     top = [labels[int(i)] for i in np.argmax(probabilities, axis=1)]
+    reasons = [Abstention(value).reason for value in abstentions]
     produced = {
         PROBABILITIES: (
             tensor(name=PROBABILITIES, datatype="FP32", shape=[rows, classes]),
             np.ascontiguousarray(probabilities, dtype="<f4").tobytes(),
         ),
         LABEL: (tensor(name=LABEL, datatype="BYTES", shape=[rows]), raw_bytes(top)),
+        ABSTENTION: (tensor(name=ABSTENTION, datatype="BYTES", shape=[rows]), raw_bytes(reasons)),
     }
+    if music is not None:
+        produced[MUSIC_PROBABILITY] = (
+            tensor(name=MUSIC_PROBABILITY, datatype="FP32", shape=[rows]),
+            np.asarray(music, dtype="<f4").tobytes(),
+        )
     wanted = [output.name for output in request.outputs] or list(produced)
     unknown = [name for name in wanted if name not in produced]
     if unknown:
         raise InvalidArgument(
-            f"outputs: unknown output {unknown[0]!r} (the model gives {PROBABILITIES}, {LABEL})"
+            f"outputs: unknown output {unknown[0]!r} (the model gives {', '.join(produced)})"
         )
     name, version = model
     response = v2.ModelInferResponse(model_name=name, model_version=version, id=request.id)

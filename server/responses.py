@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from genre.v1 import genre_pb2
 from server.features import FloatArray
 from server.registry import ModelTable, ServedVersion
@@ -13,14 +15,22 @@ KIND_ENUM = {"features": genre_pb2.FEATURES, "audio": genre_pb2.AUDIO}
 
 
 def features_response(
-    served: ServedVersion, probabilities: FloatArray, top_k: int
+    served: ServedVersion,
+    probabilities: FloatArray,
+    top_k: int,
+    abstentions: Sequence[int] = (),
 ) -> genre_pb2.ClassifyFeaturesResponse:
     """The response for ``(N, C)`` probabilities, results encoded straight to wire bytes
-    (``wire``): a quarter of the cost of building score messages one by one, even for one row."""
+    (``wire``): a quarter of the cost of building score messages one by one, even for one row.
+    Rows that abstain (``abstentions``, one per row or empty) are marked afterwards, one by one:
+    only those rows pay for a message."""
     response = genre_pb2.ClassifyFeaturesResponse(
         model=genre_pb2.ModelRef(name=served.name, version=str(served.version))
     )
     response.MergeFromString(results_encoder(served.labels).encode(probabilities, top_k))
+    for row, abstention in enumerate(abstentions):
+        if abstention:
+            response.results[row].abstention = abstention  # type: ignore[assignment]
     return response
 
 
@@ -50,6 +60,7 @@ def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.Model
         is_default=is_default,
         created=manifest.created,
         weights_sha256=manifest.weights_sha256,
+        min_probability=manifest.min_probability,
     )
     runner = served.runner
     if isinstance(runner, FeaturesRunner):
@@ -59,6 +70,7 @@ def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.Model
             for name in runner.feature_names
         )
     if isinstance(runner, AudioRunner):
+        info.detects_music = runner.detects_music
         frontend = runner.frontend_config
         info.audio.CopyFrom(
             genre_pb2.AudioFrontEnd(

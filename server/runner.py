@@ -202,16 +202,26 @@ class AudioRunner:
                 f"{checkpoint.directory}: a front-end this server cannot reproduce ({error})"
             ) from error
         self.frontends = [frontend.to(device).eval() for frontend in frontends]
+        self.detects_music = getattr(self.model, "detector", None) is not None
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
-        check_output_width(checkpoint, int(outputs.shape[1]), self.labels)
+        check_output_width(checkpoint, int(outputs.shape[1]) - 1, self.labels)
 
     def run(self, inputs: FloatArray) -> FloatArray:
-        """(N, window_samples) mono windows -> (N, C) calibrated probabilities."""
+        """(N, window_samples) mono windows -> (N, C + 1): calibrated probabilities, then the
+        probability that the window is music (NaN where the version has no detector). One
+        array, so the batcher passes both through unchanged; ``split_outputs`` parts them."""
         with torch.inference_mode():
             waveforms = torch.from_numpy(inputs).to(self.device, non_blocking=True)
-            logits = self.model(*(frontend(waveforms) for frontend in self.frontends))
+            spectra = [frontend(waveforms) for frontend in self.frontends]
+            classify = getattr(self.model, "classify", None)
+            logits, music = classify(*spectra) if classify else (self.model(*spectra), None)
             probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
-        return probabilities.cpu().numpy()
+            if music is None:
+                music_probability = torch.full_like(probabilities[:, :1], math.nan)
+            else:
+                music_probability = torch.sigmoid(music.float())[:, None]
+            outputs = torch.cat([probabilities, music_probability], dim=1)
+        return outputs.cpu().numpy()
 
     def warm_up(self, max_batch_size: int) -> None:
         """Runs each shape once, then measures ``windows_per_second`` (stream admission's
@@ -228,6 +238,12 @@ class AudioRunner:
             self.run(windows)
             fastest = min(fastest, time.perf_counter() - started)
         self.windows_per_second = batch / max(fastest, 1e-9)
+
+
+def split_outputs(outputs: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """An audio runner's (N, C + 1) outputs -> (N, C) probabilities and (N,) music
+    probabilities (NaN without a detector)."""
+    return outputs[:, :-1], outputs[:, -1]
 
 
 # The one place a model kind meets the code that serves it (kinds: ``modelcore.manifest``).

@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 
 from genre.v1 import genre_pb2
+from modelcore.abstention import row_abstentions
+from server.abstention import call_min_probability
 from server.admission import StreamAdmission, StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import FailedPrecondition, InvalidArgument
@@ -82,19 +84,34 @@ class GenreClassifierServicer:
             call.rows = int(matrix.shape[0])
             result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows
-            return features_response(served, result.outputs, request.top_k)
+            threshold = call_min_probability(
+                request.min_probability if request.HasField("min_probability") else None,
+                "min_probability",
+                self._stream_limits.min_probability,
+                served.manifest.min_probability,
+            )
+            abstentions = row_abstentions(result.outputs, threshold)
+            uncertain = sum(1 for abstention in abstentions if abstention)
+            if uncertain:
+                self._metrics.child(self._metrics.abstentions, served.name, "row", "uncertain").inc(
+                    uncertain
+                )
+            return features_response(served, result.outputs, request.top_k, abstentions)
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ClassifyAudioStream(
         self,
         request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
+        protocol: str = "genre.v1",
     ) -> None:
         """Responses go out with ``context.write`` under the idle timeout, so a client that stops
-        reading cannot hold its stream (and its slot) open forever."""
+        reading cannot hold its stream (and its slot) open forever. ``protocol``: ``websocket``
+        when the web bridge (``server.web.bridge``) drives this same path for a browser."""
         limits = self._stream_limits
         drain = self._state.drain_started
-        async with observe_call("ClassifyAudioStream", context, self._metrics, self._state) as call:
+        method = "ClassifyAudioStream"
+        async with observe_call(method, context, self._metrics, self._state, protocol) as call:
             with self._stream_slots.hold():
                 first = await next_message(request_iterator, limits.idle_timeout_seconds, drain)
                 plan = plan_stream(require_config(first and parsed(first)), self._registry)

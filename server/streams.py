@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,16 @@ import grpc
 import numpy as np
 
 from genre.v1 import genre_pb2
+from modelcore.abstention import (
+    Abstention,
+    Policy,
+    TrackTally,
+    Verdict,
+    level_dbfs,
+    window_abstention,
+)
 from modelcore.frontend import resample
+from server.abstention import check_min_probability, check_silence_dbfs, resolve_min_probability
 from server.config import ServerConfig
 from server.errors import (
     DeadlineExpired,
@@ -34,7 +44,7 @@ from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
 from server.registry import ModelRegistry, ServedVersion
-from server.runner import AudioRunner
+from server.runner import AudioRunner, split_outputs
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_HOP_SECONDS = 0.1
@@ -52,6 +62,8 @@ class StreamLimits:
     admission_load: float = 0.0
     audio_windows_per_second: float = 0.0
     latency_bound_seconds: float = 0.0
+    silence_dbfs: float = -60.0  # streams that do not set their own
+    min_probability: float = -1.0  # -1: each model's own
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> StreamLimits:
@@ -63,6 +75,8 @@ class StreamLimits:
             admission_load=config.stream_admission_load,
             audio_windows_per_second=config.audio_windows_per_second,
             latency_bound_seconds=config.stream_latency_bound_ms / 1000,
+            silence_dbfs=config.silence_threshold_dbfs,
+            min_probability=config.min_probability,
         )
 
 
@@ -78,6 +92,20 @@ class StreamPlan:
     window_samples: int  # at the stream's rate
     hop_samples: int  # at the stream's rate
     top_k: int
+    min_probability: float | None = None  # the stream's own, if it set one
+    silence_dbfs: float | None = None  # the stream's own, if it set one
+
+    def policy(self, limits: StreamLimits) -> Policy:
+        """What this stream abstains on: its own settings, else the server's, else the
+        model's."""
+        manifest = self.served.manifest
+        return Policy(
+            min_probability=resolve_min_probability(
+                self.min_probability, limits.min_probability, manifest.min_probability
+            ),
+            silence_dbfs=limits.silence_dbfs if self.silence_dbfs is None else self.silence_dbfs,
+            music_threshold=manifest.music_threshold,
+        )
 
 
 def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> StreamPlan:
@@ -114,6 +142,16 @@ def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> Stre
         window_samples=round(frontend.window_seconds * config.sample_rate),
         hop_samples=max(1, round(hop_seconds * config.sample_rate)),
         top_k=int(config.top_k),
+        min_probability=(
+            check_min_probability(config.min_probability, "config.min_probability")
+            if config.HasField("min_probability")
+            else None
+        ),
+        silence_dbfs=(
+            check_silence_dbfs(config.silence_threshold_dbfs, "config.silence_threshold_dbfs")
+            if config.HasField("silence_threshold_dbfs")
+            else None
+        ),
     )
 
 
@@ -157,9 +195,9 @@ class StreamSession:
         self._cutter = WindowCutter(
             plan.window_samples, plan.hop_samples, limits.max_chunk_bytes // frame_bytes + 1
         )
-        self._track_sum = np.zeros(len(plan.served.labels), dtype=np.float64)
-        self._windows = 0
-        self._last: tuple[Window, FloatArray] | None = None
+        self._policy = plan.policy(limits)
+        self._track = TrackTally(len(plan.served.labels), self._policy)
+        self._last: tuple[Window, Verdict] | None = None
         self._started = time.monotonic()
         self._model_label = plan.served.name
         self.windows_scored = 0
@@ -186,12 +224,10 @@ class StreamSession:
             )
         if not windows:
             return
-        probabilities = await self._score([window.samples for window in windows])
-        for window, scores in zip(windows, probabilities, strict=True):
-            self._track_sum += scores
-            self._windows += 1
-            self._last = (window, scores)
-            response = self._response(window, scores, final=False, padded=False)
+        verdicts = await self._judge([window.samples for window in windows])
+        for window, verdict in zip(windows, verdicts, strict=True):
+            self._last = (window, verdict)
+            response = self._response(window, verdict, final=False, padded=False)
             latency = time.monotonic() - arrived
             self._metrics.child(self._metrics.window_latency, self._model_label).observe(latency)
             if self._lateness is not None:
@@ -210,22 +246,51 @@ class StreamSession:
         )
         tail = self._cutter.tail()
         if tail is not None:
-            [scores] = await self._score([tail.samples])
-            self._track_sum += scores
-            self._windows += 1
-            return self._response(tail, scores, final=True, padded=False)
+            [verdict] = await self._judge([tail.samples])
+            return self._final(tail, verdict, padded=False)
         if self._last is not None:
-            window, scores = self._last
-            return self._response(window, scores, final=True, padded=False)
+            window, verdict = self._last
+            return self._final(window, verdict, padded=False)
         remainder = self._cutter.remainder()
         if remainder.samples.size == 0:
             raise InvalidArgument("audio: the stream ended before any audio arrived")
         padded = np.zeros(self._plan.window_samples, dtype=np.float32)
         padded[: remainder.samples.size] = remainder.samples
-        [scores] = await self._score([padded])
-        self._track_sum += scores
-        self._windows += 1
-        return self._response(Window(0, padded), scores, final=True, padded=True)
+        [verdict] = await self._judge([padded], levels=[level_dbfs(remainder.samples)])
+        return self._final(Window(0, padded), verdict, padded=True)
+
+    def _final(
+        self, window: Window, verdict: Verdict, padded: bool
+    ) -> genre_pb2.ClassifyAudioStreamResponse:
+        response = self._response(window, verdict, final=True, padded=padded)
+        if response.track.abstention:
+            reason = Abstention(response.track.abstention).reason
+            self._metrics.child(self._metrics.abstentions, self._model_label, "track", reason).inc()
+        return response
+
+    async def _judge(
+        self, windows: list[FloatArray], levels: list[float] | None = None
+    ) -> list[Verdict]:
+        """Scores windows and decides, for each, whether to answer; adds them to the track.
+        ``levels`` overrides the measured level (a padded window is as loud as its audio)."""
+        outputs = await self._score(windows)
+        probabilities, music = split_outputs(outputs)
+        if levels is None:
+            levels = [level_dbfs(samples) for samples in windows]
+        verdicts = []
+        for scores, music_probability, level in zip(
+            probabilities, music.tolist(), levels, strict=True
+        ):
+            abstention = window_abstention(
+                self._policy, level, music_probability, float(scores.max())
+            )
+            if abstention:
+                self._metrics.child(
+                    self._metrics.abstentions, self._model_label, "window", abstention.reason
+                ).inc()
+            self._track.add(scores, abstention, music_probability)
+            verdicts.append(Verdict(scores, abstention, music_probability))
+        return verdicts
 
     async def _score(self, windows: list[FloatArray]) -> FloatArray:
         """Windows at the stream's rate -> probabilities, through the model's shared batcher."""
@@ -245,19 +310,27 @@ class StreamSession:
         return result.outputs
 
     def _response(
-        self, window: Window, scores: FloatArray, final: bool, padded: bool
+        self, window: Window, verdict: Verdict, final: bool, padded: bool
     ) -> genre_pb2.ClassifyAudioStreamResponse:
         rate = self._plan.sample_rate
         labels = self._plan.served.labels
-        track = (self._track_sum / max(self._windows, 1)).astype(np.float32)
+        track = self._track.answer()
+        window_answer = ranked(verdict.scores[None, :], labels, self._plan.top_k)[0]
+        window_answer.abstention = verdict.abstention  # type: ignore[assignment]
+        track_answer = ranked(track.probabilities[None, :], labels, self._plan.top_k)[0]
+        track_answer.abstention = track.abstention  # type: ignore[assignment]
+        if not math.isnan(verdict.music_probability):
+            window_answer.music_probability = verdict.music_probability
+        if not math.isnan(track.music_probability):
+            track_answer.music_probability = track.music_probability
         return genre_pb2.ClassifyAudioStreamResponse(
             model=genre_pb2.ModelRef(
                 name=self._plan.served.name, version=str(self._plan.served.version)
             ),
             window_start_seconds=window.start / rate,
             window_end_seconds=(window.start + self._plan.window_samples) / rate,
-            window=ranked(scores[None, :], labels, self._plan.top_k)[0],
-            track=ranked(track[None, :], labels, self._plan.top_k)[0],
+            window=window_answer,
+            track=track_answer,
             final=final,
             padded=padded,
             audio_seconds=self.audio_seconds,

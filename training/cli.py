@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from training.abstention.arguments import add_abstention_parser, run_abstention_command
 from training.audio.arguments import add_audio_parser, run_audio_command
 from training.features.config import (
     SCHEDULES,
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_audio_parser(commands)
     add_ensemble_parser(commands)
+    add_abstention_parser(commands)
     return parser
 
 
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_audio_command(arguments)
     if arguments.command == "ensemble":
         return run_ensemble_command(arguments)
+    if arguments.command == "abstention":
+        return run_abstention_command(arguments)
     try:
         config = config_from_arguments(arguments)
     except ValueError as error:

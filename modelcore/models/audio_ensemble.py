@@ -4,6 +4,11 @@ Members vote in log-probability space with weights, plus a per-class bias that s
 prior the ensemble assumes; the weights, the bias and the head are chosen on validation tracks
 (``training.tagger.ensemble``). The output behaves as logits, so the server's temperature and
 softmax apply as to any model.
+
+A version may also carry a music detector (``MusicDetector``): a logistic regression on what the
+ensemble computes anyway (the tagger's features and the log-mel's per-band level and movement),
+so telling music from speech and noise costs one small matrix product per window
+(``training.abstention``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,31 @@ class TaggerHead(nn.Module):
         return self.linear((features - self.mean) / self.scale)  # type: ignore[no-any-return]
 
 
+class MusicDetector(nn.Module):
+    """(B, D) window descriptors (``detector_inputs``) -> (B,) logit that the window is music:
+    standardised, then one linear layer."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(input_dim))
+        self.register_buffer("scale", torch.ones(input_dim))
+        self.linear = nn.Linear(input_dim, 1)
+
+    def forward(self, descriptors: torch.Tensor) -> torch.Tensor:
+        return self.linear((descriptors - self.mean) / self.scale)[:, 0]  # type: ignore[no-any-return]
+
+
+def detector_inputs(spectrogram: torch.Tensor, tagger_features: torch.Tensor) -> torch.Tensor:
+    """(B, 1, mels, T) log-mel and (B, 250) tagger features -> (B, 250 + 2 mels): the tagger's
+    view beside each band's mean and spread over time (steady noise barely moves; music and
+    speech do)."""
+    bands = spectrogram[:, 0]
+    return torch.cat([tagger_features, bands.mean(dim=2), bands.std(dim=2)], dim=1)
+
+
 def tagger_features(tagger: Musicnn, patches: torch.Tensor) -> torch.Tensor:
     """(B, frames, mels) -> (B, 250): penultimate activations beside the tag probabilities."""
     output = tagger(patches)
@@ -53,6 +83,8 @@ class AudioEnsemble(nn.Module):
         tagger_chunk: on a CPU the tagger runs this many windows at a time: its wide timbral
             filters make a 9 MB activation per window, and batches of two stay in cache
             (measured on 2 cores, a batch of 16: 41 ms per window whole, 27 ms in twos).
+        music_detector_inputs: width of the music detector's input (``detector_inputs``);
+            0 for a version without one.
     Buffers (chosen on validation tracks): ``member_weights`` (2,), ``class_bias`` (C,).
     """
 
@@ -67,6 +99,7 @@ class AudioEnsemble(nn.Module):
         tagger: Mapping[str, Any] | None = None,
         head_inputs: int = 250,
         tagger_chunk: int = 2,
+        music_detector_inputs: int = 0,
     ) -> None:
         super().__init__()
         self.cnn_lstm = CNNLSTMClassifier(**cnn_lstm)
@@ -75,6 +108,7 @@ class AudioEnsemble(nn.Module):
         self.tagger_chunk = tagger_chunk
         self.register_buffer("member_weights", torch.ones(len(self.MEMBERS)) / len(self.MEMBERS))
         self.register_buffer("class_bias", torch.zeros(num_classes))
+        self.detector = MusicDetector(music_detector_inputs) if music_detector_inputs else None
 
     def tagger_features(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, frames, mels) -> (B, 250), in chunks on a CPU (see ``tagger_chunk``)."""
@@ -84,12 +118,11 @@ class AudioEnsemble(nn.Module):
         return torch.cat([tagger_features(self.tagger, chunk) for chunk in chunks])
 
     def member_log_probabilities(
-        self, spectrogram: torch.Tensor, patches: torch.Tensor
+        self, spectrogram: torch.Tensor, features: torch.Tensor
     ) -> torch.Tensor:
-        """(B, members, C): each member's log-probabilities."""
-        logits = torch.stack(
-            [self.cnn_lstm(spectrogram), self.head(self.tagger_features(patches))], dim=1
-        )
+        """(B, members, C): each member's log-probabilities, from the log-mel and the tagger's
+        features (``tagger_features``)."""
+        logits = torch.stack([self.cnn_lstm(spectrogram), self.head(features)], dim=1)
         return torch.log_softmax(logits, dim=2)
 
     def fuse(self, member_log_probabilities: torch.Tensor) -> torch.Tensor:
@@ -97,5 +130,15 @@ class AudioEnsemble(nn.Module):
         fused = (member_log_probabilities * self.member_weights[None, :, None]).sum(dim=1)
         return fused + self.class_bias
 
+    def classify(
+        self, spectrogram: torch.Tensor, patches: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C) fused logits and, when the version has a detector, (B,) music logits."""
+        features = self.tagger_features(patches)
+        logits = self.fuse(self.member_log_probabilities(spectrogram, features))
+        if self.detector is None:
+            return logits, None
+        return logits, self.detector(detector_inputs(spectrogram, features))
+
     def forward(self, spectrogram: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        return self.fuse(self.member_log_probabilities(spectrogram, patches))
+        return self.classify(spectrogram, patches)[0]

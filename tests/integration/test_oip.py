@@ -96,6 +96,7 @@ async def test_liveness_readiness_and_metadata(
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.outputs] == [
         ("PROBABILITIES", "FP32", [-1, len(LABELS)]),
         ("LABEL", "BYTES", [-1]),
+        ("ABSTENTION", "BYTES", [-1]),
     ]
     audio = await stub.ModelMetadata(v2.ModelMetadataRequest(name="tiny-audio"))
     assert [(t.name, t.datatype, list(t.shape)) for t in audio.inputs] == [
@@ -311,7 +312,7 @@ async def test_model_config_states_the_signature_as_triton_does(
         ("FEATURES", [-1, len(FEATURE_NAMES)], False),
         ("FEATURE_NAMES", [len(FEATURE_NAMES)], True),
     ]
-    assert [o.name for o in features.output] == ["PROBABILITIES", "LABEL"]
+    assert [o.name for o in features.output] == ["PROBABILITIES", "LABEL", "ABSTENTION"]
     assert features.WhichOneof("scheduling_choice") is None
     audio = (await stub.ModelConfig(v2.ModelConfigRequest(name="tiny-audio"))).config
     assert audio.WhichOneof("scheduling_choice") == "sequence_batching"

@@ -52,6 +52,22 @@ TOOLS = (
         "tests/integration/test_tritonclient.py (the official client in .venv-triton)",
         "make triton-wheel .venv-triton/.installed",
     ),
+    Tool(
+        "espeak-ng",
+        "tests/integration/test_abstention.py and tests/training/test_abstention_sounds.py "
+        "(speech the service must refuse)",
+        "apt-get install espeak-ng",
+    ),
+    Tool(
+        "chromium",
+        "tests/browser (the web page in headless Chromium)",
+        "apt-get install chromium chromium-driver",
+    ),
+    Tool(
+        "chromedriver",
+        "tests/browser (selenium drives Chromium through it)",
+        "apt-get install chromium-driver",
+    ),
 )
 
 

@@ -12,7 +12,7 @@ import torch
 
 from modelcore.checkpoint import CheckpointError, load_checkpoint
 from modelcore.manifest import KIND_PARTS
-from server.runner import RUNNERS, AudioRunner, FeaturesRunner, build_runner
+from server.runner import RUNNERS, AudioRunner, FeaturesRunner, build_runner, split_outputs
 from tests.support.checkpoints import LABELS, write_tiny_audio_model, write_tiny_model
 
 CPU = torch.device("cpu")
@@ -36,9 +36,11 @@ def test_an_audio_runner_scores_windows(tmp_path: Path) -> None:
     runner = build_runner(load_checkpoint(write_tiny_audio_model(tmp_path)), CPU)
     assert isinstance(runner, AudioRunner)
     windows = np.zeros((3, runner.frontend_config.window_samples), dtype=np.float32)
-    probabilities = runner.run(windows)
+    probabilities, music = split_outputs(runner.run(windows))
     assert probabilities.shape == (3, len(runner.labels))
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert np.isnan(music).all()
+    assert not runner.detects_music
 
 
 def test_labels_that_do_not_fit_the_outputs_are_refused(tmp_path: Path) -> None:

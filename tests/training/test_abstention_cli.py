@@ -1,0 +1,86 @@
+"""``genre-train abstention`` end to end on a few real tracks: the version it publishes keeps the
+base's genre model bit for bit, adds a detector the server runs, and records its choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modelcore.checkpoint import load_checkpoint
+from server.runner import AudioRunner, split_outputs
+from tests.conftest import REPOSITORY_ROOT
+from training.abstention.config import AbstentionRunConfig
+from training.abstention.pipeline import run_abstention
+from training.abstention.sounds import espeak_available
+
+BASE = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "3"
+# Any CNN-LSTM version can stand in for the train-only member here: speed, not honesty, is tested.
+SELECTION = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "2"
+TRACKS = {
+    "train": ("classical/classical.00030", "jazz/jazz.00000", "rock/rock.00000"),
+    "valid": ("classical/classical.00001", "jazz/jazz.00002", "rock/rock.00001"),
+}
+
+
+@pytest.fixture
+def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "data" / "gtzan"
+    for part, tracks in TRACKS.items():
+        for track in tracks:
+            target = root / "audio" / f"{track}.ogg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(data_dir / "gtzan" / "audio" / f"{track}.ogg")
+        (root / "splits").mkdir(exist_ok=True)
+        lines = "".join(f"{track}.wav\n" for track in tracks)
+        (root / "splits" / f"{part}_filtered.txt").write_text(lines)
+    return root.parent
+
+
+def test_publishes_a_version_that_abstains(tiny_data: Path, tmp_path: Path) -> None:
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed; it makes the speech the detector learns from")
+    config = AbstentionRunConfig(
+        data=tiny_data,
+        base=BASE,
+        cnn_lstm_selection=SELECTION,
+        out=tmp_path / "models",
+        splits_dir=tiny_data / "gtzan" / "splits",
+        device="cpu",
+        clip_seconds=6.0,
+        clips_per_voice=1,
+        clips_per_kind=1,
+    )
+    outcome = run_abstention(config, progress=False)
+    checkpoint = load_checkpoint(outcome.directory)
+    base = load_checkpoint(BASE).state_dict
+    for key, tensor in base.items():  # the genre model is the base's, bit for bit
+        assert torch.equal(checkpoint.state_dict[key], tensor), key
+    detector = {key for key in checkpoint.state_dict if key.startswith("detector.")}
+    assert detector == {"detector.mean", "detector.scale", "detector.linear.weight",
+                        "detector.linear.bias"}  # fmt: skip
+    manifest = outcome.manifest
+    assert 0.0 <= manifest.min_probability <= 1.0
+    assert manifest.min_probability == outcome.figures["chosen"]["min_probability"]
+    assert manifest.music_threshold == 0.5
+    assert "valid" in manifest.metrics["split_protocol"]
+    assert (
+        manifest.training["abstention"]["base_weights_sha256"]
+        == load_checkpoint(BASE).manifest.weights_sha256
+    )
+    for name in ("abstention.md", "abstention.json", "abstention_threshold.png", "report.md"):
+        assert (outcome.directory / name).is_file(), name
+
+    runner = AudioRunner(checkpoint, torch.device("cpu"))
+    assert runner.detects_music
+    rng = np.random.default_rng(0)
+    noise = (0.3 * rng.standard_normal((2, runner.frontend_config.window_samples))).astype(
+        np.float32
+    )
+    probabilities, music = split_outputs(runner.run(noise))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert ((music >= 0) & (music <= 1)).all()
+    base_runner = AudioRunner(load_checkpoint(BASE), torch.device("cpu"))
+    np.testing.assert_allclose(probabilities, split_outputs(base_runner.run(noise))[0], atol=1e-6)

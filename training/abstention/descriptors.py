@@ -1,0 +1,97 @@
+"""What the served ensemble computes for a window, gathered for fitting and measuring abstention.
+
+Each window goes through the version's own front-ends and modules, exactly as
+``server.runner.AudioRunner`` runs them, so the detector learns from what it will be given and
+the measured thresholds are the served ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from tqdm import tqdm
+
+from modelcore.abstention import level_dbfs
+from modelcore.checkpoint import Checkpoint
+from modelcore.frontend import FrontEndConfig, build_frontend
+from modelcore.models import build_model
+from modelcore.models.audio_ensemble import AudioEnsemble, detector_inputs
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+BATCH_WINDOWS = 16
+
+
+@dataclass(frozen=True)
+class WindowTable:
+    """One row per window: the version's calibrated genre ``probabilities`` (W, C), the
+    detector's ``descriptors`` (W, D), the RMS ``levels`` in dBFS (W,), and the ``clip`` (W,)
+    each window came from (an index into the caller's list of clips)."""
+
+    probabilities: FloatArray
+    descriptors: FloatArray
+    levels: FloatArray
+    clip: IntArray
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> WindowTable:
+        return WindowTable(
+            self.probabilities[mask], self.descriptors[mask], self.levels[mask], self.clip[mask]
+        )
+
+
+class EnsembleWindows:
+    """A loaded audio-ensemble version that describes windows as its server would."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        manifest = checkpoint.manifest
+        model = build_model(manifest.architecture)
+        if not isinstance(model, AudioEnsemble):
+            raise ValueError(f"{checkpoint.directory}: not an audio ensemble version")
+        model.load_state_dict(checkpoint.state_dict, strict=True)
+        self.model = model.eval().to(device)
+        self.contract = FrontEndConfig.from_dict(manifest.frontend)
+        rate = self.contract.sample_rate
+        specs = manifest.architecture["inputs"]
+        self.frontends = [build_frontend(spec, rate).to(device).eval() for spec in specs]
+        self.temperature = manifest.temperature
+        self.device = device
+
+    def describe(self, windows: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(W, window_samples) -> calibrated probabilities (W, C), descriptors (W, D)."""
+        with torch.inference_mode():
+            waveforms = torch.from_numpy(windows).to(self.device)
+            spectrogram, patches = (frontend(waveforms) for frontend in self.frontends)
+            features = self.model.tagger_features(patches)
+            logits = self.model.fuse(self.model.member_log_probabilities(spectrogram, features))
+            probabilities = torch.softmax(logits / self.temperature, dim=1)
+            descriptors = detector_inputs(spectrogram, features)
+        return probabilities.cpu().numpy(), descriptors.cpu().numpy()
+
+    def table(
+        self, clips: Sequence[FloatArray], hop_seconds: float, progress: bool = True, desc: str = ""
+    ) -> WindowTable:
+        """Every window of every clip (hop ``hop_seconds``, one more flush with the end, as a
+        stream's final answer covers its tail)."""
+        from training.audio.data import cut_windows
+
+        window = self.contract.window_samples
+        hop = round(hop_seconds * self.contract.sample_rate)
+        per_clip = [cut_windows(samples, window, hop) for samples in clips]
+        owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per_clip)])
+        every = np.concatenate(per_clip)
+        parts = [
+            self.describe(every[start : start + BATCH_WINDOWS])
+            for start in tqdm(
+                range(0, len(every), BATCH_WINDOWS), desc=desc, disable=not progress, leave=False
+            )
+        ]
+        return WindowTable(
+            probabilities=np.concatenate([p for p, _ in parts]),
+            descriptors=np.concatenate([d for _, d in parts]),
+            levels=np.array([level_dbfs(w) for w in every], dtype=np.float32),
+            clip=owner.astype(np.int64),
+        )
