@@ -51,6 +51,10 @@ endif
 # make serve listens on localhost unless told otherwise; every GENRE_* variable passes through.
 export GENRE_GRPC_HOST ?= 127.0.0.1
 export GENRE_METRICS_HOST ?= 127.0.0.1
+# make serve also serves the web page on http://localhost:8080 (GENRE_HTTP_PORT=0 turns it off).
+# Only for serve: the server's own default is off, so tests and deployments open it when asked.
+serve: export GENRE_HTTP_PORT ?= 8080
+serve: export GENRE_HTTP_HOST ?= 127.0.0.1
 
 .PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse \
 	tagger-wheel tagger-reference triton-wheel triton-proto

@@ -122,6 +122,7 @@ def start_server_process(
         "GENRE_METRICS_PORT": "0",
         "GENRE_LOG_FORMAT": "json",
         "GENRE_WORKERS": "1",
+        "GENRE_HTTP_PORT": "0",  # the web page only where a caller asks (make serve exports 8080)
         **(extra_env or {}),
     }
     env.pop("GENRE_MODEL_REPOSITORY", None)

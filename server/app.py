@@ -60,6 +60,7 @@ from server.registry import ModelRegistry, ModelTable
 from server.runner import select_device
 from server.servicer import GenreClassifierServicer
 from server.streams import StreamLimits
+from server.web.site import WebBackend, WebServer, start_web
 
 log = get_logger("server.app")
 SERVICE_NAME = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"].full_name
@@ -89,6 +90,7 @@ class App:
     _metrics_http: Any
     role: WorkerRole | None = None
     lateness: Lateness | None = None  # fed the loop's lag by a background task, for admission
+    web: WebServer | None = None  # the page and its WebSocket bridge (GENRE_HTTP_PORT)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _served_names: set[str] = field(default_factory=set)
     _published: tuple[bool, Mapping[str, str]] | None = None  # the readiness last logged
@@ -211,6 +213,8 @@ class App:
             log.warning("drain_grace_expired", active_calls=self.state.active_calls)
         remaining = max(0.0, grace - (asyncio.get_running_loop().time() - started))
         await self.server.stop(remaining)
+        if self.web is not None:
+            await self.web.stop()
         await self.registry.close()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
@@ -280,12 +284,13 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         features_precision=config.features_precision,
     )
     state = ServingState()
-    interceptors = []
+    auth = None
     if config.auth_tokens_file:
         grants = load_grants(Path(config.auth_tokens_file))
-        interceptors.append(BearerTokenInterceptor(grants, config.auth_exempt_services, metrics))
+        auth = BearerTokenInterceptor(grants, config.auth_exempt_services, metrics)
     server = grpc.aio.server(
-        options=grpc_options(config, share_port=role is not None), interceptors=interceptors
+        options=grpc_options(config, share_port=role is not None),
+        interceptors=[auth] if auth is not None else [],
     )
     lateness = Lateness()
     servicer = GenreClassifierServicer(
@@ -327,6 +332,13 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await health_servicer.set(LIVENESS_SERVICE, SERVING)
     await server.start()
+    web = None
+    if config.http_port:
+        try:
+            web = await start_web(WebBackend(config, servicer, registry, auth), role is not None)
+        except BaseException:  # e.g. the port is taken: leave nothing running behind
+            await server.stop(None)
+            raise
     app = App(
         config=config,
         server=server,
@@ -339,11 +351,13 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         _metrics_http=metrics_http,
         role=role,
         lateness=lateness,
+        web=web,
     )
     log.info(
         "starting",
         grpc_port=grpc_port,
         metrics_port=app.metrics_port,
+        http_port=web.port if web is not None else 0,
         device=str(device),
         torch_threads=threads,
         repository=str(config.model_repository),

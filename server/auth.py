@@ -94,6 +94,14 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         self._failures.labels(code.name).inc()
         return _refusing(handler, method, code, message)
 
+    def check(self, header: object, method: str) -> tuple[grpc.StatusCode, str] | None:
+        """The same decision for a caller outside gRPC (the web bridge, ``server.web``): None
+        when ``header`` may call ``method``, else the status and message, counted as gRPC's."""
+        refusal = self._refusal(header, method)
+        if refusal is not None:
+            self._failures.labels(refusal[0].name).inc()
+        return refusal
+
     def _refusal(self, header: object, method: str) -> tuple[grpc.StatusCode, str] | None:
         scheme, _, credentials = header.partition(" ") if isinstance(header, str) else ("", "", "")
         token = credentials.strip()

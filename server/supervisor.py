@@ -5,8 +5,8 @@ each with its own batchers, the kernel spreading connections over them (SO_REUSE
 supervisor serves no RPC and loads no model; it imports neither torch nor gRPC, and starts each
 worker with ``spawn`` so no CUDA or gRPC state is ever inherited across a fork.
 
-- The port is reserved here first (a bound, never listening socket with SO_REUSEPORT), so port 0
-  works and a restarted worker finds its port still held for it.
+- The port (and the web page's, when on) is reserved here first (a bound, never listening
+  socket with SO_REUSEPORT), so port 0 works and a restarted worker finds its port still held.
 - A worker that exits is logged (``worker_exited``, with its exit code or signal), its slot on the
   readiness board cleared (every worker's health says NOT_SERVING until it is back), its live
   gauges marked dead, and it is started again after a backoff that doubles from 1 s to 30 s and
@@ -117,15 +117,27 @@ class Supervisor:
         self._reloads_requested = 0
         self._ready_logged = False
 
+    def _ports(self) -> list[tuple[str, int]]:
+        """The gRPC port, and the web page's when it is on (every worker serves it too)."""
+        ports = [(self._config.grpc_host, self._config.grpc_port)]
+        if self._config.http_port:
+            ports.append((self._config.http_host, self._config.http_port))
+        return ports
+
     def run(self) -> int:
         metrics_directory = fresh_metrics_directory()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_directory  # the workers inherit it
+        holders: list[socket.socket] = []
         try:
-            holder = reserve_port(self._config.grpc_host, self._config.grpc_port)
+            for host, wanted in self._ports():
+                holders.append(reserve_port(host, wanted))
         except OSError as error:  # the port is held by a process that does not share it
-            log.error("port_unavailable", port=self._config.grpc_port, error=str(error))
+            log.error("port_unavailable", port=wanted, error=str(error))
+            for held in holders:
+                held.close()
             shutil.rmtree(metrics_directory, ignore_errors=True)
             return 1
+        holder = holders[0]
         port = int(holder.getsockname()[1])
         worker_config = self._config.replace(grpc_port=port)
         registry = CollectorRegistry()
@@ -137,6 +149,7 @@ class Supervisor:
         log.info(
             "starting",
             grpc_port=port,
+            http_port=self._config.http_port,
             metrics_port=int(metrics_http.server_port),
             workers=self._workers,
             metrics_directory=metrics_directory,
@@ -155,7 +168,8 @@ class Supervisor:
         finally:
             metrics_http.shutdown()
             metrics_http.server_close()
-            holder.close()
+            for held in holders:
+                held.close()
             shutil.rmtree(metrics_directory, ignore_errors=True)
         log.info("stopped")
         return 0
