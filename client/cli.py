@@ -1,4 +1,5 @@
-"""``genre-client``: list models, classify feature rows from CSV/JSON, stream audio.
+"""``genre-client``: list models, classify feature rows from CSV/JSON, stream audio, and sort a
+music library (``organize``) or a Spotify export (``organize-spotify``) into genre playlists.
 
 Exit codes: 0 ok, 1 the server answered with an error (status name and details on stderr),
 2 bad usage or unusable input, 130 interrupted. The parser is built inside :func:`main`, never at
@@ -23,6 +24,8 @@ from client.formatting import (
     update_line,
 )
 from client.inputs import InputError, parse_rows, select_features
+from client.organize import add_organize_parser, run_organize
+from client.organize_spotify import add_organize_spotify_parser, run_organize_spotify
 from client.pacing import chunk_size, paced, read_chunks, split_bytes
 from client.requests import BYTES_PER_SAMPLE, Encoding, StreamSettings
 from client.results import FeaturesResult, ModelInfo
@@ -70,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--version", default="", help="default: the served default version")
     features.add_argument("--top-k", type=int, default=0, help="genres per row; 0 = all")
     features.add_argument("--batch-size", type=int, default=256, help="rows per call")
+    features.add_argument(
+        "--min-probability",
+        type=float,
+        default=None,
+        help="rows whose top genre is less likely are marked uncertain (default: the model's)",
+    )
     features.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     stream = commands.add_parser("stream", help="stream audio and print rolling predictions")
@@ -90,7 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--realtime", action="store_true", help="send at the pace audio plays")
     stream.add_argument("--hop-seconds", type=float, default=0.0, help="0: the model's default")
     stream.add_argument("--top-k", type=int, default=0)
+    stream.add_argument(
+        "--min-probability",
+        type=float,
+        default=None,
+        help="answers whose top genre is less likely are marked uncertain (default: the model's)",
+    )
+    stream.add_argument(
+        "--silence-dbfs",
+        type=float,
+        default=None,
+        help="windows quieter than this RMS level are silence (default: the server's, -60)",
+    )
     stream.add_argument("--json", action="store_true", help="print one JSON object per update")
+
+    add_organize_parser(commands)
+    add_organize_spotify_parser(commands)
     return parser
 
 
@@ -133,7 +157,7 @@ def run_features(client: GenreClient, args: argparse.Namespace) -> int:
             f"note: dropping columns {info.name} does not take: {', '.join(dropped)}",
             file=sys.stderr,
         )
-    predictions = []
+    predictions, abstentions = [], []
     for start in range(0, len(rows), args.batch_size):
         # Pinned to the resolved version so every batch is answered by the same model.
         answer = client.classify_features(
@@ -141,14 +165,18 @@ def run_features(client: GenreClient, args: argparse.Namespace) -> int:
             rows[start : start + args.batch_size],
             version=info.version,
             top_k=args.top_k,
+            min_probability=args.min_probability,
             timeout=args.timeout,
         )
         predictions.extend(answer.predictions)
-    result = FeaturesResult(model=info.name, version=info.version, predictions=predictions)
+        abstentions.extend(answer.abstentions)
+    result = FeaturesResult(
+        model=info.name, version=info.version, predictions=predictions, abstentions=abstentions
+    )
     if args.json:
         print(json.dumps(predictions_json(result), indent=2))
     else:
-        print(predictions_table(result.predictions))
+        print(predictions_table(result.predictions, abstentions=result.abstentions))
     return 0
 
 
@@ -182,6 +210,8 @@ def run_stream(client: GenreClient, args: argparse.Namespace) -> int:
         hop_seconds=settings.hop_seconds,
         top_k=settings.top_k,
         version=settings.version,
+        min_probability=settings.min_probability,
+        silence_threshold_dbfs=settings.silence_threshold_dbfs,
         timeout=args.timeout,
     )
     for update in updates:
@@ -200,6 +230,8 @@ def _stream_source(args: argparse.Namespace) -> tuple[StreamSettings, Iterable[b
             hop_seconds=args.hop_seconds,
             top_k=args.top_k,
             version=args.version,
+            min_probability=args.min_probability,
+            silence_threshold_dbfs=args.silence_dbfs,
         )
         size = _chunk_bytes(settings, args.chunk_ms)
         return settings, read_chunks(sys.stdin.buffer, size)
@@ -219,6 +251,8 @@ def _stream_source(args: argparse.Namespace) -> tuple[StreamSettings, Iterable[b
         hop_seconds=args.hop_seconds,
         top_k=args.top_k,
         version=args.version,
+        min_probability=args.min_probability,
+        silence_threshold_dbfs=args.silence_dbfs,
     )
     return settings, split_bytes(audio.pcm, _chunk_bytes(settings, args.chunk_ms))
 
@@ -242,4 +276,6 @@ COMMANDS: dict[str, Callable[[GenreClient, argparse.Namespace], int]] = {
     "models": run_models,
     "features": run_features,
     "stream": run_stream,
+    "organize": run_organize,
+    "organize-spotify": run_organize_spotify,
 }
