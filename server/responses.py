@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from genre.v1 import genre_pb2
+from server.abstention import resolve_min_probability
 from server.features import FloatArray
 from server.registry import ModelTable, ServedVersion
 from server.runner import AudioRunner, FeaturesRunner
@@ -34,17 +35,25 @@ def features_response(
     return response
 
 
-def list_models_response(table: ModelTable) -> genre_pb2.ListModelsResponse:
-    """Every loaded version, the default of each model marked."""
+def list_models_response(
+    table: ModelTable, server_min_probability: float = -1.0
+) -> genre_pb2.ListModelsResponse:
+    """Every loaded version, the default of each model marked. ``server_min_probability``
+    (``GENRE_MIN_PROBABILITY``, -1: none) replaces each model's own default threshold, as it
+    does for calls."""
     return genre_pb2.ListModelsResponse(
         models=[
-            describe_version(served, table.defaults.get(served.name) == served.version)
+            describe_version(
+                served, table.defaults.get(served.name) == served.version, server_min_probability
+            )
             for served in table.all()
         ]
     )
 
 
-def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.ModelVersionInfo:
+def describe_version(
+    served: ServedVersion, is_default: bool, server_min_probability: float = -1.0
+) -> genre_pb2.ModelVersionInfo:
     manifest = served.manifest
     metrics = manifest.metrics
     info = genre_pb2.ModelVersionInfo(
@@ -60,7 +69,9 @@ def describe_version(served: ServedVersion, is_default: bool) -> genre_pb2.Model
         is_default=is_default,
         created=manifest.created,
         weights_sha256=manifest.weights_sha256,
-        min_probability=manifest.min_probability,
+        min_probability=resolve_min_probability(
+            None, server_min_probability, manifest.min_probability
+        ),
     )
     runner = served.runner
     if isinstance(runner, FeaturesRunner):

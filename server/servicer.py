@@ -149,5 +149,5 @@ class GenreClassifierServicer:
     ) -> genre_pb2.ListModelsResponse:
         async with observe_call("ListModels", context, self._metrics, self._state):
             parsed(request)
-            return list_models_response(self._registry.table)
+            return list_models_response(self._registry.table, self._stream_limits.min_probability)
         raise AssertionError("unreachable: observe_call aborts on failure")

@@ -157,7 +157,7 @@ async def _models(request: web.Request) -> web.StreamResponse:
                     peer=_peer(request))  # fmt: skip
         return _refused(HTTP_STATUS[refusal[0]], refusal[0].name, refusal[1])
     body = json_format.MessageToDict(
-        list_models_response(backend.registry.table),
+        list_models_response(backend.registry.table, backend.config.min_probability),
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
