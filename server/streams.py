@@ -293,7 +293,8 @@ class StreamSession:
         return verdicts
 
     async def _score(self, windows: list[FloatArray]) -> FloatArray:
-        """Windows at the stream's rate -> probabilities, through the model's shared batcher."""
+        """Windows at the stream's rate -> the runner's outputs (probabilities, then the music
+        probability: ``split_outputs``), through the model's shared batcher."""
         frontend = self._plan.runner.frontend_config
         stacked = np.stack(windows)
         if self._plan.sample_rate != frontend.sample_rate:
