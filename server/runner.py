@@ -203,6 +203,10 @@ class AudioRunner:
             ) from error
         self.frontends = [frontend.to(device).eval() for frontend in frontends]
         self.detects_music = getattr(self.model, "detector", None) is not None
+        # the ensemble's classify() gives the music logit beside the genres; other models: forward
+        self._classify: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] | None = getattr(
+            self.model, "classify", None
+        )
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
         check_output_width(checkpoint, int(outputs.shape[1]) - 1, self.labels)
 
@@ -213,7 +217,7 @@ class AudioRunner:
         with torch.inference_mode():
             waveforms = torch.from_numpy(inputs).to(self.device, non_blocking=True)
             spectra = [frontend(waveforms) for frontend in self.frontends]
-            classify = getattr(self.model, "classify", None)
+            classify = self._classify
             logits, music = classify(*spectra) if classify else (self.model(*spectra), None)
             probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
             if music is None:

@@ -20,6 +20,7 @@ from modelcore.checkpoint import Checkpoint
 from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
 from modelcore.models.audio_ensemble import AudioEnsemble, detector_inputs
+from training.audio.data import cut_windows
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -71,16 +72,23 @@ class EnsembleWindows:
             descriptors = detector_inputs(spectrogram, features)
         return probabilities.cpu().numpy(), descriptors.cpu().numpy()
 
+    def cut(self, clips: Sequence[FloatArray], hop_seconds: float) -> list[FloatArray]:
+        """Each clip's windows (hop ``hop_seconds``, one more flush with the end, as a stream's
+        final answer covers its tail)."""
+        window = self.contract.window_samples
+        hop = round(hop_seconds * self.contract.sample_rate)
+        return [cut_windows(samples, window, hop) for samples in clips]
+
     def table(
         self, clips: Sequence[FloatArray], hop_seconds: float, progress: bool = True, desc: str = ""
     ) -> WindowTable:
-        """Every window of every clip (hop ``hop_seconds``, one more flush with the end, as a
-        stream's final answer covers its tail)."""
-        from training.audio.data import cut_windows
+        """Every window of every clip."""
+        return self.table_of(self.cut(clips, hop_seconds), progress, desc)
 
-        window = self.contract.window_samples
-        hop = round(hop_seconds * self.contract.sample_rate)
-        per_clip = [cut_windows(samples, window, hop) for samples in clips]
+    def table_of(
+        self, per_clip: Sequence[FloatArray], progress: bool = True, desc: str = ""
+    ) -> WindowTable:
+        """The table of windows already cut (``cut``), one array of windows per clip."""
         owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per_clip)])
         every = np.concatenate(per_clip)
         parts = [

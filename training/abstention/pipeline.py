@@ -90,14 +90,16 @@ def run_abstention(config: AbstentionRunConfig, progress: bool = True) -> Absten
     split = split_by_lists(dataset.track_ids, lists)
     hop = windows.contract.default_hop_seconds
     tracks = {part: getattr(split, part).tolist() for part in ("train", "valid")}
-    music = {
-        part: windows.table(
+    music_windows = {
+        part: windows.cut(
             [dataset.waveforms[t] for t in chosen],
             config.train_hop_seconds if part == "train" else hop,
-            progress,
-            f"{part} music",
         )
         for part, chosen in tracks.items()
+    }
+    music = {
+        part: windows.table_of(cut, progress, f"{part} music")
+        for part, cut in music_windows.items()
     }
     clips = {
         part: list(
@@ -125,17 +127,10 @@ def run_abstention(config: AbstentionRunConfig, progress: bool = True) -> Absten
     base_model = windows.model.cpu()
     valid_labels = dataset.labels[np.array(tracks["valid"])[music["valid"].clip]]
     train_labels = dataset.labels[np.array(tracks["train"])[music["train"].clip]]
-    from training.audio.data import cut_windows
-
-    window_samples = windows.contract.window_samples
-    hop_samples = round(hop * windows.contract.sample_rate)
-    valid_windows = [
-        cut_windows(dataset.waveforms[t], window_samples, hop_samples) for t in tracks["valid"]
-    ]
     head_c = float(manifest.members.get("tagger_head", {}).get("c", 0.1))
     unseen = out_of_sample_probabilities(
         config, base_model, manifest.temperature, music["train"], train_labels,
-        valid_windows, music["valid"], head_c,
+        music_windows["valid"], music["valid"], head_c,
     )  # fmt: skip
     valid_music_probability = music_probabilities(fitted.detector, music["valid"].descriptors)
     base_policy = Policy(0.0, config.silence_dbfs, config.music_threshold)

@@ -24,6 +24,7 @@ import torch
 from modelcore.abstention import Policy
 from modelcore.checkpoint import load_checkpoint
 from training.abstention.descriptors import EnsembleWindows
+from training.abstention.detector import music_probabilities
 from training.abstention.evaluation import judge, rates
 from training.abstention.sounds import (
     SAMPLE_RATE,
@@ -101,9 +102,7 @@ def run(version: Path, data: Path, seed: int) -> dict[str, Any]:
     results = {}
     for name, (clips, wanted) in mixtures(music, np.random.default_rng(seed)).items():
         table = windows.table(clips, hop, desc=name)
-        with torch.inference_mode():
-            logits = windows.model.detector(torch.from_numpy(table.descriptors))
-            music_probability = torch.sigmoid(logits).numpy()
+        music_probability = music_probabilities(windows.model.detector, table.descriptors)
         judged = judge(table.probabilities, music_probability, table.levels, table.clip, policy)
         track, window = rates(judged.tracks), rates(judged.windows)
         results[name] = {
