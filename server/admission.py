@@ -50,7 +50,7 @@ class StreamAdmission:
 
     def share(self, plan: StreamPlan) -> float:
         """The fraction of its version's capacity one stream of ``plan`` asks for."""
-        capacity = self._override or plan.runner.windows_per_second
+        capacity = self._override or plan.audio.windows_per_second
         return (plan.sample_rate / plan.hop_samples) / capacity
 
     def refuse_if_late(self) -> None:

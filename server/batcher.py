@@ -149,8 +149,17 @@ class DynamicBatcher:
     async def submit(self, inputs: FloatArray, deadline: float | None = None) -> BatchResult:
         """Queues ``inputs`` (N, ...) and waits for their outputs (N, C).
 
-        ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless.
+        ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless (the
+        clock is the system's, so an instant from another process on this host means the same).
         """
+        return await self.enqueue(inputs, deadline)
+
+    def enqueue(
+        self, inputs: FloatArray, deadline: float | None = None
+    ) -> asyncio.Future[BatchResult]:
+        """``submit`` without the wait: the future its outputs arrive in. The inference process
+        (``server.inference``) queues a whole message of requests this way and answers each
+        from a callback, with no task per request. Refusals raise here, at once."""
         if self._closing:
             raise Draining("the server is shutting down; retry on another replica")
         rows = int(inputs.shape[0])
@@ -174,10 +183,7 @@ class DynamicBatcher:
             or len(self._queue) >= self._expected_requests
         ):
             self._batch_full.set()
-        try:
-            return await future
-        finally:
-            self._outstanding -= 1
+        return future
 
     async def close(self) -> None:
         """Refuses new work, finishes what is queued, then stops the worker."""
@@ -228,11 +234,13 @@ class DynamicBatcher:
             self._queue.popleft()
             self._queued_rows -= pending.rows
             if pending.future.done():  # the caller was cancelled while waiting
+                self._outstanding -= 1
                 continue
             if pending.deadline is not None and pending.deadline <= now:
                 pending.future.set_exception(
                     DeadlineExpired("the deadline passed while the request was queued")
                 )
+                self._outstanding -= 1
                 continue
             batch.append(pending)
             rows += pending.rows
@@ -258,6 +266,7 @@ class DynamicBatcher:
             return
         finally:
             self._compute_time.observe(time.monotonic() - started)
+            self._outstanding -= len(batch)  # each is answered below, one way or the other
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)
         self._batch_executions.inc()

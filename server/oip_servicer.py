@@ -57,7 +57,7 @@ from server.oip_tensors import (
     string_values,
 )
 from server.registry import ModelRegistry, ServedVersion
-from server.runner import AudioRunner, FeaturesRunner
+from server.signatures import AudioSignature, FeaturesSignature
 from server.streams import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
@@ -78,8 +78,8 @@ def tensor(name: str, datatype: str, shape: list[int]) -> Tensor:
 def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
     """Inputs and outputs of one version, as ``ModelMetadata`` states them."""
     classes = len(served.labels)
-    runner = served.runner
-    if isinstance(runner, AudioRunner):
+    model = served.signature
+    if isinstance(model, AudioSignature):
         inputs = [tensor("AUDIO", "FP32", [1, -1])]
         return inputs, [
             tensor(PROBABILITIES, "FP32", [1, classes]),
@@ -87,8 +87,8 @@ def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
             tensor(ABSTENTION, "BYTES", [1]),
             tensor(MUSIC_PROBABILITY, "FP32", [1]),
         ]
-    assert isinstance(runner, FeaturesRunner)
-    columns = len(runner.feature_names)
+    assert isinstance(model, FeaturesSignature)
+    columns = len(model.feature_names)
     inputs = [tensor(FEATURES, "FP32", [-1, columns]), tensor(FEATURE_NAMES, "BYTES", [columns])]
     return inputs, [
         tensor(PROBABILITIES, "FP32", [-1, classes]),
@@ -125,7 +125,7 @@ def model_config(served: ServedVersion) -> model_config_pb2.ModelConfig:
         config.output.add(
             name=item.name, data_type=DATA_TYPES[item.datatype], dims=list(item.shape)
         )
-    if isinstance(served.runner, AudioRunner):
+    if isinstance(served.signature, AudioSignature):
         config.sequence_batching.SetInParent()
     return config
 
@@ -216,13 +216,13 @@ class InferenceServicer:
             served,
             call,
         ):
-            runner = served.runner
-            if isinstance(runner, AudioRunner):
+            model = served.signature
+            if isinstance(model, AudioSignature):
                 final, call.rows = await self._clip(request, served)
                 answer = answer_of(final, served.labels)
                 return infer_response(request, version_of(served), served.labels, *answer)
-            assert isinstance(runner, FeaturesRunner)
-            matrix = self._features(request, runner)
+            assert isinstance(model, FeaturesSignature)
+            matrix = self._features(request, model)
             call.rows = int(matrix.shape[0])
             threshold = call_min_probability(
                 float_parameter(request.parameters, "min_probability"),
@@ -278,7 +278,7 @@ class InferenceServicer:
         final = await session.finish()
         return final.track, session.windows_scored
 
-    def _features(self, request: v2.ModelInferRequest, runner: FeaturesRunner) -> np.ndarray:
+    def _features(self, request: v2.ModelInferRequest, model: FeaturesSignature) -> np.ndarray:
         check_inputs(request, {FEATURES, FEATURE_NAMES})
         found = find_input(request, FEATURES)
         if found is None:
@@ -288,7 +288,7 @@ class InferenceServicer:
         if len(features.shape) != 2:
             raise InvalidArgument(f"{FEATURES}: shape must be [N, F], got {list(features.shape)}")
         named = find_input(request, FEATURE_NAMES)
-        names = string_values(request, *named) if named is not None else list(runner.feature_names)
+        names = string_values(request, *named) if named is not None else list(model.feature_names)
         if features.shape[1] != len(names):
             raise InvalidArgument(
                 f"{FEATURES}: {features.shape[1]} columns, but "
@@ -299,5 +299,5 @@ class InferenceServicer:
                 )
             )
         return decode_matrix(
-            names, values, runner.preprocessor, self._max_rows, DenseFields(FEATURE_NAMES, FEATURES)
+            names, values, model.preprocessor, self._max_rows, DenseFields(FEATURE_NAMES, FEATURES)
         )

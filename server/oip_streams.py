@@ -34,7 +34,7 @@ from server.oip_audio import (
 )
 from server.oip_tensors import check_inputs, find_input, infer_response
 from server.registry import ModelRegistry, ServedVersion
-from server.runner import AudioRunner
+from server.signatures import AudioSignature
 from server.streams import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
@@ -115,7 +115,7 @@ class Sequences:
         if key in self._open:
             raise InvalidArgument(f"parameters.sequence_id: sequence {key!r} is already open")
         served = self._registry.resolve(request.model_name, request.model_version, FIELDS)
-        if not isinstance(served.runner, AudioRunner):
+        if not isinstance(served.signature, AudioSignature):
             raise InvalidArgument(
                 f"model_name: {served.name!r} is a {served.kind} model; sequences carry audio"
             )

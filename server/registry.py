@@ -12,36 +12,49 @@ version loaded, and why (``ModelTable.missing``): health readiness is built on i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from modelcore.checkpoint import CheckpointError, list_versions, load_checkpoint
 from modelcore.manifest import Manifest
-from server.batcher import BatcherSettings, DynamicBatcher
+from server.batcher import BatcherSettings, BatchResult, DynamicBatcher, FloatArray
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.runner import AudioRunner, FeaturesRunner, Runner, build_runner
+from server.signatures import Signature
 
 log = get_logger("server.registry")
 
 
+class Batcher(Protocol):
+    """Where a call's rows go: this process's ``DynamicBatcher``, or a front-end's link to the
+    inference process that runs it (``server.inference.link.RemoteBatcher``)."""
+
+    async def submit(self, inputs: FloatArray, deadline: float | None = None) -> BatchResult: ...
+
+
 @dataclass(frozen=True)
 class ServedVersion:
+    """One loaded version. ``runner`` (the weights) is None in a front-end process, which holds
+    the signature only and sends its rows to the inference process."""
+
     name: str
     version: int
     kind: str
     manifest: Manifest
-    runner: Runner
-    batcher: DynamicBatcher
+    signature: Signature
+    batcher: Batcher
     fingerprint: str
+    runner: Runner | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.runner.labels
+        return self.signature.labels
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,28 @@ class ModelTable:
             for _, served in sorted(self.versions[name].items())
         ]
 
+    def resolve(
+        self, name: str, version: str, fields: tuple[str, str] = ("model.name", "model.version")
+    ) -> ServedVersion:
+        """The version a request names, or the default; NOT_FOUND names what exists.
+
+        ``fields``: what the caller's protocol calls the name and the version, for messages."""
+        name_field, version_field = fields
+        if not name:
+            raise InvalidArgument(f"{name_field}: required (ListModels shows what is served)")
+        versions = self.versions.get(name)
+        if not versions:
+            known = ", ".join(sorted(self.versions)) or "none"
+            raise ModelNotFound(f"{name_field}: no model {name!r} is served (served: {known})")
+        if not version:
+            return versions[self.defaults[name]]
+        if not (version.isascii() and version.isdigit()) or int(version) not in versions:
+            have = ", ".join(str(v) for v in sorted(versions))
+            raise ModelNotFound(
+                f"{version_field}: {name!r} has no version {version!r} (have {have})"
+            )
+        return versions[int(version)]
+
 
 class ModelRegistry:
     """Loads the repository and swaps in new snapshots on ``reload()``."""
@@ -86,8 +121,14 @@ class ModelRegistry:
         settings: Mapping[str, BatcherSettings],
         metrics: ServerMetrics,
         features_precision: str = "float32",
+        retire: Callable[[list[ServedVersion]], Awaitable[None]] | None = None,
     ) -> None:
-        """``settings`` gives the batcher settings per model kind (features, audio)."""
+        """``settings`` gives the batcher settings per model kind (features, audio).
+
+        ``retire``: what becomes of versions a reload replaced or removed; by default their
+        batchers close at once (finishing what is queued). The inference process waits until
+        every front-end resolves against the new table first (``server.inference.service``)."""
+        self._retire = retire or close_batchers
         self._features_precision = features_precision
         self._repository = repository
         self._names = names
@@ -106,25 +147,7 @@ class ModelRegistry:
     def resolve(
         self, name: str, version: str, fields: tuple[str, str] = ("model.name", "model.version")
     ) -> ServedVersion:
-        """The version a request names, or the default; NOT_FOUND names what exists.
-
-        ``fields``: what the caller's protocol calls the name and the version, for messages."""
-        name_field, version_field = fields
-        if not name:
-            raise InvalidArgument(f"{name_field}: required (ListModels shows what is served)")
-        table = self._table
-        versions = table.versions.get(name)
-        if not versions:
-            known = ", ".join(sorted(table.versions)) or "none"
-            raise ModelNotFound(f"{name_field}: no model {name!r} is served (served: {known})")
-        if not version:
-            return versions[table.defaults[name]]
-        if not (version.isascii() and version.isdigit()) or int(version) not in versions:
-            have = ", ".join(str(v) for v in sorted(versions))
-            raise ModelNotFound(
-                f"{version_field}: {name!r} has no version {version!r} (have {have})"
-            )
-        return versions[int(version)]
+        return self._table.resolve(name, version, fields)
 
     async def reload(self) -> ModelTable:
         """Rescans the repository; unchanged versions are kept, new ones loaded off the loop."""
@@ -146,7 +169,7 @@ class ModelRegistry:
                 if served is None:
                     self._refused[directory] = fingerprint
                     continue
-                served.batcher.start()
+                local_batcher(served).start()
                 versions.setdefault(name, {})[version] = served
             table = ModelTable(
                 versions=versions,
@@ -162,12 +185,12 @@ class ModelRegistry:
             ]
             for served in retired:
                 log.info("model_retired", model=served.name, version=served.version)
-                await served.batcher.close()
+            if retired:
+                await self._retire(retired)
             return table
 
     async def close(self) -> None:
-        for served in self._table.all():
-            await served.batcher.close()
+        await close_batchers(self._table.all())
 
     def _discover(self) -> list[tuple[str, int, Path, str]]:
         """(name, version, directory, fingerprint) for every version directory to consider."""
@@ -219,9 +242,10 @@ class ModelRegistry:
             version=version,
             kind=checkpoint.manifest.kind,
             manifest=checkpoint.manifest,
-            runner=runner,
+            signature=runner.signature,
             batcher=batcher,
             fingerprint=fingerprint,
+            runner=runner,
         )
 
     def _defaults(self, versions: Mapping[str, Mapping[int, ServedVersion]]) -> dict[str, int]:
@@ -266,6 +290,18 @@ class ModelRegistry:
             is_default = table.defaults.get(served.name) == served.version
             labels = (served.name, str(served.version), served.kind, str(is_default).lower())
             info.labels(*labels).set(1)
+
+
+def local_batcher(served: ServedVersion) -> DynamicBatcher:
+    """The batcher of a version this process loaded (never a front-end's remote one)."""
+    if not isinstance(served.batcher, DynamicBatcher):
+        raise TypeError(f"{served.name}/{served.version} is not batched in this process")
+    return served.batcher
+
+
+async def close_batchers(retired: list[ServedVersion]) -> None:
+    for served in retired:
+        await local_batcher(served).close()
 
 
 def _fingerprint(directory: Path) -> str:

@@ -8,7 +8,7 @@ from genre.v1 import genre_pb2
 from server.abstention import resolve_min_probability
 from server.features import FloatArray
 from server.registry import ModelTable, ServedVersion
-from server.runner import AudioRunner, FeaturesRunner
+from server.signatures import AudioSignature, FeaturesSignature
 from server.wire import results_encoder
 
 # How ListModels names each kind of model (kinds: ``modelcore.manifest.KIND_PARTS``).
@@ -73,16 +73,16 @@ def describe_version(
             None, server_min_probability, manifest.min_probability
         ),
     )
-    runner = served.runner
-    if isinstance(runner, FeaturesRunner):
-        imputable = runner.preprocessor.imputable
+    signature = served.signature
+    if isinstance(signature, FeaturesSignature):
+        imputable = signature.preprocessor.imputable
         info.features.extend(
             genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
-            for name in runner.feature_names
+            for name in signature.feature_names
         )
-    if isinstance(runner, AudioRunner):
-        info.detects_music = runner.detects_music
-        frontend = runner.frontend_config
+    if isinstance(signature, AudioSignature):
+        info.detects_music = signature.detects_music
+        frontend = signature.frontend_config
         info.audio.CopyFrom(
             genre_pb2.AudioFrontEnd(
                 sample_rate=frontend.sample_rate,

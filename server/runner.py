@@ -23,6 +23,7 @@ from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
 from server.config import PRECISIONS
 from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
+from server.signatures import AudioSignature, FeaturesSignature, Signature
 
 FloatArray = npt.NDArray[np.float32]
 # Fused MLP ensembles (server.fused) win by launching fewer kernels; past this many rows the
@@ -35,6 +36,9 @@ class Runner(Protocol):
     """What a batcher needs: a pure batched function from inputs ``(N, ...)`` to ``(N, C)``."""
 
     labels: tuple[str, ...]
+
+    @property
+    def signature(self) -> Signature: ...
 
     def run(self, inputs: FloatArray) -> FloatArray: ...
 
@@ -159,6 +163,10 @@ class FeaturesRunner:
     def feature_names(self) -> tuple[str, ...]:
         return self.preprocessor.feature_names
 
+    @property
+    def signature(self) -> FeaturesSignature:
+        return FeaturesSignature(labels=self.labels, preprocessor=self.preprocessor)
+
     def run(self, inputs: FloatArray) -> FloatArray:
         """(N, F) raw features, NaN where omitted -> (N, C) calibrated probabilities."""
         standardised = torch.from_numpy(self.preprocessor.transform(inputs))
@@ -209,6 +217,16 @@ class AudioRunner:
         )
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
         check_output_width(checkpoint, int(outputs.shape[1]) - 1, self.labels)
+
+    @property
+    def signature(self) -> AudioSignature:
+        """Read after ``warm_up``, which measures ``windows_per_second``."""
+        return AudioSignature(
+            labels=self.labels,
+            frontend_config=self.frontend_config,
+            windows_per_second=self.windows_per_second,
+            detects_music=self.detects_music,
+        )
 
     def run(self, inputs: FloatArray) -> FloatArray:
         """(N, window_samples) mono windows -> (N, C + 1): calibrated probabilities, then the

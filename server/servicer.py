@@ -24,7 +24,7 @@ from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry
 from server.responses import features_response, list_models_response
-from server.runner import FeaturesRunner
+from server.signatures import FeaturesSignature
 from server.streams import (
     StreamLimits,
     StreamPlan,
@@ -74,13 +74,13 @@ class GenreClassifierServicer:
             request = parsed(request)
             served = self._registry.resolve(request.model.name, request.model.version)
             call.model, call.version = served.name, str(served.version)
-            runner = served.runner
-            if not isinstance(runner, FeaturesRunner):
+            signature = served.signature
+            if not isinstance(signature, FeaturesSignature):
                 raise InvalidArgument(
                     f"model.name: {served.name!r} is an {served.kind} model; "
                     "use ClassifyAudioStream"
                 )
-            matrix = decode_features(request, runner.preprocessor, self._max_rows)
+            matrix = decode_features(request, signature.preprocessor, self._max_rows)
             call.rows = int(matrix.shape[0])
             result = await served.batcher.submit(matrix, deadline_of(context))
             call.batch_rows = result.batch_rows

@@ -44,7 +44,8 @@ from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
 from server.registry import ModelRegistry, ServedVersion
-from server.runner import AudioRunner, split_outputs
+from server.runner import split_outputs
+from server.signatures import AudioSignature
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_HOP_SECONDS = 0.1
@@ -85,7 +86,7 @@ class StreamPlan:
     """A validated StreamConfig bound to the audio model version that will answer it."""
 
     served: ServedVersion
-    runner: AudioRunner
+    audio: AudioSignature
     sample_rate: int
     encoding: int
     channels: int
@@ -110,8 +111,8 @@ class StreamPlan:
 
 def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> StreamPlan:
     served = registry.resolve(config.model.name, config.model.version)
-    runner = served.runner
-    if not isinstance(runner, AudioRunner):
+    audio = served.signature
+    if not isinstance(audio, AudioSignature):
         raise InvalidArgument(
             f"config.model.name: {served.name!r} is a {served.kind} model; use ClassifyFeatures"
         )
@@ -126,7 +127,7 @@ def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> Stre
         raise InvalidArgument(f"config.encoding: must be {known}")
     if config.channels not in (1, 2):
         raise InvalidArgument(f"config.channels: {config.channels} is not 1 or 2")
-    frontend = runner.frontend_config
+    frontend = audio.frontend_config
     hop_seconds = config.hop_seconds or frontend.default_hop_seconds
     if not MIN_HOP_SECONDS <= hop_seconds <= frontend.window_seconds:
         raise InvalidArgument(
@@ -135,7 +136,7 @@ def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> Stre
         )
     return StreamPlan(
         served=served,
-        runner=runner,
+        audio=audio,
         sample_rate=int(config.sample_rate),
         encoding=int(config.encoding),
         channels=int(config.channels),
@@ -295,7 +296,7 @@ class StreamSession:
     async def _score(self, windows: list[FloatArray]) -> FloatArray:
         """Windows at the stream's rate -> the runner's outputs (probabilities, then the music
         probability: ``split_outputs``), through the model's shared batcher."""
-        frontend = self._plan.runner.frontend_config
+        frontend = self._plan.audio.frontend_config
         stacked = np.stack(windows)
         if self._plan.sample_rate != frontend.sample_rate:
             stacked = await asyncio.get_running_loop().run_in_executor(

@@ -12,6 +12,7 @@ import pytest
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
+from server.registry import local_batcher
 from tests.support.checkpoints import example_row
 from tests.support.harness import loopback_config, prime_concurrency, sample_value, scrape
 
@@ -112,7 +113,7 @@ async def test_a_full_queue_fails_fast_with_resource_exhausted(repository: Path)
     ):
         await prime_concurrency(stub, "tiny-mlp", example_row(), 8)
         waiting = asyncio.ensure_future(stub.ClassifyFeatures(request(*[example_row()] * 40)))
-        batcher = app.registry.resolve("tiny-mlp", "").batcher
+        batcher = local_batcher(app.registry.resolve("tiny-mlp", ""))
         while batcher.queued_rows < 40:
             await asyncio.sleep(0.01)
         started_at = time.monotonic()

@@ -21,6 +21,7 @@ from modelcore.checkpoint import load_checkpoint
 from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
 from server.app import create_server
+from server.registry import local_batcher
 from tests.support.checkpoints import (
     FEATURE_NAMES,
     LABELS,
@@ -225,7 +226,7 @@ async def test_a_long_batch_does_not_block_the_health_check(tmp_path: Path) -> N
                 rows=[genre_pb2.FeatureRow(features=ROW)] * 4096,
             )
             slow = asyncio.ensure_future(stub.ClassifyFeatures(big, timeout=60))
-            batcher = app.registry.resolve("big-mlp", "").batcher
+            batcher = local_batcher(app.registry.resolve("big-mlp", ""))
             while not (batcher.queued_rows == 0 and app.state.active_calls == 1):
                 await asyncio.sleep(0.005)  # the batch has left the queue: it is computing
             health = health_pb2_grpc.HealthStub(channel)

@@ -43,7 +43,7 @@ async def test_a_plan_converts_the_model_window_to_the_stream_rate(
     registry: ModelRegistry,
 ) -> None:
     plan = plan_stream(config(hop_seconds=0.25), registry)
-    frontend = plan.runner.frontend_config
+    frontend = plan.audio.frontend_config
     assert plan.window_samples == round(frontend.window_seconds * 16000)
     assert plan.hop_samples == 4000
     assert (plan.channels, plan.sample_rate) == (2, 16000)
