@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from server.errors import Overloaded
 from server.lateness import Lateness
 from server.metrics import ServerMetrics
+from server.shares import PodShares
 from server.streams import StreamLimits, StreamPlan, StreamSlots
 
 
@@ -40,9 +41,13 @@ class StreamAdmission:
         metrics: ServerMetrics,
         lateness: Lateness | None = None,
         latency_bound: float = 0.0,
+        shares: PodShares | None = None,
     ) -> None:
+        """``shares``: the workers feed one inference process, whose capacity is the pod's, so
+        the load every worker admitted counts against the limit (``server.shares``)."""
         self._limit = limit
         self._override = override
+        self._shares = shares
         self._load = 0.0
         self._gauge = metrics.stream_load
         self._lateness = lateness
@@ -73,20 +78,25 @@ class StreamAdmission:
             yield
             return
         share = self.share(plan)
-        if self._load + share > self._limit + 1e-9:
+        load = self._load if self._shares is None else self._shares.total_load()
+        if load + share > self._limit + 1e-9:
             raise Overloaded(
                 f"config.hop_seconds: the audio models are at capacity: open streams ask "
-                f"{self._load:.2f} of what they measured they can score, this stream "
+                f"{load:.2f} of what they measured they can score, this stream "
                 f"{share:.3f} more, and the limit is {self._limit:g} "
                 "(GENRE_STREAM_ADMISSION_LOAD); retry later or with a longer hop"
             )
-        self._load += share
-        self._gauge.set(self._load)
+        self._set_load(self._load + share)
         try:
             yield
         finally:
-            self._load = max(0.0, self._load - share)
-            self._gauge.set(self._load)
+            self._set_load(max(0.0, self._load - share))
+
+    def _set_load(self, value: float) -> None:
+        self._load = value
+        self._gauge.set(value)
+        if self._shares is not None:
+            self._shares.set_load(value)
 
 
 @dataclass(frozen=True)

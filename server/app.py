@@ -51,15 +51,17 @@ from server.calls import ServingState
 from server.config import ServerConfig
 from server.cpus import available_cpus, default_torch_threads
 from server.handlers import add_servicer
+from server.inference.catalog import RemoteRegistry
 from server.lateness import Lateness
 from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.oip_servicer import InferenceServicer
 from server.readiness import WorkerRole, WorkerState
-from server.registry import ModelRegistry, ModelTable
+from server.registry import ModelRegistry, ModelTable, Registry
 from server.runner import select_device
 from server.servicer import GenreClassifierServicer
 from server.streams import StreamLimits
+from server.transport import grpc_options, server_credentials
 from server.web.site import WebBackend, WebServer, start_web
 
 log = get_logger("server.app")
@@ -83,7 +85,7 @@ class App:
     server: grpc.aio.Server
     grpc_port: int
     metrics_port: int
-    registry: ModelRegistry
+    registry: Registry
     metrics: ServerMetrics
     health: HealthServicer
     state: ServingState
@@ -98,12 +100,13 @@ class App:
     _overall: int | None = None  # the health status last set for "" and the service
 
     async def reload(self) -> ModelTable:
-        """Rescans the model repository (SIGHUP and the poll interval call this)."""
+        """Rescans the model repository (SIGHUP and the poll interval call this; a front-end
+        asks the inference process to, and gets its next table)."""
         table = await self.registry.reload()
-        await self._publish_health(table)
+        await self.publish_health(table)
         return table
 
-    async def _publish_health(self, table: ModelTable) -> None:
+    async def publish_health(self, table: ModelTable) -> None:
         if self.state.draining:
             return
         names = set(table.versions) | set(table.missing)
@@ -158,7 +161,8 @@ class App:
             sampler = self.lateness.sample_loop_lag(self.metrics.event_loop_lag)
             self._background.append(asyncio.create_task(sampler, name="loop-lag"))
         interval = self.config.reload_interval_seconds
-        if interval > 0:
+        if interval > 0 and isinstance(self.registry, ModelRegistry):  # else the inference
+            # process polls, for every front-end at once
             self._background.append(asyncio.create_task(self._poll(interval), name="reload-poll"))
         if self.role is not None:
             watch = self._watch_peers(self.role)
@@ -199,7 +203,7 @@ class App:
         grace = self.config.drain_grace_seconds if grace is None else grace
         if self.state.draining:
             return
-        self.state.drain_started.set()
+        self.state.drain.fire()
         self.state.ready = False
         if self.role is not None:
             self.role.board.publish(self.role.index, WorkerState.STARTING)
@@ -235,45 +239,19 @@ def configure_torch(threads: int, workers: int = 1) -> int:
     return chosen
 
 
-def grpc_options(config: ServerConfig, share_port: bool = False) -> list[tuple[str, Any]]:
-    """``share_port``: workers bind one port together (SO_REUSEPORT); a single process refuses
-    to, so a second server started by mistake fails instead of taking half the connections."""
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 1 if share_port else 0),
-        # Accept client keepalive pings every 30 s (the default 5 min strikes out 60 s clients).
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
-    ]
-    if config.max_connection_age_seconds > 0:
-        age_ms = int(config.max_connection_age_seconds * 1000)
-        options += [
-            ("grpc.max_connection_age_ms", age_ms),
-            ("grpc.max_connection_age_grace_ms", int(config.drain_grace_seconds * 1000)),
-        ]
-    return options
-
-
-def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
-    """TLS when a certificate is configured; mutual TLS when a client CA is configured too."""
-    if not config.tls_cert_file:
-        return None
-    client_ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
-    return grpc.ssl_server_credentials(
-        [(Path(config.tls_key_file).read_bytes(), Path(config.tls_cert_file).read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
-
-
-async def create_server(config: ServerConfig, role: WorkerRole | None = None) -> App:
-    """``role``: this process is one of the supervisor's workers (see the module docstring)."""
+def build_registry(
+    config: ServerConfig, role: WorkerRole | None, metrics: ServerMetrics
+) -> tuple[Registry, str, int]:
+    """The models this process serves, the device they run on and the torch threads it uses:
+    its own copy, or, for a front-end, the inference process's table (no weights, no device:
+    one thread, only for resampling streams)."""
+    if role is not None and role.inference_socket:
+        remote = RemoteRegistry(
+            role.inference_socket, role.index, config.inference_arena_mib * 1024 * 1024
+        )
+        return remote, "inference process", configure_torch(1)
     threads = configure_torch(config.torch_threads, config.workers if role else 1)
     device = select_device(config.device)
-    metrics = ServerMetrics.create()
-    loop = asyncio.get_running_loop()
-    if role is None:
-        metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
     registry = ModelRegistry(
         config.model_repository,
         names=config.models,
@@ -283,6 +261,16 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         metrics=metrics,
         features_precision=config.features_precision,
     )
+    return registry, str(device), threads
+
+
+async def create_server(config: ServerConfig, role: WorkerRole | None = None) -> App:
+    """``role``: this process is one of the supervisor's workers (see the module docstring)."""
+    metrics = ServerMetrics.create()
+    loop = asyncio.get_running_loop()
+    if role is None:
+        metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
+    registry, device, threads = build_registry(config, role, metrics)
     state = ServingState()
     auth = None
     if config.auth_tokens_file:
@@ -300,6 +288,8 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         config.max_rows_per_request,
         StreamLimits.from_config(config),
         lateness,
+        shares=role.shares if role is not None else None,
+        pooled_load=isinstance(registry, RemoteRegistry),
     )
     add_servicer(servicer, server)
     add_servicer(
@@ -358,11 +348,17 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
         grpc_port=grpc_port,
         metrics_port=app.metrics_port,
         http_port=web.port if web is not None else 0,
-        device=str(device),
+        device=device,
         torch_threads=threads,
         repository=str(config.model_repository),
     )
-    table = await app.reload()
+    if isinstance(registry, RemoteRegistry):
+        registry.on_change = app.publish_health
+        registry.start()
+        table = await registry.first_table()
+        await app.publish_health(table)
+    else:
+        table = await app.reload()
     app.start_background()
     log.info(  # the first load pass is over; `serving` says whether readiness followed
         "ready",

@@ -22,6 +22,7 @@ from server.errors import Draining, ServiceError
 from server.logs import REQUEST_ID_KEY, get_logger
 from server.logs import request_id as caller_request_id
 from server.metrics import ServerMetrics
+from server.reader import DrainSignal
 
 log = get_logger("server.requests")
 
@@ -35,6 +36,7 @@ class ServingState:
     ready: bool = False  # what readiness health says now (every configured model, every worker)
     drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    drain: DrainSignal = field(init=False)  # the drain as callbacks, for streams' readers
 
     @property
     def draining(self) -> bool:
@@ -42,6 +44,7 @@ class ServingState:
 
     def __post_init__(self) -> None:
         self._idle.set()
+        self.drain = DrainSignal(self.drain_started)
 
     def call_started(self) -> None:
         self.active_calls += 1

@@ -19,6 +19,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "GENRE_"
 # The allowed values of the settings that take one of a few words: listed here only.
 DEVICES = ("auto", "cpu", "cuda")
+INFERENCE_PROCESS_MODES = ("auto", "on", "off")
 PRECISIONS = ("float32", "bfloat16")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -168,6 +169,19 @@ class ServerConfig:
             "(0: one per CPU the process may use, up to 8; 1: a single process)"
         },
     )
+    inference_process: str = field(
+        default="auto",
+        metadata={
+            "help": "with several workers: on runs the models in one inference process per "
+            "device that every worker feeds through shared memory; off gives each worker its "
+            "own copy (auto: on where a GPU is present, off on CPU nodes; README, 'Worker "
+            "processes')"
+        },
+    )
+    inference_arena_mib: int = field(
+        default=64,
+        metadata={"help": "shared memory per worker for requests waiting on the inference process"},
+    )
     torch_threads: int = field(
         default=0,
         metadata={
@@ -228,6 +242,7 @@ class ServerConfig:
         for name, allowed in (
             ("features_precision", PRECISIONS),
             ("device", DEVICES),
+            ("inference_process", INFERENCE_PROCESS_MODES),
             ("log_format", LOG_FORMATS),
             ("log_level", LOG_LEVELS),
         ):

@@ -57,3 +57,19 @@ def default_torch_threads(cpus: int, workers: int) -> int:
     less one core, at least one thread: two workers on 2 cores run one thread each.
     """
     return max(1, min(MAX_DEFAULT_THREADS, cpus // max(1, workers) - 1))
+
+
+def gpu_present(environ: dict[str, str] | None = None, dev: Path = Path("/dev")) -> bool:
+    """Whether an NVIDIA GPU is visible to this process, known without importing torch (the
+    supervisor never does): the driver's device files, unless CUDA_VISIBLE_DEVICES hides them.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return (dev / "nvidiactl").exists() and any(dev.glob("nvidia[0-9]*"))
+
+
+def inference_torch_threads(cpus: int, workers: int) -> int:
+    """Intra-op threads of the inference process, the only one that computes when front-ends
+    feed it: the cores the front-ends' event loops leave (one each), at least one."""
+    return max(1, min(MAX_DEFAULT_THREADS, cpus - workers))

@@ -91,8 +91,7 @@ async def feed_all(session: StreamSession, data: bytes, max_chunk_bytes: int, wi
     """Feeds a whole clip in chunks the stream limits allow, whole samples each."""
     step = max(width, max_chunk_bytes - max_chunk_bytes % width)
     for offset in range(0, len(data), step):
-        async for _ in session.feed(data[offset : offset + step]):
-            pass
+        await session.feed(data[offset : offset + step])
 
 
 def probabilities_of(

@@ -56,7 +56,7 @@ from server.oip_tensors import (
     infer_response,
     string_values,
 )
-from server.registry import ModelRegistry, ServedVersion
+from server.registry import Registry, ServedVersion
 from server.signatures import AudioSignature, FeaturesSignature
 from server.streams import StreamSession, plan_stream
 
@@ -133,7 +133,7 @@ def model_config(served: ServedVersion) -> model_config_pb2.ModelConfig:
 class InferenceServicer:
     def __init__(
         self,
-        registry: ModelRegistry,
+        registry: Registry,
         metrics: ServerMetrics,
         state: ServingState,
         max_rows: int,

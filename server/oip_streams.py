@@ -33,7 +33,7 @@ from server.oip_audio import (
     sample_rate_of,
 )
 from server.oip_tensors import check_inputs, find_input, infer_response
-from server.registry import ModelRegistry, ServedVersion
+from server.registry import Registry, ServedVersion
 from server.signatures import AudioSignature
 from server.streams import StreamSession, plan_stream
 
@@ -60,7 +60,7 @@ class Sequences:
     """The open sequences of one gRPC stream."""
 
     def __init__(
-        self, registry: ModelRegistry, metrics: ServerMetrics, resources: StreamResources
+        self, registry: Registry, metrics: ServerMetrics, resources: StreamResources
     ) -> None:
         self._registry = registry
         self._metrics = metrics
@@ -104,7 +104,7 @@ class Sequences:
                     f"this chunk is {tensor.datatype}"
                 )
             data = audio_bytes(request, index, tensor)
-            async for window in sequence.session.feed(data):
+            for window in await sequence.session.feed(data):
                 yield _response(request, sequence.served, key, window, window.window)
         if _parameter(request, "sequence_end"):
             final = await sequence.session.finish()

@@ -13,6 +13,8 @@ import enum
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 
+from server.shares import PodShares
+
 
 class WorkerState(enum.IntEnum):
     STARTING = 0  # spawned, importing, or loading its first table; or dead, or draining
@@ -54,3 +56,7 @@ class WorkerRole:
     index: int
     board: ReadinessBoard
     parent_pid: int
+    # The inference process's socket when this worker is a front-end feeding it
+    # (``GENRE_INFERENCE_PROCESS``); empty when the worker holds its own models.
+    inference_socket: str = ""
+    shares: PodShares | None = None  # the pod's stream counts

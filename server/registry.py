@@ -38,6 +38,22 @@ class Batcher(Protocol):
     async def submit(self, inputs: FloatArray, deadline: float | None = None) -> BatchResult: ...
 
 
+class Registry(Protocol):
+    """What the servicers resolve calls against: this process's ``ModelRegistry``, or a
+    front-end's mirror of the inference process's (``server.inference.catalog``)."""
+
+    @property
+    def table(self) -> ModelTable: ...
+
+    def resolve(
+        self, name: str, version: str, fields: tuple[str, str] = ("model.name", "model.version")
+    ) -> ServedVersion: ...
+
+    async def reload(self) -> ModelTable: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ServedVersion:
     """One loaded version. ``runner`` (the weights) is None in a front-end process, which holds

@@ -22,15 +22,16 @@ from server.features import decode_features
 from server.handlers import parsed
 from server.lateness import Lateness
 from server.metrics import ServerMetrics
-from server.registry import ModelRegistry
+from server.reader import MessageReader
+from server.registry import Registry
 from server.responses import features_response, list_models_response
+from server.shares import PodShares
 from server.signatures import FeaturesSignature
 from server.streams import (
     StreamLimits,
     StreamPlan,
     StreamSession,
     StreamSlots,
-    next_message,
     plan_stream,
     require_config,
     send,
@@ -42,19 +43,23 @@ class GenreClassifierServicer:
 
     def __init__(
         self,
-        registry: ModelRegistry,
+        registry: Registry,
         metrics: ServerMetrics,
         state: ServingState,
         max_rows_per_request: int,
         stream_limits: StreamLimits,
         lateness: Lateness | None = None,
+        shares: PodShares | None = None,
+        pooled_load: bool = False,
     ) -> None:
+        """``shares``: the pod's stream counts (worker processes); ``pooled_load``: the load
+        counts against the pod's one inference process, not this process's own models."""
         self._registry = registry
         self._metrics = metrics
         self._state = state
         self._max_rows = max_rows_per_request
         self._stream_limits = stream_limits
-        self._stream_slots = StreamSlots(stream_limits.max_streams, metrics)
+        self._stream_slots = StreamSlots(stream_limits.max_streams, metrics, shares)
         self._lateness = lateness
         self._admission = StreamAdmission(
             stream_limits.admission_load,
@@ -62,6 +67,7 @@ class GenreClassifierServicer:
             metrics,
             lateness,
             stream_limits.latency_bound_seconds,
+            shares if pooled_load else None,
         )
         self.streams = StreamResources(stream_limits, self._stream_slots, self._admission, lateness)
 
@@ -108,37 +114,41 @@ class GenreClassifierServicer:
         """Responses go out with ``context.write`` under the idle timeout, so a client that stops
         reading cannot hold its stream (and its slot) open forever. ``protocol``: ``websocket``
         when the web bridge (``server.web.bridge``) drives this same path for a browser."""
-        limits = self._stream_limits
-        drain = self._state.drain_started
         method = "ClassifyAudioStream"
         async with observe_call(method, context, self._metrics, self._state, protocol) as call:
             with self._stream_slots.hold():
-                first = await next_message(request_iterator, limits.idle_timeout_seconds, drain)
-                plan = plan_stream(require_config(first and parsed(first)), self._registry)
-                call.model, call.version = plan.served.name, str(plan.served.version)
-                with self._admission.admit(plan):
-                    await self._stream(plan, request_iterator, context, call)
+                reader = MessageReader(
+                    request_iterator,
+                    self._stream_limits.idle_timeout_seconds,
+                    self._state.drain,
+                    context.done,
+                )
+                try:
+                    first = await reader.next()
+                    plan = plan_stream(require_config(first and parsed(first)), self._registry)
+                    call.model, call.version = plan.served.name, str(plan.served.version)
+                    with self._admission.admit(plan):
+                        await self._stream(plan, reader, context, call)
+                finally:
+                    reader.close()
 
     async def _stream(
         self,
         plan: StreamPlan,
-        request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
+        reader: MessageReader[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
         call: CallRecord,
     ) -> None:
         """An admitted stream after its config: audio in, one response per window out."""
         limits = self._stream_limits
-        drain = self._state.drain_started
         session = StreamSession(plan, limits, self._metrics, self._lateness)
-        while (
-            message := await next_message(request_iterator, limits.idle_timeout_seconds, drain)
-        ) is not None:
+        while (message := await reader.next()) is not None:
             payload = parsed(message).WhichOneof("payload")
             if payload == "config":
                 raise FailedPrecondition("config: a stream takes exactly one config")
             if payload != "audio":
                 raise InvalidArgument("payload: a message must carry config or audio")
-            async for response in session.feed(message.audio.data):
+            for response in await session.feed(message.audio.data):
                 await send(context, response, limits.idle_timeout_seconds)
             call.rows = session.windows_scored
         await send(context, await session.finish(), limits.idle_timeout_seconds)

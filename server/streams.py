@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +43,9 @@ from server.features import FloatArray, ranked
 from server.lateness import Lateness
 from server.metrics import ServerMetrics
 from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
-from server.registry import ModelRegistry, ServedVersion
+from server.registry import Registry, ServedVersion
 from server.runner import split_outputs
+from server.shares import PodShares
 from server.signatures import AudioSignature
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
@@ -109,7 +110,7 @@ class StreamPlan:
         )
 
 
-def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> StreamPlan:
+def plan_stream(config: genre_pb2.StreamConfig, registry: Registry) -> StreamPlan:
     served = registry.resolve(config.model.name, config.model.version)
     audio = served.signature
     if not isinstance(audio, AudioSignature):
@@ -157,24 +158,37 @@ def plan_stream(config: genre_pb2.StreamConfig, registry: ModelRegistry) -> Stre
 
 
 class StreamSlots:
-    """Counts open streams and refuses one past the limit."""
+    """Counts open streams and refuses one past the limit: this process's, or with ``shares``
+    the pod's (``limit`` per worker times the workers, wherever the streams landed)."""
 
-    def __init__(self, limit: int, metrics: ServerMetrics) -> None:
+    def __init__(self, limit: int, metrics: ServerMetrics, shares: PodShares | None = None) -> None:
         self._limit = limit
         self._open = 0
         self._gauge = metrics.open_streams
+        self._shares = shares
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
-        if self._open >= self._limit:
-            raise Overloaded(f"{self._open} streams are open (limit {self._limit}); retry later")
+        shares = self._shares
+        if shares is None:
+            open_now, limit, where = self._open, self._limit, ""
+        else:
+            open_now, limit = shares.open_streams(), self._limit * shares.workers
+            where = f" on this pod's {shares.workers} workers"
+        if open_now >= limit:
+            raise Overloaded(f"{open_now} streams are open{where} (limit {limit}); retry later")
         self._open += 1
-        self._gauge.inc()
+        self._count()
         try:
             yield
         finally:
             self._open -= 1
-            self._gauge.dec()
+            self._count()
+
+    def _count(self) -> None:
+        self._gauge.set(self._open)
+        if self._shares is not None:
+            self._shares.set_streams(self._open)
 
 
 class StreamSession:
@@ -207,7 +221,9 @@ class StreamSession:
     def audio_seconds(self) -> float:
         return self._cutter.total / self._plan.sample_rate
 
-    async def feed(self, data: bytes) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
+    async def feed(self, data: bytes) -> list[genre_pb2.ClassifyAudioStreamResponse]:
+        """One message's audio: the responses of the windows it completed (usually none: a
+        100 ms chunk completes a window once per hop), so a message costs no generator."""
         if len(data) > self._limits.max_chunk_bytes:
             raise TooLarge(
                 f"audio.data: a chunk of {len(data)} bytes exceeds the "
@@ -224,16 +240,17 @@ class StreamSession:
                 f"audio: the stream exceeds {self._limits.max_stream_seconds:g} s of audio"
             )
         if not windows:
-            return
+            return []
         verdicts = await self._judge([window.samples for window in windows])
+        responses = []
         for window, verdict in zip(windows, verdicts, strict=True):
             self._last = (window, verdict)
-            response = self._response(window, verdict, final=False, padded=False)
+            responses.append(self._response(window, verdict, final=False, padded=False))
             latency = time.monotonic() - arrived
             self._metrics.child(self._metrics.window_latency, self._model_label).observe(latency)
             if self._lateness is not None:
                 self._lateness.observe_window(latency)
-            yield response
+        return responses
 
     async def finish(self) -> genre_pb2.ClassifyAudioStreamResponse:
         """The final response: the track answer and its last window.
@@ -348,30 +365,6 @@ def _resample_windows(
         converted = resample(window, orig_freq, new_freq)[:length]
         out[index, : converted.size] = converted
     return out
-
-
-async def next_message(
-    requests: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
-    idle_timeout: float,
-    draining: asyncio.Event,
-) -> genre_pb2.ClassifyAudioStreamRequest | None:
-    """The next message; None when the client half-closed or the server began draining."""
-    if draining.is_set():
-        return None
-    read = asyncio.ensure_future(anext(requests, None))
-    drain = asyncio.ensure_future(draining.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {read, drain}, timeout=idle_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        drain.cancel()
-    if read in done:
-        return read.result()
-    read.cancel()
-    if drain in done:
-        return None
-    raise DeadlineExpired(f"audio: no message for {idle_timeout:g} s; the stream was closed")
 
 
 async def send(

@@ -39,11 +39,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from server.config import ServerConfig
+from server.cpus import gpu_present
+from server.inference.process import run_inference
 from server.logs import get_logger
 from server.readiness import ReadinessBoard, WorkerState
+from server.shares import PodShares
 from server.worker import run_worker
 
 log = get_logger("server.supervisor")
+Process = multiprocessing.process.BaseProcess
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 STABLE_SECONDS = 60.0  # a worker up this long has its backoff reset
@@ -52,26 +56,41 @@ POLL_SECONDS = 0.1
 
 
 @dataclass
-class WorkerSlot:
+class ChildSlot:
+    """One supervised process: a worker (``index`` 0..N-1) or the inference process."""
+
     index: int
+    role: str = "worker"  # or "inference"
     process: multiprocessing.process.BaseProcess | None = None
     started_at: float = 0.0
     backoff: float = FIRST_BACKOFF_SECONDS
     restart_at: float | None = None
 
+    @property
+    def event_prefix(self) -> str:
+        return self.role
+
 
 @dataclass
 class SupervisorCounts:
     restarts: int = 0
+    inference_restarts: int = 0
 
 
 class SupervisorCollector(Collector):
     """The supervisor's own series, computed at scrape time from its state."""
 
-    def __init__(self, workers: int, board: ReadinessBoard, counts: SupervisorCounts) -> None:
+    def __init__(
+        self,
+        workers: int,
+        board: ReadinessBoard,
+        counts: SupervisorCounts,
+        inference: ChildSlot | None = None,
+    ) -> None:
         self._workers = workers
         self._board = board
         self._counts = counts
+        self._inference = inference
 
     def collect(self) -> Iterator[Any]:
         yield GaugeMetricFamily("genre_workers", "Worker processes configured.", self._workers)
@@ -85,6 +104,18 @@ class SupervisorCollector(Collector):
             "Worker processes started again after one exited without being asked to.",
             self._counts.restarts,
         )
+        if self._inference is not None:
+            process = self._inference.process
+            yield GaugeMetricFamily(
+                "genre_inference_process_up",
+                "1 while the inference process (the models, for every worker) is running.",
+                int(process is not None and process.is_alive()),
+            )
+            yield CounterMetricFamily(
+                "genre_inference_process_restarts",
+                "Inference processes started again after one exited without being asked to.",
+                self._counts.inference_restarts,
+            )
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -104,6 +135,14 @@ def fresh_metrics_directory() -> str:
     return tempfile.mkdtemp(prefix="genre-serve-metrics-")
 
 
+def uses_inference_process(config: ServerConfig) -> bool:
+    """``GENRE_INFERENCE_PROCESS``: on, off, or auto (on where a GPU is present and the
+    device setting may use it; README, 'Worker processes', has the measurements)."""
+    if config.inference_process != "auto":
+        return config.inference_process == "on"
+    return config.device != "cpu" and gpu_present()
+
+
 class Supervisor:
     def __init__(self, config: ServerConfig, workers: int) -> None:
         self._config = config
@@ -111,11 +150,20 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._slots_array = self._context.RawArray("b", workers)
         self._board = ReadinessBoard(self._slots_array)
-        self._slots = [WorkerSlot(index) for index in range(workers)]
+        self._shares = PodShares(
+            -1, self._context.RawArray("i", workers), self._context.RawArray("d", workers)
+        )
+        self._slots = [ChildSlot(index) for index in range(workers)]
+        self._inference = ChildSlot(0, "inference") if uses_inference_process(config) else None
+        self._socket_directory = ""
         self._counts = SupervisorCounts()
         self._stop_requested = False
         self._reloads_requested = 0
         self._ready_logged = False
+
+    @property
+    def _inference_socket(self) -> str:
+        return os.path.join(self._socket_directory, "inference.sock") if self._inference else ""
 
     def _ports(self) -> list[tuple[str, int]]:
         """The gRPC port, and the web page's when it is on (every worker serves it too)."""
@@ -140,9 +188,12 @@ class Supervisor:
         holder = holders[0]
         port = int(holder.getsockname()[1])
         worker_config = self._config.replace(grpc_port=port)
+        self._socket_directory = tempfile.mkdtemp(prefix="genre-serve-")
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=metrics_directory)  # type: ignore[no-untyped-call]
-        registry.register(SupervisorCollector(self._workers, self._board, self._counts))
+        registry.register(
+            SupervisorCollector(self._workers, self._board, self._counts, self._inference)
+        )
         metrics_http, _ = start_http_server(
             self._config.metrics_port, addr=self._config.metrics_host, registry=registry
         )
@@ -152,10 +203,13 @@ class Supervisor:
             http_port=self._config.http_port,
             metrics_port=int(metrics_http.server_port),
             workers=self._workers,
+            inference_process=self._inference is not None,
             metrics_directory=metrics_directory,
         )
         self._install_signal_handlers()
         try:
+            if self._inference is not None:  # first, so the front-ends find it loading
+                self._start(self._inference, worker_config)
             for slot in self._slots:
                 self._start(slot, worker_config)
             while not self._stop_requested:
@@ -171,6 +225,7 @@ class Supervisor:
             for held in holders:
                 held.close()
             shutil.rmtree(metrics_directory, ignore_errors=True)
+            shutil.rmtree(self._socket_directory, ignore_errors=True)
         log.info("stopped")
         return 0
 
@@ -185,70 +240,90 @@ class Supervisor:
             signal.signal(signum, stop)
         signal.signal(signal.SIGHUP, reload)
 
-    def _start(self, slot: WorkerSlot, config: ServerConfig) -> None:
-        self._board.publish(slot.index, WorkerState.STARTING)
-        process = self._context.Process(
-            target=run_worker,
-            args=(config, slot.index, self._slots_array, os.getpid()),
-            name=f"genre-serve-worker-{slot.index}",
-        )
+    def _children(self) -> list[ChildSlot]:
+        return [*self._slots, *([self._inference] if self._inference is not None else [])]
+
+    def _start(self, slot: ChildSlot, config: ServerConfig) -> None:
+        if slot.role == "inference":
+            target: Any = run_inference
+            args: tuple[Any, ...] = (config, self._inference_socket, os.getpid())
+            name = "genre-serve-inference"
+        else:
+            self._board.publish(slot.index, WorkerState.STARTING)
+            target = run_worker
+            args = (
+                config,
+                slot.index,
+                self._slots_array,
+                os.getpid(),
+                self._inference_socket,
+                self._shares.streams,
+                self._shares.load,
+            )
+            name = f"genre-serve-worker-{slot.index}"
+        process = self._context.Process(target=target, args=args, name=name)
         process.start()
         slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
-        log.info("worker_started", worker_index=slot.index, pid=process.pid)
+        if slot.role == "inference":
+            log.info("inference_started", pid=process.pid)
+        else:
+            log.info("worker_started", worker_index=slot.index, pid=process.pid)
 
-    def _live(self) -> list[multiprocessing.process.BaseProcess]:
-        return [slot.process for slot in self._slots if slot.process is not None]
+    def _live(
+        self, slots: list[ChildSlot] | None = None
+    ) -> list[multiprocessing.process.BaseProcess]:
+        chosen = self._children() if slots is None else slots
+        return [slot.process for slot in chosen if slot.process is not None]
 
     def _wait_for_events(self) -> None:
         sentinels = [process.sentinel for process in self._live()]
         multiprocessing.connection.wait(sentinels, timeout=POLL_SECONDS)
 
     def _forward_reloads(self) -> None:
+        """SIGHUP reaches whoever loads models: the inference process, or every worker."""
         if not self._reloads_requested:
             return
         self._reloads_requested = 0
-        pids = [process.pid for process in self._live() if process.pid is not None]
-        log.info("reload_requested", workers=len(pids))
+        targets = [self._inference] if self._inference is not None else self._slots
+        pids = [process.pid for process in self._live(targets) if process.pid is not None]
+        log.info("reload_requested", processes=len(pids))
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGHUP)
 
     def _reap(self, metrics_directory: str) -> None:
         now = time.monotonic()
-        for slot in self._slots:
+        for slot in self._children():
             process = slot.process
             if process is None or process.is_alive():
                 continue
             process.join()
             slot.process = None
-            self._board.publish(slot.index, WorkerState.STARTING)
+            if slot.role == "worker":
+                self._board.publish(slot.index, WorkerState.STARTING)
+                self._shares.clear(slot.index)
             if process.pid is not None:
                 multiprocess.mark_process_dead(process.pid, metrics_directory)  # type: ignore[no-untyped-call]
+            identity = {"pid": process.pid, **exit_description(process.exitcode)}
+            if slot.role == "worker":
+                identity["worker_index"] = slot.index
             if self._stop_requested:
-                log.info(
-                    "worker_stopped",
-                    worker_index=slot.index,
-                    pid=process.pid,
-                    **exit_description(process.exitcode),
-                )
+                log.info(f"{slot.event_prefix}_stopped", **identity)
                 continue
             if now - slot.started_at >= STABLE_SECONDS:
                 slot.backoff = FIRST_BACKOFF_SECONDS
             slot.restart_at = now + slot.backoff
-            log.error(
-                "worker_exited",
-                worker_index=slot.index,
-                pid=process.pid,
-                **exit_description(process.exitcode),
-                restart_in_seconds=slot.backoff,
-            )
+            log.error(f"{slot.event_prefix}_exited", **identity, restart_in_seconds=slot.backoff)
             slot.backoff = min(MAX_BACKOFF_SECONDS, slot.backoff * 2)
 
     def _restart_due(self, config: ServerConfig) -> None:
         now = time.monotonic()
-        for slot in self._slots:
+        for slot in self._children():
             if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
-                self._counts.restarts += 1
+                if slot.role == "inference":
+                    self._counts.inference_restarts += 1
+                else:
+                    self._counts.restarts += 1
                 self._start(slot, config)
 
     def _log_ready_once(self) -> None:
@@ -264,8 +339,15 @@ class Supervisor:
         log.info("ready", workers=self._workers, serving=board.all_serving())
 
     def _drain_all(self, metrics_directory: str) -> None:
-        processes = self._live()
-        log.info("draining", workers=len(processes))
+        """Workers first, so the calls they finish still reach the models; then the inference
+        process, which then has nothing left in flight."""
+        log.info("draining", workers=len(self._live(self._slots)))
+        self._stop_and_wait(self._live(self._slots))
+        if self._inference is not None:
+            self._stop_and_wait(self._live([self._inference]))
+        self._reap(metrics_directory)
+
+    def _stop_and_wait(self, processes: list[Process]) -> None:
         for process in processes:
             if process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -277,7 +359,6 @@ class Supervisor:
                 log.error("worker_killed", pid=process.pid, reason="drain did not finish")
                 process.kill()
                 process.join()
-        self._reap(metrics_directory)
 
 
 def exit_description(code: int | None) -> dict[str, object]:

@@ -15,10 +15,17 @@ from collections.abc import MutableSequence
 from server.config import ServerConfig
 from server.logs import configure_logging
 from server.readiness import ReadinessBoard, WorkerRole
+from server.shares import PodShares
 
 
 def run_worker(
-    config: ServerConfig, index: int, slots: MutableSequence[int], parent_pid: int
+    config: ServerConfig,
+    index: int,
+    slots: MutableSequence[int],
+    parent_pid: int,
+    inference_socket: str = "",
+    stream_counts: MutableSequence[int] | None = None,
+    stream_load: MutableSequence[float] | None = None,
 ) -> None:
     # A SIGHUP that arrives while the worker still imports torch would end it (the default
     # action); ignoring it loses nothing, as the first load pass scans the repository anyway.
@@ -28,5 +35,15 @@ def run_worker(
     )
     from server.app import serve  # here, not at the top: see the module docstring
 
-    role = WorkerRole(index=index, board=ReadinessBoard(slots), parent_pid=parent_pid)
+    role = WorkerRole(
+        index=index,
+        board=ReadinessBoard(slots),
+        parent_pid=parent_pid,
+        inference_socket=inference_socket,
+        shares=(
+            PodShares(index, stream_counts, stream_load)
+            if stream_counts is not None and stream_load is not None
+            else None
+        ),
+    )
     asyncio.run(serve(config, role))

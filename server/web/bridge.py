@@ -65,6 +65,10 @@ class SocketCall:
     def peer(self) -> str:
         return self._peer
 
+    def done(self) -> bool:
+        """Whether the browser left (its frames then end the way a cancelled gRPC call's do)."""
+        return self.client_gone
+
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, str]]) -> None:
         """The request id goes out in the last frame (``messages.outcome``) instead."""
 

@@ -30,7 +30,7 @@ from google.protobuf import json_format
 from server.auth import BearerTokenInterceptor
 from server.config import ServerConfig
 from server.logs import REQUEST_ID_KEY, get_logger, request_id
-from server.registry import ModelRegistry
+from server.registry import Registry
 from server.responses import list_models_response
 from server.servicer import GenreClassifierServicer
 from server.web.bridge import SocketCall, run_stream
@@ -61,7 +61,7 @@ class WebBackend:
 
     config: ServerConfig
     servicer: GenreClassifierServicer
-    registry: ModelRegistry
+    registry: Registry
     auth: BearerTokenInterceptor | None
 
 

@@ -14,78 +14,26 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.sockets import accepted_peer_ports
-from genre.v1 import genre_pb2, genre_pb2_grpc
+from genre.v1 import genre_pb2_grpc
 from server.cpus import available_cpus, default_workers
-from tests.support.checkpoints import example_row, write_tiny_audio_model, write_tiny_model
-from tests.support.harness import ServerProcess, sample_value, scrape, start_server_process
-from tests.support.streams import OpenStream
-
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-CONNECTIONS = 8  # all 8 on one of 2 workers happens once in 128 starts: that test skips
-
-
-def features_request() -> genre_pb2.ClassifyFeaturesRequest:
-    return genre_pb2.ClassifyFeaturesRequest(
-        model=genre_pb2.ModelRef(name="tiny-mlp"),
-        rows=[genre_pb2.FeatureRow(features=example_row())],
-    )
-
-
-@contextmanager
-def workers(repository: Path, count: str = "2", **env: str) -> Iterator[ServerProcess]:
-    server = start_server_process(
-        repository, {"GENRE_WORKERS": count, "GENRE_TORCH_THREADS": "1", **env}
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@asynccontextmanager
-async def connections(
-    target: str, count: int = CONNECTIONS
-) -> AsyncIterator[list[grpc.aio.Channel]]:
-    """``count`` channels, each its own TCP connection (no shared subchannel pool)."""
-    opened = [
-        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(count)
-    ]
-    try:
-        yield opened
-    finally:
-        for channel in opened:
-            await channel.close(None)
-
-
-async def health(channel: grpc.aio.Channel) -> int:
-    stub = health_pb2_grpc.HealthStub(channel)
-    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-    return int(reply.status)
-
-
-async def spread_over_both(
-    server: ServerProcess, channels: list[grpc.aio.Channel]
-) -> dict[int, set[int]]:
-    """Connects every channel; returns worker pid -> the client ports it accepted."""
-    for channel in channels:
-        await health(channel)
-    pids = server.worker_pids().values()
-    held = {pid: accepted_peer_ports(pid, server.grpc_port) for pid in pids}
-    assert sum(len(ports) for ports in held.values()) == len(channels), held
-    if any(not ports for ports in held.values()):
-        pytest.skip(f"the kernel put all {len(channels)} connections on one worker: {held}")
-    return held
+from tests.support.checkpoints import write_tiny_audio_model, write_tiny_model
+from tests.support.harness import sample_value, scrape
+from tests.support.workers import (
+    CONNECTIONS,
+    NOT_SERVING,
+    SERVING,
+    connections,
+    features_request,
+    health_until,
+    open_stream,
+    spread_over_both,
+    workers,
+)
 
 
 def test_the_default_starts_a_worker_per_cpu(tmp_path: Path) -> None:
@@ -122,29 +70,6 @@ async def test_one_metrics_endpoint_counts_every_call_of_every_worker(tmp_path: 
         await asyncio.sleep(0.2)  # workers write their log lines from a thread every 20 ms
         answered_by = {r["worker"] for r in server.records() if r.get("event") == "request"}
     assert answered_by == {0, 1}
-
-
-async def health_until(target: str, wanted: int, seconds: float) -> None:
-    """Polls readiness over fresh connections (the kernel picks a live worker for each)."""
-    deadline = time.monotonic() + seconds
-    seen: list[int] = []
-    while time.monotonic() < deadline:
-        async with connections(target, 1) as (channel,):
-            try:
-                seen.append(await health(channel))
-            except grpc.aio.AioRpcError:
-                seen.append(-1)
-        if seen[-1] == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"health never became {wanted} in {seconds} s; saw {seen[-10:]}")
-
-
-async def open_stream(channel: grpc.aio.Channel) -> OpenStream:
-    """A live stream that has had one answer: it is bound to its worker."""
-    stream = OpenStream(genre_pb2_grpc.GenreClassifierStub(channel), hop_seconds=0.0)
-    assert (await stream.next_answer()).HasField("window")
-    return stream
 
 
 async def test_a_killed_worker_is_logged_and_restarted_while_the_others_keep_serving(
@@ -257,3 +182,27 @@ def test_a_port_held_by_another_program_stops_the_supervisor_with_a_reason(
     assert done.returncode == 1
     assert '"event": "port_unavailable"' in done.stderr
     assert "worker_started" not in done.stderr
+
+
+async def test_the_stream_limit_is_the_pods_wherever_the_connections_landed(
+    tmp_path: Path,
+) -> None:
+    """Two workers with two slots each: four streams on one connection (so on one worker) are
+    all admitted, because the other worker's slots are free; the fifth finds the pod full."""
+    repository = tmp_path / "models"
+    write_tiny_audio_model(repository)
+    with workers(repository, GENRE_MAX_STREAMS="2") as server:
+        async with connections(server.target, 1) as (channel,):
+            streams = [await open_stream(channel) for _ in range(4)]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await open_stream(channel)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "4 streams are open on this pod's 2 workers (limit 4)" in str(
+                refused.value.details()
+            )
+            for stream in streams:
+                stream.call.cancel()
+            await asyncio.sleep(0.3)
+            again = await open_stream(channel)  # the slots came back
+            again.call.cancel()
+        assert sample_value(scrape(server.metrics_port), "genre_open_streams") == 0
