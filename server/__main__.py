@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genre-serve: {error}", file=sys.stderr)
         return 2
     workers = config.workers or default_workers(available_cpus())
-    configure_logging(config.log_format, config.log_level, background=True)
+    configure_logging(
+        config.log_format, config.log_level, background=True, access_sample=config.access_log_sample
+    )
     if workers > 1:
         from server.supervisor import Supervisor
 

@@ -191,6 +191,13 @@ class ServerConfig:
     )
     log_format: str = field(default="auto", metadata={"help": "auto, json or console"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+    access_log_sample: float = field(
+        default=1.0,
+        metadata={
+            "help": "share of successful calls that get an access log line, e.g. 0.01 for one "
+            "in a hundred (failed calls always do; 0: none)"
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "metrics_port", "http_port"):
@@ -231,6 +238,8 @@ class ServerConfig:
                 f"min_probability must be -1 (each model's own) or in [0, 1], "
                 f"got {self.min_probability}"
             )
+        if not 0.0 <= self.access_log_sample <= 1.0:
+            raise ValueError(f"access_log_sample must be in [0, 1], got {self.access_log_sample}")
         if not self.silence_threshold_dbfs <= 0.0:
             raise ValueError(
                 f"silence_threshold_dbfs must be at most 0 dBFS, got {self.silence_threshold_dbfs}"

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import datetime
+import itertools
+import json
 import logging
+import os
 import sys
 import threading
-import uuid
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO, cast
 
@@ -21,6 +24,12 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _LEVELS["error"] = logging.ERROR
 REQUEST_ID_KEY = "x-request-id"
 MAX_ID_CHARS = 128
+
+
+# Fresh request ids: this process's random prefix and a counter, as unique as uuid4 across
+# processes and restarts for practical purposes, at a tenth of its cost (no urandom per call).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
@@ -33,7 +42,7 @@ def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
             return value
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class _CurrentStderr:
@@ -109,12 +118,65 @@ class BackgroundStderr:
             sys.stderr.flush()
 
 
+class AccessLog:
+    """The one line per call, written without structlog's processor chain.
+
+    At a few thousand calls a second per process the access line was the costliest part of a
+    call's own Python: structlog's processors, a context variable bound and reset, and the
+    renderer took about 20 microseconds a line. This writes the same JSON object (same keys,
+    the same ISO UTC timestamp) with one ``json.dumps`` into the same output. ``sample_every``
+    keeps one successful call's line in N (``GENRE_ACCESS_LOG_SAMPLE``); a failed call always
+    gets its line. The console format, for people at a terminal, goes through structlog.
+    """
+
+    def __init__(self) -> None:
+        self._output: Any = None
+        self._fields: dict[str, object] = {}
+        self._json = True
+        self._enabled = True
+        self._sample_every = 1
+        self._count = 0
+
+    def configure(
+        self, output: Any, as_json: bool, enabled: bool, fields: Mapping[str, object], every: int
+    ) -> None:
+        self._output, self._json, self._enabled = output, as_json, enabled
+        self._fields = {"component": "server.requests", **fields, "level": "info"}
+        self._sample_every = max(1, every)
+
+    def write(self, ok: bool, line: dict[str, object]) -> None:
+        if not self._enabled:
+            return
+        if ok and self._sample_every > 1:
+            self._count += 1
+            if self._count % self._sample_every:
+                return
+        if not self._json or self._output is None:
+            structlog.get_logger(component="server.requests").info("request", **line)
+            return
+        line["event"] = "request"
+        line.update(self._fields)
+        now = datetime.datetime.now(tz=datetime.UTC)
+        line["timestamp"] = now.isoformat().replace("+00:00", "Z")
+        self._output.write(json.dumps(line) + "\n")
+
+
+ACCESS_LOG = AccessLog()
+
+
+def sample_every(rate: float) -> int:
+    """``GENRE_ACCESS_LOG_SAMPLE`` (the share of successful calls logged) as one line in N;
+    0 logs none of them (a huge N)."""
+    return 2**62 if rate <= 0 else max(1, round(1 / rate))
+
+
 def configure_logging(
     log_format: str,
     level: str,
     stream: TextIO | None = None,
     background: bool = False,
     fields: Mapping[str, object] | None = None,
+    access_sample: float = 1.0,
 ) -> None:
     """``log_format``: json, console, or auto (console on a terminal, JSON otherwise).
 
@@ -139,6 +201,13 @@ def configure_logging(
         event.update(constant)
         return event
 
+    ACCESS_LOG.configure(
+        output,
+        as_json=not use_console,
+        enabled=_LEVELS[level] <= logging.INFO,
+        fields=constant,
+        every=sample_every(access_sample),
+    )
     structlog.configure(
         processors=[
             add_fields,

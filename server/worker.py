@@ -31,7 +31,11 @@ def run_worker(
     # action); ignoring it loses nothing, as the first load pass scans the repository anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(
-        config.log_format, config.log_level, background=True, fields={"worker": index}
+        config.log_format,
+        config.log_level,
+        background=True,
+        fields={"worker": index},
+        access_sample=config.access_log_sample,
     )
     from server.app import serve  # here, not at the top: see the module docstring
 

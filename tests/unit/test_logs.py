@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import threading
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from server.logs import BackgroundStderr
+from server.logs import ACCESS_LOG, BackgroundStderr, configure_logging
 
 
 class StuckPipe:
@@ -50,3 +51,39 @@ def test_lines_are_dropped_and_counted_while_stderr_is_stuck(
     written = "".join(pipe.text).splitlines()
     assert written[:4] == ["first", "line 0", "line 1", "line 2"]
     assert json.loads(written[4]) == {"event": "log_lines_dropped", "count": 2}
+
+
+def access_lines(sample: float, level: str = "info", calls: int = 8) -> list[dict[str, object]]:
+    stream = io.StringIO()
+    configure_logging("json", level, stream=stream, fields={"worker": 1}, access_sample=sample)
+    for number in range(calls):
+        ACCESS_LOG.write(True, {"method": "ClassifyFeatures", "status": "OK", "rows": number})
+    ACCESS_LOG.write(False, {"method": "ClassifyFeatures", "status": "INVALID_ARGUMENT"})
+    ACCESS_LOG.write(False, {"method": "ListModels", "status": "UNAVAILABLE"})
+    configure_logging("json", "warning")
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_the_access_line_carries_the_call_and_the_process_fields() -> None:
+    lines = access_lines(1.0, calls=1)
+    assert lines[0]["event"] == "request"
+    assert lines[0]["component"] == "server.requests"
+    assert lines[0]["worker"] == 1
+    assert lines[0]["level"] == "info"
+    assert str(lines[0]["timestamp"]).endswith("Z")
+    assert (lines[0]["method"], lines[0]["status"], lines[0]["rows"]) == (
+        "ClassifyFeatures",
+        "OK",
+        0,
+    )
+
+
+def test_sampling_keeps_one_success_in_n_and_every_failure() -> None:
+    lines = access_lines(0.25)
+    assert [line["status"] for line in lines] == ["OK", "OK", "INVALID_ARGUMENT", "UNAVAILABLE"]
+    assert [line["rows"] for line in lines[:2]] == [3, 7]
+    assert [line["status"] for line in access_lines(0.0)] == ["INVALID_ARGUMENT", "UNAVAILABLE"]
+
+
+def test_no_access_line_below_the_log_level() -> None:
+    assert access_lines(1.0, level="warning") == []
