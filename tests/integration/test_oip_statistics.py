@@ -19,7 +19,7 @@ from genre.inference import grpc_service_pb2_grpc as v2_grpc
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
 from server.statistics import NANOSECONDS
-from tests.integration.test_workers import connections, features_request, spread_over_both, workers
+from tests.integration.test_workers import classify_over_both, connections, workers
 from tests.support.checkpoints import (
     FEATURE_NAMES,
     TINY_FRONTEND,
@@ -150,11 +150,7 @@ async def test_every_worker_answers_with_every_workers_counts(tmp_path: Path) ->
     calls = 3
     with workers(repository) as server:
         async with connections(server.target) as channels:
-            await spread_over_both(server, channels)
-            for channel in channels:
-                stub = genre_pb2_grpc.GenreClassifierStub(channel)
-                for _ in range(calls):
-                    await stub.ClassifyFeatures(features_request(), timeout=10)
+            await classify_over_both(server, channels, calls)  # spread over both workers
             answers = [
                 by_version(
                     await v2_grpc.GRPCInferenceServiceStub(channel).ModelStatistics(

@@ -88,6 +88,17 @@ async def spread_over_both(
     return held
 
 
+async def classify_over_both(
+    server: ServerProcess, channels: list[grpc.aio.Channel], calls: int
+) -> None:
+    """Spreads ``channels`` over both workers, then makes ``calls`` one-row calls on each."""
+    await spread_over_both(server, channels)
+    for channel in channels:
+        stub = genre_pb2_grpc.GenreClassifierStub(channel)
+        for _ in range(calls):
+            await stub.ClassifyFeatures(features_request(), timeout=10)
+
+
 def test_the_default_starts_a_worker_per_cpu(tmp_path: Path) -> None:
     """What ``make serve`` does on a machine with several CPUs (GENRE_WORKERS unset)."""
     cpus = available_cpus()
@@ -107,11 +118,7 @@ async def test_one_metrics_endpoint_counts_every_call_of_every_worker(tmp_path: 
     calls = 5
     with workers(repository) as server:
         async with connections(server.target) as channels:
-            await spread_over_both(server, channels)
-            for channel in channels:
-                stub = genre_pb2_grpc.GenreClassifierStub(channel)
-                for _ in range(calls):
-                    await stub.ClassifyFeatures(features_request(), timeout=10)
+            await classify_over_both(server, channels, calls)
         text = scrape(server.metrics_port)
         ok = {"method": "ClassifyFeatures", "status": "OK"}
         assert sample_value(text, "genre_requests_total", ok) == calls * CONNECTIONS
