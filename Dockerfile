@@ -85,7 +85,9 @@ ENV PATH=/opt/genre-serve/venv/bin:$PATH \
     GENRE_LOG_FORMAT=json
 WORKDIR /opt/genre-serve
 USER 10001:10001
-EXPOSE 50051 9464
+# gRPC, /metrics, and the web page, which is off unless GENRE_HTTP_PORT=8080 turns it on
+# (deploy/components/web-page; docker run -e GENRE_HTTP_PORT=8080 -p 8080:8080 ...).
+EXPOSE 50051 9464 8080
 # For Docker and Compose; Kubernetes ignores this and uses the Deployment's native gRPC probes.
 # The start period covers model loading and warm-up.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \

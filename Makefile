@@ -56,7 +56,8 @@ export GENRE_METRICS_HOST ?= 127.0.0.1
 serve: export GENRE_HTTP_PORT ?= 8080
 serve: export GENRE_HTTP_HOST ?= 127.0.0.1
 
-.PHONY: install serve test lint typecheck proto proto-check pytest clean image base-image wheelhouse \
+.PHONY: install serve test lint typecheck proto proto-check contract contract-baseline pytest clean \
+	image base-image wheelhouse \
 	tagger-wheel tagger-reference triton-wheel triton-proto
 
 install: $(STAMP)
@@ -84,7 +85,7 @@ $(TRITON_STAMP): constraints-triton.txt
 serve: install
 	$(VENV)/bin/genre-serve
 
-test: install lint typecheck proto-check pytest
+test: install lint typecheck proto-check contract pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -101,6 +102,15 @@ proto-check: install
 	@tmp=$$(mktemp -d) && PYTHON=$(PY) scripts/gen_proto.sh $$tmp && \
 	  diff -r -x __pycache__ -x __init__.py -x py.typed $$tmp/genre genre && rm -rf $$tmp && \
 	  echo "generated protobuf code is up to date"
+
+# The contract must not break callers: buf lint, and buf breaking against main's contract as
+# recorded in proto/baseline.binpb, which must also equal today's (scripts/contract.py says why).
+contract: install
+	$(PY) -m scripts.contract check
+
+# After a change to proto/ that breaks no caller: records it as the baseline (commit the file).
+contract-baseline: install
+	$(PY) -m scripts.contract baseline
 
 pytest: install $(CHECKOV_STAMP) $(TRITON_STAMP) $(MUSICNN_WHEEL) $(TRITONCLIENT_WHEEL)
 	PATH="$$PATH:$(TOOLS_BIN)" $(PY) -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,12 @@ calling a method it was not granted gets PERMISSION_DENIED. Tokens are compared 
 (digests compared with ``hmac.compare_digest``, every token checked), never logged, and the
 health and reflection services are exempt by default so probes and tooling keep working.
 
+An exemption names a whole service (``grpc.health.v1.Health``) or one method of one
+(``inference.GRPCInferenceService/ServerReady``): the Open Inference Protocol's liveness and
+readiness probes share their service with inference, and are exempt by default because they tell
+exactly what the health service tells anyone (``ServerLive``: ``liveness``; ``ServerReady``: the
+overall readiness; ``ModelReady``: a model's readiness, as ``genre.v1.GenreClassifier/<model>``).
+
 A refused call never reaches the servicer, so the refusal itself does what the servicer does for
 every other call: its ``auth_refused`` log line and its trailing metadata carry the call's
 ``x-request-id`` (``server.logs.request_id``).
@@ -83,8 +89,9 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        service, _, method = handler_call_details.method.lstrip("/").partition("/")
-        if handler is None or service in self._exempt:
+        path = handler_call_details.method.lstrip("/")
+        service, _, method = path.partition("/")
+        if handler is None or service in self._exempt or path in self._exempt:
             return handler
         metadata: Mapping[str, Any] = dict(handler_call_details.invocation_metadata or ())
         refusal = self._refusal(metadata.get("authorization"), method)

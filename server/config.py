@@ -151,8 +151,15 @@ class ServerConfig:
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
             "grpc.reflection.v1.ServerReflection",
+            # the v2 probes, which tell what health tells (server/auth.py)
+            "inference.GRPCInferenceService/ServerLive",
+            "inference.GRPCInferenceService/ServerReady",
+            "inference.GRPCInferenceService/ModelReady",
         ),
-        metadata={"help": "comma-separated services callable without a token"},
+        metadata={
+            "help": "comma-separated services (or Service/Method, one method) callable "
+            "without a token"
+        },
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     features_precision: str = field(

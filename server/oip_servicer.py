@@ -7,13 +7,16 @@ caller's own order, leaving out features the model imputes. They answer ``PROBAB
 [N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Audio
 models take ``AUDIO`` (FP32 or INT16, [1, S], mono) with the parameter ``sample_rate``:
 ``ModelInfer`` answers a whole clip's track, ``ModelStreamInfer`` live sequences
-(``server.oip_streams``). Liveness and readiness follow the health service; ``ModelConfig`` states
-the signature as a Triton configuration. ``ModelStatistics`` and the repository, trace, log and
-shared-memory methods are not served: gRPC answers UNIMPLEMENTED for methods not registered.
+(``server.oip_streams``). Liveness and readiness follow the health service (and, like it, need no
+token: ``server.auth``); ``ModelConfig`` states the signature as a Triton configuration;
+``ModelStatistics`` reads the server's own counters (``server.statistics``). The repository,
+trace, log and shared-memory methods are not served: gRPC answers UNIMPLEMENTED for methods not
+registered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib import metadata
@@ -58,6 +61,7 @@ from server.oip_tensors import (
 )
 from server.registry import Registry, ServedVersion
 from server.signatures import AudioSignature, FeaturesSignature
+from server.statistics import statistics_registry, statistics_response, versions_asked
 from server.streams import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
@@ -144,6 +148,7 @@ class InferenceServicer:
         self._state = state
         self._max_rows = max_rows
         self._streams = streams
+        self._statistics = statistics_registry(metrics.registry)
 
     async def ServerLive(self, request: Any, context: Context) -> v2.ServerLiveResponse:
         await _refuse_malformed(request, context)
@@ -206,6 +211,21 @@ class InferenceServicer:
         models, whose streams are sequences."""
         async with self._model_call("ModelConfig", request, context) as (_, served, _call):
             return v2.ModelConfigResponse(config=model_config(served))
+        raise AssertionError("unreachable: observe_call aborts on failure")
+
+    async def ModelStatistics(
+        self, request: v2.ModelStatisticsRequest, context: Context
+    ) -> v2.ModelStatisticsResponse:
+        """Triton's statistics per model version, from every process's counters."""
+        async with observe_call(
+            "ModelStatistics", context, self._metrics, self._state, PROTOCOL
+        ) as call:
+            request = parsed(request)
+            versions = versions_asked(self._registry, request.name, request.version)
+            if request.name:  # resolved: a served name, never a caller's string, labels metrics
+                call.model = versions[0][0]
+            # Reading every worker's metric files is file I/O: not on the event loop.
+            return await asyncio.to_thread(statistics_response, versions, self._statistics)
         raise AssertionError("unreachable: observe_call aborts on failure")
 
     async def ModelInfer(

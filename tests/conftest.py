@@ -12,21 +12,40 @@ from tests.support import suites
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR_VARIABLE = "GENRE_DATA_DIR"
+KSERVE_CRDS_VARIABLE = "GENRE_KSERVE_CRDS_DIR"
+
+
+def shared_dir(variable: str, name: str) -> Path:
+    """A folder of ``shared/`` beside the checkout (``../shared/<name>``) unless ``variable``
+    names another place."""
+    configured = os.environ.get(variable)
+    return Path(configured) if configured else REPOSITORY_ROOT.parent / "shared" / name
 
 
 def shared_data_dir() -> Path:
     """The real public data (``../shared/data`` beside the checkout unless GENRE_DATA_DIR says)."""
-    configured = os.environ.get(DATA_DIR_VARIABLE)
-    return Path(configured) if configured else REPOSITORY_ROOT.parent / "shared" / "data"
+    return shared_dir(DATA_DIR_VARIABLE, "data")
+
+
+def existing(directory: Path, what: str, variable: str) -> Path:
+    """Skips the test, saying why, when ``directory`` is not on this machine."""
+    if not directory.is_dir():
+        pytest.skip(f"{what} not found at {directory}; set {variable} to run this")
+    return directory
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """Skips the test, saying why, when the shared data is not on this machine."""
-    directory = shared_data_dir()
-    if not directory.is_dir():
-        pytest.skip(f"shared data not found at {directory}; set {DATA_DIR_VARIABLE} to run this")
-    return directory
+    return existing(shared_data_dir(), "shared data", DATA_DIR_VARIABLE)
+
+
+@pytest.fixture(scope="session")
+def kserve_crds_dir() -> Path:
+    """KServe's CustomResourceDefinitions (``../shared/kserve-crds`` unless
+    GENRE_KSERVE_CRDS_DIR says), to validate deploy/kserve against."""
+    return existing(
+        shared_dir(KSERVE_CRDS_VARIABLE, "kserve-crds"), "KServe's CRDs", KSERVE_CRDS_VARIABLE
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,9 +2,9 @@
 
 Every overlay is rendered once per session with ``kubectl kustomize`` (the tests that need it
 skip, saying why, when kubectl is absent). The real server is a ``python -m server`` process on
-loopback with a tiny features model and a tiny audio model, one call and one audio stream made
-and one refused version, so its /metrics carries every sample the dashboard, alerts and
-autoscaler refer to.
+loopback with two workers, a tiny features model and a tiny audio model, two calls (one
+abstaining) and one audio stream made and one refused version, so its /metrics carries every
+sample the dashboard, alerts and autoscaler refer to.
 """
 
 from __future__ import annotations
@@ -100,7 +100,10 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
     write_tiny_audio_model(repository, "tiny-audio")
     refused = write_tiny_model(repository, "tiny-mlp", seed=2)
     (refused / "model.safetensors").write_bytes(b"truncated")  # counted as a load failure
-    process = start_server_process(repository, extra_env={"GENRE_TORCH_THREADS": "1"})
+    # Two workers, as the overlays run: the supervisor's /metrics has the worker series too.
+    process = start_server_process(
+        repository, extra_env={"GENRE_TORCH_THREADS": "1", "GENRE_WORKERS": "2"}
+    )
     try:
         with grpc.insecure_channel(process.target) as channel:
             stub = genre_pb2_grpc.GenreClassifierStub(channel)
@@ -108,6 +111,14 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
                 genre_pb2.ClassifyFeaturesRequest(
                     model=genre_pb2.ModelRef(name="tiny-mlp"),
                     rows=[genre_pb2.FeatureRow(features=example_row())],
+                ),
+                timeout=30,
+            )
+            stub.ClassifyFeatures(  # no answer is that sure: one abstention (uncertain)
+                genre_pb2.ClassifyFeaturesRequest(
+                    model=genre_pb2.ModelRef(name="tiny-mlp"),
+                    rows=[genre_pb2.FeatureRow(features=example_row())],
+                    min_probability=1.0,
                 ),
                 timeout=30,
             )

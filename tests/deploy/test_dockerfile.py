@@ -175,7 +175,10 @@ def test_ports_model_repository_and_healthcheck_match_the_server() -> None:
     final = final_stage(instructions(DOCKERFILE.read_text()))
     defaults = ServerConfig()
     exposed = {int(p) for i in final if i.keyword == "EXPOSE" for p in i.arguments.split()}
-    assert exposed == {defaults.grpc_port, defaults.metrics_port}
+    # and the web page's, off by default: `make serve`'s port (deploy's: test_web_page.py)
+    make_serve = re.search(r"GENRE_HTTP_PORT \?= (\d+)", (REPOSITORY_ROOT / "Makefile").read_text())
+    assert make_serve is not None
+    assert exposed - {defaults.grpc_port, defaults.metrics_port} == {int(make_serve.group(1))}
     environment = " ".join(i.arguments for i in final if i.keyword == "ENV")
     assert f"GENRE_MODEL_REPOSITORY={MODEL_PATH}" in environment
     assert f"GENRE_GRPC_PORT={defaults.grpc_port}" in environment

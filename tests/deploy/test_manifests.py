@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_the_validator_rejects_an_unknown_field(
     rendered: dict[str, list[Manifest]], tmp_path: Path
 ) -> None:
     """A control: a misspelt probe field must fail, or the validation above proves nothing."""
-    deployment = only(rendered["cpu"], "Deployment")
+    # A copy: the rendered objects are shared by the whole session.
+    deployment = copy.deepcopy(only(rendered["cpu"], "Deployment"))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["servce"] = ""
     result = validate(write_objects(tmp_path / "broken.yaml", [deployment]), KUBERNETES_VERSIONS[0])
     assert result.returncode != 0

@@ -298,7 +298,7 @@ async def test_unserved_methods_say_unimplemented(
 ) -> None:
     stub, _ = served
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await stub.ModelStatistics(v2.ModelStatisticsRequest(name="tiny-mlp"))
+        await stub.RepositoryIndex(v2.RepositoryIndexRequest())
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

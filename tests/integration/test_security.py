@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import cast
 
@@ -11,6 +11,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from genre.inference import grpc_service_pb2 as v2
+from genre.inference import grpc_service_pb2_grpc as v2_grpc
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
 from server.logs import configure_logging
@@ -165,6 +167,77 @@ async def test_bearer_tokens_guard_the_service_but_not_health(
     assert "not-a-valid-token" not in logs
     refusals = [json.loads(x) for x in logs.splitlines() if '"auth_refused"' in x]
     assert {r["status"] for r in refusals} == {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
+
+async def status_of(call: Awaitable[object]) -> grpc.StatusCode:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+async def v2_statuses(
+    channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] = ()
+) -> dict[str, grpc.StatusCode]:
+    """The status of each Open Inference Protocol method that needs no model input."""
+    stub = v2_grpc.GRPCInferenceServiceStub(channel)
+    model = "tiny-mlp"
+    return {
+        "ServerLive": await status_of(stub.ServerLive(v2.ServerLiveRequest(), metadata=metadata)),
+        "ServerReady": await status_of(
+            stub.ServerReady(v2.ServerReadyRequest(), metadata=metadata)
+        ),
+        "ModelReady": await status_of(
+            stub.ModelReady(v2.ModelReadyRequest(name=model), metadata=metadata)
+        ),
+        "ServerMetadata": await status_of(
+            stub.ServerMetadata(v2.ServerMetadataRequest(), metadata=metadata)
+        ),
+        "ModelMetadata": await status_of(
+            stub.ModelMetadata(v2.ModelMetadataRequest(name=model), metadata=metadata)
+        ),
+        "ModelStatistics": await status_of(
+            stub.ModelStatistics(v2.ModelStatisticsRequest(), metadata=metadata)
+        ),
+    }
+
+
+PROBES = ("ServerLive", "ServerReady", "ModelReady")
+
+
+async def test_the_v2_probes_need_no_token_as_health_does(token_app: App) -> None:
+    """The v2 liveness and readiness tell what grpc.health.v1 tells anyone; the rest of the
+    service, metadata and statistics included, keeps its guard."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{token_app.grpc_port}") as channel:
+        anonymous = await v2_statuses(channel)
+        limited = await v2_statuses(channel, bearer(LIST_ONLY_TOKEN))
+        full = await v2_statuses(channel, bearer(FULL_TOKEN))
+    for method, status in anonymous.items():
+        assert status == (
+            grpc.StatusCode.OK if method in PROBES else grpc.StatusCode.UNAUTHENTICATED
+        ), method
+    for method, status in limited.items():
+        assert status == (
+            grpc.StatusCode.OK if method in PROBES else grpc.StatusCode.PERMISSION_DENIED
+        ), method
+    assert set(full.values()) == {grpc.StatusCode.OK}
+
+
+async def test_an_empty_exempt_list_guards_the_v2_probes_too(
+    repository: Path, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{FULL_TOKEN}\n")
+    app = await started(repository, auth_tokens_file=str(tokens), auth_exempt_services=())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+            assert set((await v2_statuses(channel)).values()) == {grpc.StatusCode.UNAUTHENTICATED}
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await app.drain(grace=0.5)
 
 
 async def test_a_short_token_file_entry_is_refused_at_start(

@@ -138,6 +138,33 @@ def test_tritonclient_sees_bad_requests_with_a_precise_status(
     assert message in refused["message"]
 
 
+def statistics_of(found: dict[str, Any], version: str) -> dict[str, int]:
+    """Some of Triton's fields for one version, from tritonclient's JSON (zeros are left out)."""
+    (stats,) = [s for s in found["statistics"] if s["version"] == version]
+    figures = {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
+    for kind in ("success", "fail", "queue", "compute_infer"):
+        figures[kind] = int(stats.get("inference_stats", {}).get(kind, {}).get("count", 0))
+    return figures
+
+
+def test_tritonclient_reads_each_versions_statistics(found: dict[str, Any]) -> None:
+    """The probe's calls to tiny-mlp: one infer of three rows (the default version, 2) and two
+    refused; version 1 was never called. The unknown model's call counts for no model."""
+    assert [(s["name"], s["version"]) for s in found["statistics"]] == [
+        ("tiny-mlp", "1"),
+        ("tiny-mlp", "2"),
+    ]
+    assert statistics_of(found, "2") == {
+        "inference_count": 3,
+        "execution_count": 1,
+        "success": 1,
+        "fail": 2,
+        "queue": 1,
+        "compute_infer": 1,
+    }
+    assert set(statistics_of(found, "1").values()) == {0}
+
+
 def v1_stream(
     server: ServerProcess, clip: np.ndarray
 ) -> list[genre_pb2.ClassifyAudioStreamResponse]:
@@ -191,6 +218,9 @@ def test_tritonclient_talks_to_make_serve_unmodified() -> None:
     finals = [answer for answer in found["stream"] if answer["final"]]
     assert sorted(answer["sequence_id"] for answer in finals) == ["1", "2"]
     assert len(found["clip_probabilities"]) == len(audio.labels)
+    # Several workers: the answer counts the infer whichever worker served it.
+    counted = statistics_of(found, found["version"])
+    assert (counted["inference_count"], counted["success"]) == (2, 1)
 
 
 def latest(model: Path) -> Path:

@@ -14,12 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from genre.v1 import genre_pb2_grpc
+from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.cpus import available_cpus, default_workers
 from tests.support.checkpoints import write_tiny_audio_model, write_tiny_model
 from tests.support.harness import sample_value, scrape
@@ -27,6 +28,7 @@ from tests.support.workers import (
     CONNECTIONS,
     NOT_SERVING,
     SERVING,
+    classify_over_both,
     connections,
     features_request,
     health_until,
@@ -55,11 +57,7 @@ async def test_one_metrics_endpoint_counts_every_call_of_every_worker(tmp_path: 
     calls = 5
     with workers(repository) as server:
         async with connections(server.target) as channels:
-            await spread_over_both(server, channels)
-            for channel in channels:
-                stub = genre_pb2_grpc.GenreClassifierStub(channel)
-                for _ in range(calls):
-                    await stub.ClassifyFeatures(features_request(), timeout=10)
+            await classify_over_both(server, channels, calls)
         text = scrape(server.metrics_port)
         ok = {"method": "ClassifyFeatures", "status": "OK"}
         assert sample_value(text, "genre_requests_total", ok) == calls * CONNECTIONS
@@ -184,6 +182,11 @@ def test_a_port_held_by_another_program_stops_the_supervisor_with_a_reason(
     assert "worker_started" not in done.stderr
 
 
+async def nothing_to_send() -> AsyncIterator[genre_pb2.ClassifyAudioStreamRequest]:
+    await asyncio.sleep(3600)
+    yield genre_pb2.ClassifyAudioStreamRequest()
+
+
 async def test_the_stream_limit_is_the_pods_wherever_the_connections_landed(
     tmp_path: Path,
 ) -> None:
@@ -194,8 +197,13 @@ async def test_the_stream_limit_is_the_pods_wherever_the_connections_landed(
     with workers(repository, GENRE_MAX_STREAMS="2") as server:
         async with connections(server.target, 1) as (channel,):
             streams = [await open_stream(channel) for _ in range(4)]
+            # the fifth sends nothing: a refusal that races the client's first message makes
+            # grpc report the failed send (INTERNAL) instead of the server's status
+            silent = genre_pb2_grpc.GenreClassifierStub(channel).ClassifyAudioStream(
+                nothing_to_send()
+            )
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await open_stream(channel)
+                await silent.read()
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "4 streams are open on this pod's 2 workers (limit 4)" in str(
                 refused.value.details()

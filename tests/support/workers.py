@@ -81,6 +81,17 @@ async def spread_over_both(
     return held
 
 
+async def classify_over_both(
+    server: ServerProcess, channels: list[grpc.aio.Channel], calls: int
+) -> None:
+    """Spreads ``channels`` over both workers, then makes ``calls`` one-row calls on each."""
+    await spread_over_both(server, channels)
+    for channel in channels:
+        stub = genre_pb2_grpc.GenreClassifierStub(channel)
+        for _ in range(calls):
+            await stub.ClassifyFeatures(features_request(), timeout=10)
+
+
 async def health_until(target: str, wanted: int, seconds: float) -> None:
     """Polls readiness over fresh connections (the kernel picks a live worker for each)."""
     deadline = time.monotonic() + seconds
