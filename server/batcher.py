@@ -93,12 +93,34 @@ class BatchResult:
     queue_seconds: float
 
 
+Delivery = Callable[[BatchResult | BaseException], None]
+
+
 @dataclass
 class _Pending:
+    """A queued request: its outputs go to ``future`` (an awaiting caller) or, for the
+    inference process's requests, straight to ``deliver``, called synchronously when its batch
+    is done (no future and no scheduled callback per request)."""
+
     inputs: FloatArray
-    future: asyncio.Future[BatchResult]
+    future: asyncio.Future[BatchResult] | None
     deadline: float | None
+    deliver: Delivery | None = None
     enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def abandoned(self) -> bool:
+        """The caller was cancelled while its request waited."""
+        return self.future is not None and self.future.done()
+
+    def resolve(self, outcome: BatchResult | BaseException) -> None:
+        if self.deliver is not None:
+            self.deliver(outcome)
+        elif self.future is not None and not self.future.done():
+            if isinstance(outcome, BaseException):
+                self.future.set_exception(outcome)
+            else:
+                self.future.set_result(outcome)
 
     @property
     def rows(self) -> int:
@@ -152,14 +174,22 @@ class DynamicBatcher:
         ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless (the
         clock is the system's, so an instant from another process on this host means the same).
         """
-        return await self.enqueue(inputs, deadline)
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self.enqueue(inputs, deadline, future=future)
+        return await future
 
     def enqueue(
-        self, inputs: FloatArray, deadline: float | None = None
-    ) -> asyncio.Future[BatchResult]:
-        """``submit`` without the wait: the future its outputs arrive in. The inference process
-        (``server.inference``) queues a whole message of requests this way and answers each
-        from a callback, with no task per request. Refusals raise here, at once."""
+        self,
+        inputs: FloatArray,
+        deadline: float | None = None,
+        *,
+        future: asyncio.Future[BatchResult] | None = None,
+        deliver: Delivery | None = None,
+    ) -> None:
+        """``submit`` without the wait: the outputs go to ``future`` or to ``deliver``. The
+        inference process (``server.inference``) queues a whole message of requests this way
+        and answers each from ``deliver``, with no task or future per request. Refusals raise
+        here, at once."""
         if self._closing:
             raise Draining("the server is shutting down; retry on another replica")
         rows = int(inputs.shape[0])
@@ -171,8 +201,7 @@ class DynamicBatcher:
             )
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExpired("the deadline passed before the request was queued")
-        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, future, deadline))
+        self._queue.append(_Pending(inputs, future, deadline, deliver))
         self._queued_rows += rows
         self._queue_gauge.set(self._queued_rows)
         self._outstanding += 1
@@ -183,7 +212,6 @@ class DynamicBatcher:
             or len(self._queue) >= self._expected_requests
         ):
             self._batch_full.set()
-        return future
 
     async def close(self) -> None:
         """Refuses new work, finishes what is queued, then stops the worker."""
@@ -233,13 +261,11 @@ class DynamicBatcher:
                 break
             self._queue.popleft()
             self._queued_rows -= pending.rows
-            if pending.future.done():  # the caller was cancelled while waiting
+            if pending.abandoned:
                 self._outstanding -= 1
                 continue
             if pending.deadline is not None and pending.deadline <= now:
-                pending.future.set_exception(
-                    DeadlineExpired("the deadline passed while the request was queued")
-                )
+                pending.resolve(DeadlineExpired("the deadline passed while the request was queued"))
                 self._outstanding -= 1
                 continue
             batch.append(pending)
@@ -261,8 +287,7 @@ class DynamicBatcher:
                 raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
         except Exception as error:  # every caller of the batch learns of the failure
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+                pending.resolve(error)
             return
         finally:
             self._compute_time.observe(time.monotonic() - started)
@@ -274,7 +299,6 @@ class DynamicBatcher:
         for pending in batch:
             part = outputs[offset : offset + pending.rows]
             offset += pending.rows
-            if not pending.future.done():
-                pending.future.set_result(
-                    BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
-                )
+            pending.resolve(
+                BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
+            )
