@@ -16,16 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.verdicts import (
-    audio_ratio,
-    cpu_split,
-    gap_cause,
-    lookup,
-    ratio,
-    throughput_key,
-    worker_counts,
-    workers_of,
-)
+from bench.cells import lookup, ratio, throughput_key, worker_counts, workers_of
+from bench.gaps import cpu_split, gap_cause
+from bench.verdicts import audio_ratio
 
 SERVER_NAMES = {
     "ours": "genre-serve",
