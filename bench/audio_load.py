@@ -38,7 +38,7 @@ class AudioSpec:
     sample_rate: int
     streams: int
     audio_seconds: float
-    chunk_seconds: float = 0.25
+    chunk_seconds: float = 0.1  # a live source's 100 ms (issue #24; 0.25 before)
     realtime: bool = True
     spread_seconds: float = 1.0
     phases: str = "even"  # or "random"
