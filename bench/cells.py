@@ -35,15 +35,33 @@ def workers_label(workers: int, results: Results) -> str:
     return f", {workers} worker" + ("" if workers == 1 else "s")
 
 
+def find(
+    results: Results, scenario: str, server: str, level: int, workers: int = 1
+) -> dict[str, Any] | None:
+    """The cell as recorded (failed or invalid ones too), or None when it was not run."""
+    wanted = (scenario, server, level, workers)
+    recorded: list[dict[str, Any]] = results.get("cells", [])
+    for cell in recorded:
+        if (cell["scenario"], cell["server"], cell["concurrency"], workers_of(cell)) == wanted:
+            return cell
+    return None
+
+
 def lookup(
     results: Results, scenario: str, server: str, level: int, workers: int = 1
 ) -> dict[str, Any] | None:
     """The measured cell, or None when it was not run, failed or is invalid."""
-    wanted = (scenario, server, level, workers)
-    for cell in results.get("cells", []):
-        if (cell["scenario"], cell["server"], cell["concurrency"], workers_of(cell)) == wanted:
-            return cell if counts(cell) else None
-    return None
+    cell = find(results, scenario, server, level, workers)
+    return cell if cell is not None and counts(cell) else None
+
+
+def why_not_counted(cell: dict[str, Any] | None) -> str:
+    """ "not run", "failed" or "invalid" for a cell ``lookup`` leaves out ("" if it counts)."""
+    if cell is None:
+        return "not run"
+    if "failed" in cell:
+        return "failed"
+    return "invalid" if "invalid" in cell else ""
 
 
 def throughput_key(scenario: str) -> str:

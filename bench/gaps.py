@@ -13,7 +13,14 @@ import re
 from typing import Any
 
 from bench.cells import Results, cells_of, levels, lookup, ratio
-from bench.verdicts import audio_ratio, first_missed, offline_at_served_batch
+from bench.verdicts import (
+    ISSUE_24,
+    OUR_PROTOCOLS,
+    PEER_NAMES,
+    audio_ratio,
+    first_missed,
+    offline_at_served_batch,
+)
 
 
 def _event_loops(workers: int) -> str:
@@ -180,10 +187,89 @@ def _streams_gap(results: Results) -> str:
     return text
 
 
+def _side(cell: dict[str, Any], key: str, unit: str, cores: str) -> str:
+    """ "1,931 calls/s at 480 µs of server CPU per call, 0.93 of 2 cores busy" for one cell."""
+    text = f"{cell[key]:,.0f} {unit}"
+    busy = _busy(cell, cell["calls_per_second"])
+    if busy is not None:
+        text += (
+            f" at {cell['server_cpu_us_per_call']:,.0f} µs of server CPU per call, "
+            f"{busy:.2f} of {cores} busy"
+        )
+    return text
+
+
+def _peer_gap(results: Results, scenario: str, peer: str, workers: int) -> str:
+    """Where ours fell furthest behind ``peer``: the level and protocol, both sides' figures."""
+    scored = [
+        (value, level, ours)
+        for level in levels(results, scenario, peer, workers)
+        for ours in OUR_PROTOCOLS
+        if (value := ratio(results, scenario, ours, peer, level, workers)) is not None
+    ]
+    if not scored:
+        return ""
+    _, level, ours = min(scored)
+    mine = lookup(results, scenario, ours, level, workers)
+    theirs = lookup(results, scenario, peer, level, workers)
+    if mine is None or theirs is None:
+        return ""
+    key, unit = (
+        ("calls_per_second", "calls/s")
+        if scenario == "features-1"
+        else ("rows_per_second", "rows/s")
+    )
+    protocol = "genre.v1" if ours == "ours" else "the Open Inference Protocol"
+    cores = _cores(results)
+    return (
+        f"furthest behind at c={level} over {protocol}: {PEER_NAMES[peer]} "
+        f"{_side(theirs, key, unit, cores)}; ours {_side(mine, key, unit, cores)}"
+    )
+
+
+def _p99_gap(results: Results, level: int, workers: int) -> str:
+    peers = {
+        named: cell
+        for peer, named in PEER_NAMES.items()
+        if (cell := lookup(results, "features-1", peer, level, workers)) is not None
+    }
+    ours = {
+        server: cell
+        for server in OUR_PROTOCOLS
+        if (cell := lookup(results, "features-1", server, level, workers)) is not None
+    }
+    if not peers or not ours:
+        return ""
+    best = min(peers, key=lambda named: peers[named]["p99_ms"])
+    text = (
+        f"at c={level} the best peer, {best}, answered with p99 {peers[best]['p99_ms']:,.1f} ms; "
+    )
+    parts = []
+    for server, cell in ours.items():
+        protocol = "genre.v1" if server == "ours" else "v2"
+        queue = cell.get("mean_queue_ms")
+        waited = f", {queue:,.1f} ms of it queued on average" if queue is not None else ""
+        parts.append(f"ours over {protocol} {cell['p99_ms']:,.1f} ms{waited}")
+    return text + "; ".join(parts)
+
+
+def _issue_24_gap(target: str, results: Results, workers: int) -> str:
+    scenario = "features-256" if "256 rows" in target else "features-1"
+    if "ours / echo" in target:
+        named = re.search(r"c=(\d+)", target)
+        return _server_cpu_gap(results, int(named.group(1)) if named else 64, workers)
+    if "p99" in target:
+        return _p99_gap(results, 256, workers)
+    peer = next((peer for peer, named in PEER_NAMES.items() if f"/ {named} " in target), None)
+    return _peer_gap(results, scenario, peer, workers) if peer else ""
+
+
 def gap_cause(target: str, results: Results) -> str:
     """Why ``target`` was missed, in the run's own figures ("" when the run lacks them)."""
     counted = re.search(r", (\d+) workers?\b", target)
     workers = int(counted.group(1)) if counted else 1
+    if target.startswith(ISSUE_24):
+        return _issue_24_gap(target, results, workers)
     if "ours / echo" in target:
         named = re.search(r"c=(\d+)", target)
         return _server_cpu_gap(results, int(named.group(1)) if named else 64, workers)
