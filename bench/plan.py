@@ -23,9 +23,10 @@ SERVERS = (
 # The other serving stacks: set up on first use, recorded as skipped (with why) when they cannot
 # be set up or started, never a reason for the run to fail.
 PEERS = ("torchserve", "triton", "mlserver")
-# Client processes per unary cell on 2 cores: one grpc.aio process saturated its core near
-# 5,000 calls/s against the echo; two keep each under half a core there, more only add
-# scheduling on a machine the server needs too (docs/benchmark-peers.md, "Client processes").
+# Client processes per unary cell on 2 cores. One grpc.aio process spends 80-120 µs of CPU per
+# call, 0.6 of a core at the echo's 7,700 calls/s: within reach of the 90% that makes a cell
+# invalid on a quiet machine. Two halve that; more add client CPU the server needs on 2 cores
+# (docs/benchmark-peers.md, "Client processes").
 DEFAULT_CLIENT_PROCESSES = 2
 # Real-time streams send what a live source has every 100 ms (issue #24); older runs sent 0.25 s.
 DEFAULT_CHUNK_SECONDS = 0.1
