@@ -156,6 +156,8 @@ def _streams_gap(results: Results) -> str:
         return f"the real-time cell after {audio.get('sustained_streams', 0)} streams failed: " + (
             str(missed["failed"])
         )
+    if "invalid" in missed:
+        return f"the search stopped at {missed['streams']} streams: {missed['invalid']}"
     text = (
         f"at {missed['streams']} streams p50 {missed['p50_ms']:,.0f} ms, p99 "
         f"{missed['p99_ms']:,.0f} ms"

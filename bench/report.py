@@ -58,6 +58,12 @@ def audio_line(cell: dict[str, Any]) -> str:
         f"{cell['windows_per_second']:,.1f} windows/s, {cell['audio_seconds_per_wall_second']:.1f}"
         f" audio s/s, p99 {_num(cell['p99_ms'], 1)} ms, "
         f"batch {_num(cell.get('mean_batch_rows'), 1)}, errors {cell['errors']}"
+        + (
+            f", client CPU {cell['client_cpu_fraction']:.0%}"
+            if "client_cpu_fraction" in cell
+            else ""
+        )
+        + (f" (**invalid**: {cell['invalid']})" if "invalid" in cell else "")
     )
 
 
@@ -203,7 +209,8 @@ def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
             lines.append(f"| ? | failed: {cell['failed']} |||||||")
             continue
         lines.append(
-            f"| {cell['streams']} | {cell['windows_per_second']:,.1f} | "
+            f"| {cell['streams']} | {cell['windows_per_second']:,.1f}"
+            f"{' (invalid)' if 'invalid' in cell else ''} | "
             f"{_num(cell['p50_ms'], 1)} | "
             f"{_num(cell['p99_ms'], 1)} | {cell['audio_seconds_per_wall_second']:.1f} | "
             f"{_num(cell.get('mean_batch_rows'), 1)} | {cell['errors'] or 0} | "

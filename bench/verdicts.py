@@ -121,7 +121,8 @@ def sustained_streams(audio: dict[str, Any] | None) -> float | None:
 
 def _held(cell: dict[str, Any]) -> bool:
     p99 = cell.get("p99_ms")
-    return not cell["errors"] and p99 is not None and p99 < REALTIME_P99_MS
+    held = not cell["errors"] and p99 is not None and p99 < REALTIME_P99_MS
+    return held and "invalid" not in cell
 
 
 def first_missed(audio: dict[str, Any]) -> dict[str, Any] | None:

@@ -153,3 +153,27 @@ def test_a_run_without_triton_or_mlserver_has_no_peers_section() -> None:
     results["cells"] = [c for c in results["cells"] if c["server"] not in ("triton", "mlserver")]
 
     assert "The peers side by side" not in report.markdown(results)
+
+
+def test_a_saturated_stream_client_ends_the_search_and_says_so() -> None:
+    results = peers_record()
+    held = {"streams": 16, "windows_per_second": 16.0, "audio_seconds_per_wall_second": 16.0,
+            "p50_ms": 40.0, "p99_ms": 90.0, "errors": {}, "load_average_before": [1.0, 1.0, 1.0],
+            "client_cpu_fraction": 0.5}  # fmt: skip
+    saturated = {**held, "streams": 64, "client_cpu_fraction": 0.95,
+                 "invalid": "client process 1 of 1 used 95% of a core"}  # fmt: skip
+    results["audio"] = {
+        "model": "gtzan-cnn-lstm", "device": "cpu", "stand_in": False,
+        "realtime": [held, saturated], "offline_windows_per_second": {"8": 380.0},
+        "sustained_streams": 16,
+    }  # fmt: skip
+    results["targets"] = verdicts.targets(results)
+
+    streams = next(v for v in results["targets"] if v["target"].startswith("audio: real-time"))
+    assert (streams["value"], streams["met"]) == (16, True)
+    assert gaps.gap_cause("audio: real-time streams", results) == (
+        "the search stopped at 64 streams: client process 1 of 1 used 95% of a core"
+    )
+    text = report.markdown(results)
+    assert "| 64 | 16.0 (invalid) |" in text
+    assert "| 16 | 16.0 |" in text
