@@ -90,9 +90,8 @@ class Peer(abc.ABC):
         self._prepare_once()
         peer = self.start(workers)
         try:
-            wait_until_serving(
-                peer, self.settings.bodies["features-1"].read_bytes(), self.settings.start_s
-            )
+            probe = self.settings.bodies["features-1"].read_bytes()
+            wait_until_serving(peer, MODEL_INFER, probe, self.settings.start_s)
             pids = (peer.process.pid,)
             yield Endpoint(peer.target, 0, MODEL_INFER, self.settings.bodies, pids, workers, False)
         finally:

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import grpc
 
-from bench.endpoints import MODEL_INFER
-
 
 class PeerUnavailable(RuntimeError):
     """A peer could not be set up or started; the message says why."""
@@ -106,15 +104,13 @@ def launch(
     return PeerProcess(process, grpc_port, log)
 
 
-def wait_until_serving(peer: PeerProcess, probe: bytes, timeout: float) -> None:
-    """Returns once ``probe`` (a v2 ModelInfer body) is answered; stops the peer and raises
-    PeerUnavailable when it exits or does not answer within ``timeout`` seconds."""
+def wait_until_serving(peer: PeerProcess, method: str, probe: bytes, timeout: float) -> None:
+    """Returns once ``probe`` (a request body for ``method``) is answered; stops the peer and
+    raises PeerUnavailable when it exits or does not answer within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     with grpc.insecure_channel(peer.target) as channel:
-        infer = channel.unary_unary(
-            MODEL_INFER, request_serializer=None, response_deserializer=None
-        )
+        infer = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         while time.monotonic() < deadline:
             if peer.process.poll() is not None:
                 last_error = f"exited {peer.process.returncode}: {peer.log_tail()}"
