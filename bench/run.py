@@ -282,7 +282,13 @@ class Harness:
         on_cpu = device.type == "cpu"
         batches = self.plan.offline_batches if on_cpu else self.plan.gpu_offline_batches
         offline = offline_windows_per_second(
-            version, list(batches), 2.0, threads=self.config.torch_threads, device=device
+            version,
+            list(batches),
+            2.0,
+            threads=self.config.torch_threads,
+            device=device,
+            precision=self.config.audio_precision,
+            cuda_graphs=self.config.cuda_graphs,
         )
         manifest = json.loads((version / "manifest.json").read_text())
         rate = int(manifest["frontend"]["sample_rate"])
@@ -295,6 +301,8 @@ class Harness:
             "stand_in": stand_in,
             "offline_windows_per_second": {str(k): v for k, v in offline.items()},
             "max_batch_size": self.config.audio_max_batch_size,
+            "audio_precision": self.config.audio_precision,
+            "cuda_graphs": self.config.cuda_graphs,
             "max_queue_delay_ms": self.config.max_queue_delay_ms,
             "torch_threads": torch.get_num_threads(),  # as the offline runs and servers set it
             "stream_phases": self.plan.stream_phases,
