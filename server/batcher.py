@@ -247,8 +247,9 @@ class DynamicBatcher:
         if remaining <= 0:
             return
         self._batch_full.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._batch_full.wait(), remaining)
+        with contextlib.suppress(TimeoutError):  # a timer, not wait_for's task per batch
+            async with asyncio.timeout(remaining):
+                await self._batch_full.wait()
 
     def _take_batch(self) -> list[_Pending]:
         """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
