@@ -42,20 +42,23 @@ class BatcherSettings:
     max_batch_size: int
     max_queue_delay: float  # seconds
     max_queue_rows: int
+    inline_seconds: float = 0.0  # a batch expected to compute faster runs on the loop's thread
 
     def __post_init__(self) -> None:
         if self.max_batch_size <= 0 or self.max_queue_rows < self.max_batch_size:
             raise ValueError("need 0 < max_batch_size <= max_queue_rows")
-        if self.max_queue_delay < 0:
-            raise ValueError("max_queue_delay must not be negative")
+        if self.max_queue_delay < 0 or self.inline_seconds < 0:
+            raise ValueError("max_queue_delay and inline_seconds must not be negative")
 
     @classmethod
     def per_kind(cls, config: ServerConfig) -> dict[str, BatcherSettings]:
         """Rows for feature models, windows for audio models, one queue delay for both."""
-        delay = config.max_queue_delay_ms / 1000.0
+        delay, inline = config.max_queue_delay_ms / 1000.0, config.inline_batch_ms / 1000.0
         return {
-            "features": cls(config.max_batch_size, delay, config.max_queue_rows),
-            "audio": cls(config.audio_max_batch_size, delay, config.audio_max_queue_windows),
+            "features": cls(config.max_batch_size, delay, config.max_queue_rows, inline),
+            "audio": cls(
+                config.audio_max_batch_size, delay, config.audio_max_queue_windows, inline
+            ),
         }
 
 
@@ -157,6 +160,8 @@ class DynamicBatcher:
         self._outstanding = 0
         self._recent_peak = RecentPeak()
         self._expected_requests = 1
+        self._batch_seconds: float | None = None  # what batches took, smoothed
+        self._batch_rows = 0.0  # and how many rows they held
 
     @property
     def queued_rows(self) -> int:
@@ -251,6 +256,38 @@ class DynamicBatcher:
             async with asyncio.timeout(remaining):
                 await self._batch_full.wait()
 
+    def _runs_inline(self, rows: int) -> bool:
+        """Whether this batch computes on the event loop's own thread.
+
+        Handing a batch to the inference thread and its result back costs a thread wake-up, a
+        wake of the loop and the GIL crossing twice. For a batch that computes in well under a
+        millisecond (a feature model's few rows) that was most of the batch (README, "Worker
+        processes"). The loop is held for at most about ``inline_seconds``: a batch goes
+        inline only while recent batches took less, and only if it holds no more than twice
+        their rows. A sudden large request, a version's first batch, the audio ensemble's
+        passes and 256-row batches go to the thread, so health and other calls never wait on a
+        long pass."""
+        expected = self._batch_seconds
+        return (
+            expected is not None
+            and expected < self._settings.inline_seconds
+            and rows <= 2 * self._batch_rows
+        )
+
+    def _timed_run(self, inputs: FloatArray) -> tuple[FloatArray, float]:
+        """The runner's outputs and how long it computed, without any hand-off between threads
+        (what a batch would hold the loop for, were it inline)."""
+        started = time.perf_counter()
+        outputs = self._run(inputs)
+        return outputs, time.perf_counter() - started
+
+    def _learn(self, seconds: float, rows: int) -> None:
+        if self._batch_seconds is None:
+            self._batch_seconds, self._batch_rows = seconds, float(rows)
+            return
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        self._batch_rows = 0.8 * self._batch_rows + 0.2 * rows
+
     def _take_batch(self) -> list[_Pending]:
         """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
         batch: list[_Pending] = []
@@ -280,10 +317,14 @@ class DynamicBatcher:
         started = time.monotonic()
         for pending in batch:
             self._queue_time.observe(started - pending.enqueued)
+        computing = 0.0
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run, inputs
-            )
+            if self._runs_inline(rows):
+                outputs, computing = self._timed_run(inputs)
+            else:
+                outputs, computing = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._timed_run, inputs
+                )
             if outputs.shape[0] != rows:
                 raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
         except Exception as error:  # every caller of the batch learns of the failure
@@ -292,6 +333,8 @@ class DynamicBatcher:
             return
         finally:
             self._compute_time.observe(time.monotonic() - started)
+            if computing:
+                self._learn(computing, rows)
             self._outstanding -= len(batch)  # each is answered below, one way or the other
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)

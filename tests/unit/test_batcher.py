@@ -145,3 +145,43 @@ async def test_queue_bound_and_closing_refuse_new_work() -> None:
         await subject.submit(rows(0, 1))
     assert len((await waiting).outputs) == 6  # queued work still finishes on close
     await closing
+
+
+class ThreadRecorder:
+    """Notes which thread ran each batch; sleeps ``delay`` seconds per batch."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.threads: list[int] = []
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        self.threads.append(threading.get_ident())
+        return inputs.astype(np.float32)
+
+
+async def sequential_batches(runner: ThreadRecorder, inline_seconds: float) -> list[bool]:
+    """Five one-row calls one after another; for each, whether it ran on the loop's thread."""
+    settings = BatcherSettings(8, 0.0, 64, inline_seconds=inline_seconds)
+    subject = DynamicBatcher(runner, settings, ServerMetrics.create(), ("test", "1"))
+    subject.start()
+    for start in range(5):
+        await subject.submit(rows(start, 1))
+    await subject.close()
+    loop_thread = threading.get_ident()
+    return [thread == loop_thread for thread in runner.threads]
+
+
+async def test_a_fast_batch_runs_on_the_loops_thread_once_its_speed_is_known() -> None:
+    assert await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.002) == [
+        False,  # the first batch: its speed is not known yet
+        True,
+        True,
+        True,
+        True,
+    ]
+
+
+async def test_a_slow_batch_and_a_zero_budget_always_use_the_inference_thread() -> None:
+    assert not any(await sequential_batches(ThreadRecorder(0.01), inline_seconds=0.002))
+    assert not any(await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.0))
