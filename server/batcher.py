@@ -33,6 +33,8 @@ from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
 
 FloatArray = npt.NDArray[np.float32]
+ARRIVAL_PASSES = 16  # loop passes an inline batch yields at most for calls still arriving
+ARRIVAL_WAIT = 0.0001  # seconds the loop sleeps after an inline batch, for gRPC's poller thread
 
 
 @dataclass(frozen=True)
@@ -260,19 +262,39 @@ class DynamicBatcher:
         """Whether this batch computes on the event loop's own thread.
 
         Handing a batch to the inference thread and its result back costs a thread wake-up, a
-        wake of the loop and the GIL crossing twice. For a batch that computes in well under a
-        millisecond (a feature model's few rows) that was most of the batch (README, "Worker
-        processes"). The loop is held for at most about ``inline_seconds``: a batch goes
+        wake of the loop and the GIL crossing twice, which for a batch that computes in well
+        under a millisecond (a feature model's few rows) is most of the batch. Off by default
+        (``GENRE_INLINE_BATCH_MS``=0) until a quiet benchmark shows it pays once arrivals are
+        waited for (docs/benchmarks.md). The loop is held for at most about ``inline_seconds``: a batch goes
         inline only while recent batches took less, and only if it holds no more than twice
-        their rows. A sudden large request, a version's first batch, the audio ensemble's
-        passes and 256-row batches go to the thread, so health and other calls never wait on a
-        long pass."""
+        their rows, and only while callers come together (the batcher expects company): a lone
+        caller, a sudden large request, a version's first batch, the audio ensemble's passes
+        and 256-row batches go to the thread, so health and other calls never wait on a long
+        pass, and a burst is seen arriving before its first batch is taken."""
         expected = self._batch_seconds
         return (
-            expected is not None
+            self._expected_requests > 1  # callers come together: a lone one keeps the thread,
+            # and so does a burst after a quiet spell, until the loop has seen it arrive
+            and expected is not None
             and expected < self._settings.inline_seconds
             and rows <= 2 * self._batch_rows
         )
+
+    async def _let_arrivals_queue(self) -> None:
+        """After an inline batch: lets the calls that arrived while it held the loop reach the
+        queue, so they are counted as company (the recent peak) and batched together, as they
+        are while a pass runs on the thread. gRPC's poller thread hands arrivals to the loop
+        and needs the GIL to do it, so the loop first sleeps for ``ARRIVAL_WAIT`` (its select
+        lets go of the GIL), then yields until a pass brings no new call (at most
+        ``ARRIVAL_PASSES``)."""
+        await asyncio.sleep(ARRIVAL_WAIT)
+        quiet = 0
+        for _ in range(ARRIVAL_PASSES):
+            queued = len(self._queue)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._queue) == queued else 0
+            if quiet == 2:
+                return
 
     def _timed_run(self, inputs: FloatArray) -> tuple[FloatArray, float]:
         """The runner's outputs and how long it computed, without any hand-off between threads
@@ -321,6 +343,7 @@ class DynamicBatcher:
         try:
             if self._runs_inline(rows):
                 outputs, computing = self._timed_run(inputs)
+                await self._let_arrivals_queue()
             else:
                 outputs, computing = await asyncio.get_running_loop().run_in_executor(
                     self._executor, self._timed_run, inputs

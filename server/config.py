@@ -68,7 +68,7 @@ class ServerConfig:
         default=8192, metadata={"help": "rows waiting per model before RESOURCE_EXHAUSTED"}
     )
     inline_batch_ms: float = field(
-        default=2.0,
+        default=0.0,
         metadata={
             "help": "a batch expected to compute faster than this runs on the event loop's "
             "own thread instead of the inference thread (0: always the thread)"
