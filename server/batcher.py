@@ -183,7 +183,10 @@ class DynamicBatcher:
         """
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self.enqueue(inputs, deadline, future=future)
-        return await future
+        try:
+            return await future
+        finally:  # outstanding until the caller has its answer in hand (see _settled)
+            self._outstanding -= 1
 
     def enqueue(
         self,
@@ -258,6 +261,14 @@ class DynamicBatcher:
             async with asyncio.timeout(remaining):
                 await self._batch_full.wait()
 
+    def _settled(self, pending: _Pending) -> None:
+        """A request counts as outstanding (company for the batches to come) until its caller
+        holds the answer: a delivery callback has it once called; an awaiting caller once its
+        task has resumed, in ``submit``, a loop pass or more later, so calls that arrive
+        meanwhile still see it."""
+        if pending.deliver is not None:
+            self._outstanding -= 1
+
     def _runs_inline(self, rows: int) -> bool:
         """Whether this batch computes on the event loop's own thread.
 
@@ -265,12 +276,12 @@ class DynamicBatcher:
         wake of the loop and the GIL crossing twice, which for a batch that computes in well
         under a millisecond (a feature model's few rows) is most of the batch. Off by default
         (``GENRE_INLINE_BATCH_MS``=0) until a quiet benchmark shows it pays once arrivals are
-        waited for (docs/benchmarks.md). The loop is held for at most about ``inline_seconds``: a batch goes
-        inline only while recent batches took less, and only if it holds no more than twice
-        their rows, and only while callers come together (the batcher expects company): a lone
-        caller, a sudden large request, a version's first batch, the audio ensemble's passes
-        and 256-row batches go to the thread, so health and other calls never wait on a long
-        pass, and a burst is seen arriving before its first batch is taken."""
+        waited for (docs/benchmarks.md). The loop is held for at most about ``inline_seconds``:
+        a batch goes inline only while recent batches took less, only if it holds no more than
+        twice their rows, and only while callers come together (the batcher expects company).
+        A lone caller, a sudden large request, a version's first batch, the audio ensemble's
+        passes and 256-row batches go to the thread, so health and other calls never wait on a
+        long pass, and a burst is seen arriving before its first batch is taken."""
         expected = self._batch_seconds
         return (
             self._expected_requests > 1  # callers come together: a lone one keeps the thread,
@@ -321,12 +332,11 @@ class DynamicBatcher:
                 break
             self._queue.popleft()
             self._queued_rows -= pending.rows
-            if pending.abandoned:
-                self._outstanding -= 1
+            if pending.abandoned:  # its caller's submit() counted it out when cancelled
                 continue
             if pending.deadline is not None and pending.deadline <= now:
                 pending.resolve(DeadlineExpired("the deadline passed while the request was queued"))
-                self._outstanding -= 1
+                self._settled(pending)
                 continue
             batch.append(pending)
             rows += pending.rows
@@ -353,12 +363,12 @@ class DynamicBatcher:
         except Exception as error:  # every caller of the batch learns of the failure
             for pending in batch:
                 pending.resolve(error)
+                self._settled(pending)
             return
         finally:
             self._compute_time.observe(time.monotonic() - started)
             if computing:
                 self._learn(computing, rows)
-            self._outstanding -= len(batch)  # each is answered below, one way or the other
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)
         self._batch_executions.inc()
@@ -369,3 +379,4 @@ class DynamicBatcher:
             pending.resolve(
                 BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
             )
+            self._settled(pending)

@@ -160,28 +160,33 @@ class ThreadRecorder:
         return inputs.astype(np.float32)
 
 
-async def sequential_batches(runner: ThreadRecorder, inline_seconds: float) -> list[bool]:
-    """Five one-row calls one after another; for each, whether it ran on the loop's thread."""
-    settings = BatcherSettings(8, 0.0, 64, inline_seconds=inline_seconds)
+async def bursts(runner: ThreadRecorder, inline_seconds: float) -> list[bool]:
+    """Five bursts of four concurrent one-row calls; for each batch, whether it ran on the
+    loop's thread."""
+    settings = BatcherSettings(8, 0.05, 64, inline_seconds=inline_seconds)
     subject = DynamicBatcher(runner, settings, ServerMetrics.create(), ("test", "1"))
     subject.start()
-    for start in range(5):
-        await subject.submit(rows(start, 1))
+    for burst in range(5):
+        await asyncio.gather(*(subject.submit(rows(4 * burst + i, 1)) for i in range(4)))
     await subject.close()
     loop_thread = threading.get_ident()
     return [thread == loop_thread for thread in runner.threads]
 
 
-async def test_a_fast_batch_runs_on_the_loops_thread_once_its_speed_is_known() -> None:
-    assert await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.002) == [
-        False,  # the first batch: its speed is not known yet
-        True,
-        True,
-        True,
-        True,
-    ]
+async def test_a_fast_batch_of_callers_together_runs_on_the_loops_thread() -> None:
+    ran_inline = await bursts(ThreadRecorder(0.0), inline_seconds=0.002)
+    assert not ran_inline[0]  # the first batch: its speed is not known yet
+    assert ran_inline[-1]  # once known, and callers come together: on the loop's thread
 
 
-async def test_a_slow_batch_and_a_zero_budget_always_use_the_inference_thread() -> None:
-    assert not any(await sequential_batches(ThreadRecorder(0.01), inline_seconds=0.002))
-    assert not any(await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.0))
+async def test_a_lone_caller_a_slow_batch_and_a_zero_budget_use_the_inference_thread() -> None:
+    settings = BatcherSettings(8, 0.0, 64, inline_seconds=0.002)
+    runner = ThreadRecorder(0.0)
+    alone = DynamicBatcher(runner, settings, ServerMetrics.create(), ("test", "1"))
+    alone.start()
+    for start in range(5):
+        await alone.submit(rows(start, 1))
+    await alone.close()
+    assert threading.get_ident() not in runner.threads
+    assert not any(await bursts(ThreadRecorder(0.01), inline_seconds=0.002))
+    assert not any(await bursts(ThreadRecorder(0.0), inline_seconds=0.0))
