@@ -19,14 +19,17 @@ made from a version with a detector states its own instead."""
 
 def protocol(config: AbstentionRunConfig, valid_tracks: int) -> str:
     codecs = ", ".join(codec.label for codec in config.codecs)
+    music = ", ".join(codec.label for codec in config.music_codecs)
     return (
         f"{PROTOCOL_MARK} the detector fitted on train-list music and non-music made in the "
         f"{len(VOICES['train'])} train voices (espeak-ng and flite), each clip clean and as "
-        f"{config.lossy_copies} copies through a random codec (MP3, AAC, Opus or Vorbis at "
-        "24-160 kbit/s); min_probability chosen, and every abstention_* figure measured, on "
-        f"the valid list's {valid_tracks} tracks (genre probabilities from members that never "
-        "saw it) and on non-music of valid voices and seeds the detector never heard, clean "
-        f"and after each of: {codecs}; *_worst_codec is the worst of them."
+        f"{config.lossy_copies} copies (each track as {config.music_lossy_copies}) through a "
+        "random codec (MP3, AAC, Opus or Vorbis at 24-160 kbit/s); min_probability chosen, "
+        f"and every abstention_* figure measured, on the valid list's {valid_tracks} tracks "
+        "(genre probabilities from members that never saw it) and on non-music of valid "
+        "voices and seeds the detector never heard: uncoded at the served hop, and after "
+        f"each of {codecs} (music: {music}) with windows {config.coded_hop_seconds:g} s "
+        "apart; *_worst_codec is the worst of them."
     )
 
 
@@ -82,8 +85,8 @@ def build_manifest(
             "music_threshold": policy.music_threshold,
             "chosen_for": f"at most {config.refusal_budget:.0%} of valid music windows and "
             "tracks refused for any reason (silence at the server's default "
-            f"{config.silence_dbfs:g} dBFS, not music, uncertain), uncoded and in every codec "
-            "of the study",
+            f"{config.silence_dbfs:g} dBFS, not music, uncertain), uncoded and in each of "
+            + ", ".join(codec.label for codec in config.music_codecs),
         },
     }
     command = (
