@@ -15,7 +15,7 @@ from tests.conftest import REPOSITORY_ROOT
 from training.abstention.codecs import Codec
 from training.abstention.config import AbstentionRunConfig
 from training.abstention.pipeline import run_abstention
-from training.abstention.voices import espeak_available
+from training.abstention.voices import VOICES, missing_synthesizers
 
 BASE = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "3"
 # Any CNN-LSTM version can stand in for the train-only member here: speed, not honesty, is tested.
@@ -24,8 +24,9 @@ SELECTION = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "2"
 
 @pytest.mark.timeout(300)  # codec round trips and the ensemble over every clip, on one thread
 def test_publishes_a_version_that_abstains(tiny_data: Path, tmp_path: Path) -> None:
-    if not espeak_available():
-        pytest.skip("espeak-ng is not installed; it makes the speech the detector learns from")
+    missing = missing_synthesizers(tuple(voice for voices in VOICES.values() for voice in voices))
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed; they make the speech it learns from")
     config = AbstentionRunConfig(
         data=tiny_data,
         base=BASE,
