@@ -1,7 +1,7 @@
 """genre-serve's Python client: sync and asyncio clients, no torch.
 
-Another service installs the base package and gets only grpcio, protobuf and numpy (soundfile is
-needed only to decode audio files, and is imported only then)::
+Another service installs the base package and gets only grpcio, protobuf and numpy (PyAV, the
+``client`` extra, is needed only to decode audio files, and is imported only then)::
 
     from client import GenreClient
 

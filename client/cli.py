@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     stream = commands.add_parser("stream", help="stream audio and print rolling predictions")
-    stream.add_argument("input", help="an audio file (decoded with soundfile) or - for raw PCM")
+    stream.add_argument(
+        "input", help="an audio file (any format FFmpeg decodes, via PyAV) or - for raw PCM"
+    )
     stream.add_argument("--model", required=True)
     stream.add_argument("--version", default="")
     stream.add_argument(
@@ -235,14 +237,17 @@ def _stream_source(args: argparse.Namespace) -> tuple[StreamSettings, Iterable[b
         )
         size = _chunk_bytes(settings, args.chunk_ms)
         return settings, read_chunks(sys.stdin.buffer, size)
-    from client.audio import decode_file
+    from client.audio import AudioDecodeError, decode_file
 
     if args.rate or args.encoding or args.channels:
         print(
             "note: --rate/--encoding/--channels apply to stdin; the file's own are used",
             file=sys.stderr,
         )
-    audio = decode_file(args.input)
+    try:
+        audio = decode_file(args.input)
+    except AudioDecodeError as error:
+        raise UsageError(f"cannot decode {args.input}: {error}") from error
     settings = StreamSettings(
         model=args.model,
         sample_rate=audio.sample_rate,

@@ -1,9 +1,10 @@
 """Streams one audio file through ``ClassifyAudioStream`` and turns the outcome into its
 ``report.csv`` row, for ``genre-client organize``.
 
-The file is decoded block by block while it streams (``soundfile.SoundFile.blocks``), so memory
-stays at a chunk per file in flight however long the tracks are, and a file that turns out to be
-corrupt halfway fails at that point with libsndfile's reason. Faults are sorted by whose they
+The file is decoded block by block while it streams (``client.audio.AudioFile``: FFmpeg's
+decoders through PyAV), so memory stays at a chunk per file in flight however long the tracks
+are, and a file that turns out to be damaged halfway fails at that point with the decoder's
+reason. Faults are sorted by whose they
 are: the file's (it cannot be decoded; the server refused its audio as INVALID_ARGUMENT) are
 recorded with its size and mtime and not tried again until it changes; the server's (overloaded,
 deadline, internal) are recorded without them, so the next run tries again; and a server that
@@ -17,20 +18,17 @@ import threading
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import grpc
 import numpy as np
 
-from client.audio import MAX_CHANNELS
+from client.audio import AudioDecodeError, AudioFile
 from client.errors import GenreClientError
 from client.flow import AnswerGate, Interrupted, Throttle
 from client.library import ReportRow
 from client.requests import Encoding
 from client.results import ModelInfo, StreamUpdate
-
-if TYPE_CHECKING:
-    import soundfile
 
 OVERLOADED = grpc.StatusCode.RESOURCE_EXHAUSTED
 """Worth patient retries in the same run (unlike the client's own streams, a file can be
@@ -103,20 +101,6 @@ class StreamPlan:
             raise ValueError(f"lead_seconds must be > 0, got {self.lead_seconds}")
 
 
-def track_title(handle: soundfile.SoundFile, path: Path) -> str:
-    """``Artist - Title`` from the file's tags where libsndfile reads them (Vorbis comments,
-    FLAC, WAV INFO), else the file name without its extension."""
-    try:
-        tags = handle.copy_metadata()
-    except RuntimeError:
-        tags = {}
-    title = " ".join(str(tags.get("title", "")).split())
-    artist = " ".join(str(tags.get("artist", "")).split())
-    if title and artist:
-        return f"{artist} - {title}"
-    return title or path.stem
-
-
 def _pcm_blocks(
     path: Path, frames: int, decimate: int, gate: AnswerGate, stop: threading.Event
 ) -> Iterator[bytes]:
@@ -124,20 +108,16 @@ def _pcm_blocks(
     than two channels mixed to mono; every ``decimate`` frames averaged into one.
 
     The generator opens and closes its own handle: gRPC reads it on its own thread, which can
-    still be reading after the call has ended (a refused stream), and a libsndfile handle
-    closed under a reader crashes the process.
+    still be reading after the call has ended (a refused stream), and a decoder closed under a
+    reader would fail it.
     """
-    import soundfile
-
-    with soundfile.SoundFile(str(path)) as handle:
+    with AudioFile(path) as handle:
         sent = 0
-        for block in handle.blocks(blocksize=frames, dtype="float32", always_2d=True):
+        for block in handle.blocks(frames):
             sent += len(block)
-            gate.wait_to_send(sent / handle.samplerate)
+            gate.wait_to_send(sent / handle.sample_rate)
             if stop.is_set():
                 raise Interrupted
-            if block.shape[1] > MAX_CHANNELS:
-                block = block.mean(axis=1, keepdims=True, dtype=np.float32)
             if decimate > 1:
                 whole = len(block) - len(block) % decimate
                 block = block[:whole].reshape(-1, decimate, block.shape[1]).mean(axis=1)
@@ -157,13 +137,11 @@ def _final_update(
     client: AudioClassifier, path: Path, plan: StreamPlan, stop: threading.Event
 ) -> tuple[StreamUpdate, str]:
     """Streams ``path`` once; its final update and title. Decoding errors propagate as
-    ``RuntimeError``/``OSError`` (soundfile's), call failures as ``GenreClientError``."""
-    import soundfile
-
-    with soundfile.SoundFile(str(path)) as handle:
-        title = track_title(handle, path)
-        file_rate = handle.samplerate
-        channels = 1 if handle.channels > MAX_CHANNELS else handle.channels
+    :class:`AudioDecodeError`, call failures as ``GenreClientError``."""
+    with AudioFile(path) as handle:
+        title = handle.title()
+        file_rate = handle.sample_rate
+        channels = handle.channels
     sample_rate, factor = stream_rate(file_rate)
     gate = AnswerGate(plan.lead_seconds, stop)
     frames = max(1, round(plan.chunk_seconds * sample_rate)) * factor
@@ -218,7 +196,7 @@ def classify_file(
             final, title = _final_update(client, path, plan, stop)
         except Interrupted:
             return None
-        except (RuntimeError, OSError) as error:
+        except AudioDecodeError as error:
             return replace(stamped, error=f"cannot decode: {error}")
         except GenreClientError as error:
             failure = error

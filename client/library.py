@@ -34,46 +34,25 @@ REPORT_COLUMNS = (
 mtime when classified, its title (``#EXTINF``) and, for a file that failed, why."""
 TEXT_COLUMNS = ("path", "genre", "abstention", "model", "version", "title", "error")
 
-SOUNDFILE_EXTENSIONS: Mapping[str, tuple[str, ...]] = {
-    "WAV": (".wav", ".wave"),
-    "WAVEX": (".wav",),
-    "RF64": (".rf64",),
-    "W64": (".w64",),
-    "FLAC": (".flac",),
-    "OGG": (".ogg", ".oga", ".opus"),
-    "MP3": (".mp3",),
-    "AIFF": (".aif", ".aiff", ".aifc"),
-    "AU": (".au", ".snd"),
-    "CAF": (".caf",),
-    "SD2": (".sd2",),
-    "VOC": (".voc",),
-    "AVR": (".avr",),
-    "PAF": (".paf",),
-    "SVX": (".iff", ".svx"),
-    "IRCAM": (".sf",),
-    "NIST": (".nist", ".sph"),
-    "XI": (".xi",),
-    "MPC2K": (".mpc2k",),
-    "WVE": (".wve",),
-    "PVF": (".pvf",),
-    "SDS": (".sds",),
-    "HTK": (".htk",),
-}
-"""File extensions of each libsndfile major format. RAW (headerless: it needs the rate and
-encoding from elsewhere) and MAT4/MAT5 (``.mat`` files are Matlab data far more often than
-audio) are deliberately absent; only formats the installed libsndfile reports are searched."""
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".mp3", ".m4a", ".aac", ".opus", ".ogg", ".oga", ".spx", ".webm", ".mka", ".wma",
+        ".flac", ".wav", ".wave", ".rf64", ".w64", ".aif", ".aiff", ".aifc", ".au", ".snd",
+        ".caf", ".wv", ".ape", ".mpc", ".tta", ".ac3", ".dsf", ".voc",
+    }
+)  # fmt: skip
+"""Extensions of audio files FFmpeg (the PyAV wheel) decodes: MP3; AAC and ALAC in MP4 (.m4a)
+or raw (.aac); Opus, Vorbis and Speex in Ogg; WebM and Matroska audio; WMA; FLAC; WAV, RF64 and
+W64; AIFF; AU; CAF; WavPack; Monkey's Audio; Musepack; TTA; AC-3; DSD; VOC. Video containers
+(.mp4, .mkv) are deliberately absent: a library's .mp4 is far more often a film than a song."""
 
 UNSUPPORTED_AUDIO = {
-    ".m4a": "AAC/ALAC in MP4",
-    ".mp4": "MP4",
-    ".aac": "AAC",
-    ".alac": "ALAC",
-    ".wma": "Windows Media Audio",
-    ".ape": "Monkey's Audio",
-    ".wv": "WavPack",
+    ".m4p": "AAC under Apple's FairPlay DRM",
+    ".mid": "MIDI: notes for a synthesizer, not audio",
+    ".midi": "MIDI: notes for a synthesizer, not audio",
 }
-"""Audio a music library often holds that libsndfile cannot decode: reported as failed, with a
-reason, rather than silently left out of every playlist."""
+"""Files a music library holds that no decoder here can turn into sound: reported as failed,
+with a reason, rather than silently left out of every playlist."""
 
 
 class OrganizeError(ValueError):
@@ -199,24 +178,11 @@ class Library:
     unsupported: tuple[Path, ...]
 
 
-def audio_extensions() -> frozenset[str]:
-    """Extensions of the formats the installed libsndfile reads (soundfile imported here, not
-    at module import, as ``client.audio`` does)."""
-    import soundfile
-
-    available = soundfile.available_formats()
-    return frozenset(
-        extension
-        for name, extensions in SOUNDFILE_EXTENSIONS.items()
-        if name in available
-        for extension in extensions
-    )
-
-
-def find_library(root: Path, extensions: frozenset[str], skip: Sequence[Path] = ()) -> Library:
+def find_library(
+    root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, skip: Sequence[Path] = ()
+) -> Library:
     """Audio files under ``root`` (recursively; hidden files and folders and the ``skip``
-    folders, e.g. the output folder, left out), and files of audio formats libsndfile cannot
-    read."""
+    folders, e.g. the output folder, left out), and files of formats nothing here decodes."""
     if not root.is_dir():
         raise OrganizeError(f"{root}: not a directory")
     skipped = {folder.resolve() for folder in skip}
@@ -242,4 +208,4 @@ def find_library(root: Path, extensions: frozenset[str], skip: Sequence[Path] = 
 
 def unsupported_reason(path: Path) -> str:
     kind = UNSUPPORTED_AUDIO.get(path.suffix.lower(), path.suffix)
-    return f"libsndfile cannot decode {path.suffix} ({kind}); convert it to FLAC, OGG or MP3"
+    return f"cannot decode {path.suffix} ({kind})"

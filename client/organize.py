@@ -25,7 +25,6 @@ from client.library import (
     REPORT_NAME,
     OrganizeError,
     ReportRow,
-    audio_extensions,
     find_library,
     read_report,
     report_text,
@@ -72,7 +71,7 @@ class OrganizeOptions:
 @dataclass(frozen=True)
 class Plan:
     """What a run will do: files to classify, rows kept from the last run (current), and rows
-    for files that cannot be classified at all (formats libsndfile cannot read)."""
+    for files that cannot be classified at all (formats nothing here decodes)."""
 
     todo: tuple[Path, ...]
     kept: tuple[ReportRow, ...]
@@ -84,7 +83,7 @@ def plan_run(options: OrganizeOptions) -> Plan:
     """Compares the library with the last report. Rows of files no longer under ``INPUT_DIR``
     are dropped, so the playlists never point at files that are gone."""
     out_dir = options.out_dir
-    library = find_library(options.input_dir, audio_extensions(), skip=[out_dir])
+    library = find_library(options.input_dir, skip=[out_dir])
     previous = [] if options.force else read_report(out_dir / REPORT_NAME)
     by_path = {row.path: row for row in previous}
     todo: list[Path] = []

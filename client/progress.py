@@ -1,9 +1,9 @@
 """A one-line progress bar on stderr: done/total, files per second and an ETA.
 
 Written here rather than taken from tqdm because the client is what other services install
-(grpcio, protobuf, numpy, soundfile) and tqdm is only in the training extra; a bar this small is
-not worth a dependency. It draws only on a terminal, at most ten times a second, so logs and
-pipes get no carriage-return noise.
+(grpcio, protobuf, numpy; PyAV for files) and tqdm is only in the training extra; a bar this
+small is not worth a dependency. It draws only on a terminal, at most ten times a second, so
+logs and pipes get no carriage-return noise.
 """
 
 from __future__ import annotations

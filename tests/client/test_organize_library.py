@@ -10,10 +10,10 @@ import pytest
 import soundfile
 
 from client.library import (
+    AUDIO_EXTENSIONS,
     REPORT_COLUMNS,
     OrganizeError,
     ReportRow,
-    audio_extensions,
     find_library,
     read_report,
     report_text,
@@ -27,11 +27,12 @@ def write_tone(path: Path, seconds: float = 0.2, sample_rate: int = 8000, **kwar
     return path
 
 
-def test_extensions_cover_the_common_formats_soundfile_reads() -> None:
-    extensions = audio_extensions()
-    assert {".wav", ".flac", ".ogg", ".mp3", ".aiff"} <= extensions
-    assert ".mat" not in extensions  # Matlab data far more often than audio
-    assert ".raw" not in extensions  # headerless: nothing says its rate
+def test_extensions_cover_what_a_music_library_holds() -> None:
+    common = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".m4a", ".opus", ".webm", ".wma"}
+    assert common <= AUDIO_EXTENSIONS
+    assert ".mat" not in AUDIO_EXTENSIONS  # Matlab data far more often than audio
+    assert ".raw" not in AUDIO_EXTENSIONS  # headerless: nothing says its rate
+    assert ".mp4" not in AUDIO_EXTENSIONS  # a film far more often than a song
 
 
 def test_find_library_walks_recursively_and_skips_hidden_and_output(tmp_path: Path) -> None:
@@ -46,15 +47,17 @@ def test_find_library_walks_recursively_and_skips_hidden_and_output(tmp_path: Pa
     write_tone(library / "playlists" / "e.wav")  # the output folder, inside the library
     (library / "cover.jpg").write_bytes(b"\xff\xd8")
     (library / "notes.txt").write_text("x")
-    (library / "Album" / "f.m4a").write_bytes(b"\x00")
-    result = find_library(library, audio_extensions(), skip=[library / "playlists"])
+    (library / "Album" / "f.m4a").write_bytes(b"\x00")  # found; decoding will say it is broken
+    (library / "Album" / "g.m4p").write_bytes(b"\x00")  # DRM: listed as undecodable
+    found.append(library / "Album" / "f.m4a")
+    result = find_library(library, skip=[library / "playlists"])
     assert result.audio == tuple(sorted(path.resolve() for path in found))
-    assert result.unsupported == ((library / "Album" / "f.m4a").resolve(),)
+    assert result.unsupported == ((library / "Album" / "g.m4p").resolve(),)
 
 
 def test_find_library_refuses_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(OrganizeError, match="absent: not a directory"):
-        find_library(tmp_path / "absent", audio_extensions())
+        find_library(tmp_path / "absent")
 
 
 def test_report_round_trips_and_sorts_by_path(tmp_path: Path) -> None:

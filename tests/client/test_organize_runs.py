@@ -175,7 +175,7 @@ def library(tmp_path: Path) -> Path:
     write_level(root / "rock.wav", 0.4, seconds=2.5)
     write_level(root / "quiet.wav", 0.0)
     (root / "corrupt.ogg").write_bytes(b"OggS" + bytes(range(256)) * 4)
-    (root / "tune.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    (root / "tune.m4p").write_bytes(b"\x00\x00\x00\x18ftypM4P ")  # FairPlay DRM
     return root
 
 
@@ -208,7 +208,7 @@ def test_every_file_is_placed_once_by_its_answer(library: Path, tmp_path: Path) 
     assert fake.streamed == Counter({0.1: 1, 0.2: 1, 0.3: 1, 0.4: 1, 0.0: 1})
     report = {Path(r.path).name: r for r in read_report(out / "report.csv")}
     assert report["corrupt.ogg"].error.startswith("cannot decode: ")
-    assert report["tune.m4a"].error.startswith("libsndfile cannot decode .m4a")
+    assert report["tune.m4p"].error.startswith("cannot decode .m4p (AAC under Apple")
     assert (report["rock.wav"].genre, report["rock.wav"].probability) == ("rock", 0.8)
     assert report["rock.wav"].seconds == 2.5
     assert report["quiet.wav"].abstention == "silence"
@@ -340,7 +340,7 @@ def test_dry_run_contacts_no_server_and_writes_nothing(
     assert main([*args, "--dry-run", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert len(printed["classify"]) == 6
-    assert list(printed["cannot_decode"]) == [str((library / "tune.m4a").resolve())]
+    assert list(printed["cannot_decode"]) == [str((library / "tune.m4p").resolve())]
     assert not out.exists()
     assert main([*args, "--dry-run"]) == 0
     assert "would classify 6 file(s):" in capsys.readouterr().out

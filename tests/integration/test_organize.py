@@ -1,6 +1,7 @@
 """``genre-client organize`` and ``organize-spotify`` against a real server serving the bundled
-models, on real shared data: GTZAN audio copied into a library folder (plus a corrupt file), and
-a Spotify export written in the common export format from rows of ``spotify_11class``."""
+models, on real shared data: GTZAN audio copied into a library folder (plus a corrupt file), the
+same music written in every format a library holds (plus a damaged MP3), and a Spotify export
+written in the common export format from rows of ``spotify_11class``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.server_process import ServerProcess
@@ -20,6 +22,7 @@ from client.cli import main
 from client.library import read_report
 from client.pacing import split_bytes
 from client.playlists import file_stem
+from tests.support.encoded_audio import FORMATS, damaged_mp3, write_encoded
 from tests.support.harness import start_server_process
 
 pytestmark = pytest.mark.shared_data
@@ -213,3 +216,44 @@ def test_a_spotify_export_of_shared_rows_is_sorted_as_the_model_answers_them(
         assert row["genre"] == scores[0][0]
         assert float(row["probability"]) == pytest.approx(scores[0][1], abs=1e-4)
     assert report["spotify:local:::Local+Song:200"]["error"].startswith("no audio features")
+
+
+def test_a_library_of_every_format_is_sorted_and_a_damaged_file_reported(
+    served: ServerProcess, data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """One file of each format a library holds (MP3, AAC and ALAC in .m4a, Opus in Ogg and
+    WebM, WMA, Vorbis, FLAC, WAV, AIFF), made here from one real track, and a damaged MP3."""
+    song = decode_file(data_dir / "gtzan" / "audio" / "classical" / "classical.00001.ogg")
+    samples = np.frombuffer(song.pcm, "<f4")[: 9 * song.sample_rate].copy()
+    library = tmp_path / "formats"
+    for fmt in FORMATS:
+        write_encoded(library / f"{fmt.name}{fmt.suffix}", samples, song.sample_rate, fmt)
+    damaged_mp3(library / "damaged.mp3", samples, song.sample_rate)
+    out = tmp_path / "lists"
+    args = ["organize", "--model", AUDIO_MODEL, str(library), "--out", str(out)]
+    code = main(["--target", served.target, *args, "--hop-seconds", HOP_SECONDS, "--json",
+                 "--no-progress"])  # fmt: skip
+    captured = capfd.readouterr()  # file descriptors: FFmpeg would write to 2 directly
+    assert code == 0
+    assert captured.err == ""
+    summary = json.loads(captured.out)
+    assert (summary["classified"], summary["failed"]) == (len(FORMATS) + 1, 1)
+
+    report = {Path(row.path).name: row for row in read_report(out / "report.csv")}
+    damaged = report.pop("damaged.mp3")
+    assert damaged.error.startswith("cannot decode: mp3")
+    assert "Invalid data found when processing input" in damaged.error
+    assert sorted(report) == sorted(f"{fmt.name}{fmt.suffix}" for fmt in FORMATS)
+    for name, row in report.items():
+        assert not row.error, (name, row.error)
+        assert row.seconds == pytest.approx(9.0, abs=0.1), name
+        assert row.abstention in ("answered", "uncertain"), name
+    lossless = [report[f"{fmt.name}{fmt.suffix}"] for fmt in FORMATS if not fmt.bit_rate]
+    assert len({row.genre for row in lossless}) == 1  # the same samples: the same answer
+    placed = [
+        Path(line).name
+        for playlist in out.glob("*.m3u8")
+        for line in playlist.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#")
+    ]
+    assert sorted(placed) == sorted(report)  # every format in one playlist; the damaged in none

@@ -59,6 +59,12 @@ TOOLS = (
         "apt-get install espeak-ng",
     ),
     Tool(
+        "flite",
+        "tests/integration/test_abstention.py and tests/training/test_abstention_*.py "
+        "(speech of a second synthesizer, the female voice among it)",
+        "apt-get install flite",
+    ),
+    Tool(
         "chromium",
         "tests/browser (the web page in headless Chromium)",
         "apt-get install chromium chromium-driver",

@@ -12,36 +12,21 @@ import torch
 from modelcore.checkpoint import load_checkpoint
 from server.runner import AudioRunner, split_outputs
 from tests.conftest import REPOSITORY_ROOT
+from training.abstention.codecs import Codec
 from training.abstention.config import AbstentionRunConfig
 from training.abstention.pipeline import run_abstention
-from training.abstention.sounds import espeak_available
+from training.abstention.voices import VOICES, missing_synthesizers
 
 BASE = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "3"
 # Any CNN-LSTM version can stand in for the train-only member here: speed, not honesty, is tested.
 SELECTION = REPOSITORY_ROOT / "models" / "gtzan-cnn-lstm" / "2"
-TRACKS = {
-    "train": ("classical/classical.00030", "jazz/jazz.00000", "rock/rock.00000"),
-    "valid": ("classical/classical.00001", "jazz/jazz.00002", "rock/rock.00001"),
-}
 
 
-@pytest.fixture
-def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "data" / "gtzan"
-    for part, tracks in TRACKS.items():
-        for track in tracks:
-            target = root / "audio" / f"{track}.ogg"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(data_dir / "gtzan" / "audio" / f"{track}.ogg")
-        (root / "splits").mkdir(exist_ok=True)
-        lines = "".join(f"{track}.wav\n" for track in tracks)
-        (root / "splits" / f"{part}_filtered.txt").write_text(lines)
-    return root.parent
-
-
+@pytest.mark.timeout(300)  # codec round trips and the ensemble over every clip, on one thread
 def test_publishes_a_version_that_abstains(tiny_data: Path, tmp_path: Path) -> None:
-    if not espeak_available():
-        pytest.skip("espeak-ng is not installed; it makes the speech the detector learns from")
+    missing = missing_synthesizers(tuple(voice for voices in VOICES.values() for voice in voices))
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed; they make the speech it learns from")
     config = AbstentionRunConfig(
         data=tiny_data,
         base=BASE,
@@ -52,6 +37,9 @@ def test_publishes_a_version_that_abstains(tiny_data: Path, tmp_path: Path) -> N
         clip_seconds=6.0,
         clips_per_voice=1,
         clips_per_kind=1,
+        lossy_copies=1,
+        codecs=(Codec("mp3", 64000), Codec("opus", 32000)),
+        music_codecs=(Codec("mp3", 64000),),
     )
     outcome = run_abstention(config, progress=False)
     checkpoint = load_checkpoint(outcome.directory)
@@ -70,8 +58,19 @@ def test_publishes_a_version_that_abstains(tiny_data: Path, tmp_path: Path) -> N
         manifest.training["abstention"]["base_weights_sha256"]
         == load_checkpoint(BASE).manifest.weights_sha256
     )
-    for name in ("abstention.md", "abstention.json", "abstention_threshold.png", "report.md"):
+    files = ("abstention.md", "abstention.json", "abstention_threshold.png", "report.md")
+    for name in (*files, "abstention_codecs.png"):
         assert (outcome.directory / name).is_file(), name
+    # every figure per codec: non-music in each, music in the music codecs, the worst kept
+    codecs = outcome.figures["codecs"]
+    assert list(codecs) == ["uncoded", "mp3 64k", "opus 32k"]
+    assert [("music" in codecs[label]) for label in codecs] == [True, True, False]
+    assert outcome.figures["chosen"]["by_codec"].keys() == {"uncoded", "mp3 64k"}
+    worst = manifest.metrics["abstention_valid_music_windows_refused_worst_codec"]
+    assert worst == max(
+        codecs[label]["music"]["window"]["refused"] for label in ("uncoded", "mp3 64k")
+    )
+    assert "## Per codec" in (outcome.directory / "abstention.md").read_text()
 
     runner = AudioRunner(checkpoint, torch.device("cpu"))
     assert runner.detects_music

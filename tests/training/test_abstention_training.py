@@ -11,15 +11,8 @@ import torch
 from modelcore.abstention import Policy, level_dbfs
 from training.abstention.detector import fit_detector, music_probabilities
 from training.abstention.evaluation import choose_min_probability, judge, rates
-from training.abstention.sounds import (
-    SAMPLE_RATE,
-    VOICES,
-    at_level,
-    coloured_noise,
-    espeak_available,
-    non_music,
-    speech_clip,
-)
+from training.abstention.sounds import at_level, coloured_noise, non_music, speech_clip
+from training.abstention.voices import SAMPLE_RATE, VOICES, espeak_available, missing_synthesizers
 
 
 def test_no_voice_is_in_two_sets() -> None:
@@ -60,8 +53,9 @@ def test_speech_is_made_by_espeak_in_the_voice_asked() -> None:
 
 
 def test_every_kind_of_non_music_is_made() -> None:
-    if not espeak_available():
-        pytest.skip("espeak-ng is not installed; it makes the speech")
+    missing = missing_synthesizers(VOICES["valid"])
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed; they make the speech")
     clips = list(non_music("valid", seconds=3.0, per_voice=1, per_kind=1))
     assert {clip.kind for clip in clips} == {"speech", "noise", "hum", "tone", "silence"}
     assert sum(clip.kind == "speech" for clip in clips) == len(VOICES["valid"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ from modelcore.checkpoint import Checkpoint
 from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
 from modelcore.models.audio_ensemble import AudioEnsemble, detector_inputs
+from training.abstention.cache import ArrayCache, digest
 from training.audio.data import cut_windows
 
 FloatArray = npt.NDArray[np.float32]
@@ -43,11 +45,32 @@ class WindowTable:
             self.probabilities[mask], self.descriptors[mask], self.levels[mask], self.clip[mask]
         )
 
+    def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """The table as named arrays (what ``cache.ArrayCache`` stores)."""
+        return {
+            "probabilities": self.probabilities,
+            "descriptors": self.descriptors,
+            "levels": self.levels,
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]]) -> WindowTable:
+        return cls(
+            probabilities=arrays["probabilities"].astype(np.float32),
+            descriptors=arrays["descriptors"].astype(np.float32),
+            levels=arrays["levels"].astype(np.float32),
+            clip=arrays["clip"].astype(np.int64),
+        )
+
 
 class EnsembleWindows:
-    """A loaded audio-ensemble version that describes windows as its server would."""
+    """A loaded audio-ensemble version that describes windows as its server would; ``cache``
+    (a directory, or None) keeps tables between runs (``training.abstention.variants``)."""
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, device: torch.device, cache: Path | None = None
+    ) -> None:
         manifest = checkpoint.manifest
         model = build_model(manifest.architecture)
         if not isinstance(model, AudioEnsemble):
@@ -60,6 +83,21 @@ class EnsembleWindows:
         self.frontends = [build_frontend(spec, rate).to(device).eval() for spec in specs]
         self.temperature = manifest.temperature
         self.device = device
+        self.cache = ArrayCache(cache)
+        # What a table depends on besides its audio: the front-ends and the genre tensors, not
+        # the detector, so a version that changes only its detector reuses its base's tables.
+        self.fingerprint = digest(
+            [
+                repr(specs),
+                repr(self.temperature),
+                *(
+                    part
+                    for key, tensor in sorted(checkpoint.state_dict.items())
+                    if not key.startswith("detector.")
+                    for part in (key, tensor.numpy())
+                ),
+            ]
+        )
 
     def describe(self, windows: FloatArray) -> tuple[FloatArray, FloatArray]:
         """(W, window_samples) -> calibrated probabilities (W, C), descriptors (W, D)."""

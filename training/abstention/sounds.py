@@ -1,5 +1,5 @@
-"""Audio that is not music, made here: speech read by espeak-ng, noise of several colours, mains
-hum over near-silence, test tones, and near-silence itself.
+"""Audio that is not music, made here: speech read by espeak-ng and flite (``voices``), noise of
+several colours, mains hum over near-silence, test tones, and near-silence itself.
 
 A music detector is only as good as the non-music it has seen, and none of the shared data is
 speech or noise. Everything here is generated from a seed and a voice list, so the trainer, the
@@ -9,29 +9,16 @@ tests and the README's error rates all name exactly which sounds they used; the 
 
 from __future__ import annotations
 
-import io
 import math
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float32]
-SAMPLE_RATE = 22050  # espeak-ng's own rate, and the audio models' contract rate
-ESPEAK = "espeak-ng"
+from training.abstention.voices import SAMPLE_RATE, VOICES, Delivery, speak
 
-# Voice sets by split: language plus espeak-ng variant; no voice is in two sets.
-VOICES: dict[str, tuple[str, ...]] = {
-    "train": (
-        "en-us+m1", "en-us+f2", "en-gb+m3", "en-gb-x-rp+f1", "de+m2", "fr-fr+f3", "es+m4",
-        "it+f4", "nl+m1", "pt+f1", "hi+m2", "ja+f2",
-    ),
-    "valid": ("en-us+m3", "en-gb-scotland+f2", "de+f3", "fr-fr+m2", "es+f1", "pl+m1"),
-    "test": ("en-us+f4", "en-029+m2", "it+m3", "sv+f2", "ru+m4", "en-gb+f3"),
-}  # fmt: skip
+FloatArray = npt.NDArray[np.float32]
 
 SENTENCES = (
     "The central bank held interest rates steady on Tuesday, citing slower consumer spending.",
@@ -65,22 +52,6 @@ class Clip:
     samples: FloatArray
 
 
-def espeak_available() -> bool:
-    return shutil.which(ESPEAK) is not None
-
-
-def speak(text: str, voice: str, words_per_minute: int = 160, pitch: int = 50) -> FloatArray:
-    """``text`` read by espeak-ng, as float32 at ``SAMPLE_RATE``."""
-    import soundfile  # training and tests decode files; the server never does
-
-    command = [ESPEAK, "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "--stdout"]
-    result = subprocess.run([*command, text], capture_output=True, check=True, timeout=60)
-    samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
-    if rate != SAMPLE_RATE:
-        raise RuntimeError(f"{ESPEAK} wrote {rate} Hz audio, expected {SAMPLE_RATE}")
-    return np.asarray(samples, dtype=np.float32)
-
-
 def at_level(samples: FloatArray, dbfs: float) -> FloatArray:
     """``samples`` scaled to an RMS level of ``dbfs`` (full scale: 0 dBFS)."""
     rms = math.sqrt(float(np.mean(np.square(samples, dtype=np.float64)))) or 1.0
@@ -102,13 +73,13 @@ def coloured_noise(colour: str, seconds: float, rng: np.random.Generator) -> Flo
 def speech_clip(
     voice: str, seconds: float, rng: np.random.Generator, sentences: Sequence[str] = SENTENCES
 ) -> Clip:
-    """Sentences in one voice at a random rate and pitch, with pauses, over a faint room noise,
-    until ``seconds`` are filled."""
-    rate, pitch = int(rng.integers(120, 220)), int(rng.integers(25, 75))
+    """Sentences in one voice at a random speed, pitch and formant shift (``Delivery.draw``),
+    with pauses, over a faint room noise, until ``seconds`` are filled."""
+    delivery = Delivery.draw(rng)
     parts: list[FloatArray] = []
     filled = 0
     while filled < seconds * SAMPLE_RATE:
-        spoken = speak(sentences[int(rng.integers(len(sentences)))], voice, rate, pitch)
+        spoken = speak(sentences[int(rng.integers(len(sentences)))], voice, delivery)
         pause = np.zeros(int(rng.uniform(0.15, 0.6) * SAMPLE_RATE), dtype=np.float32)
         parts += [spoken, pause]
         filled += spoken.size + pause.size
@@ -116,7 +87,7 @@ def speech_clip(
     level = float(rng.uniform(-32, -14))
     room = at_level(coloured_noise("pink", seconds, rng), level - 45)
     samples = at_level(speech, level) + room[: speech.size]
-    return Clip("speech", f"{voice} {rate} wpm pitch {pitch} at {level:.0f} dBFS", samples)
+    return Clip("speech", f"{voice} {delivery.description} at {level:.0f} dBFS", samples)
 
 
 def noise_clip(colour: str, seconds: float, rng: np.random.Generator) -> Clip:
