@@ -13,6 +13,11 @@ Waiting for company only pays when company is coming. A lone closed-loop caller 
 whole delay for nothing, so the batcher waits only while fewer requests are queued than were
 outstanding together in the last second or two (``RecentPeak``): a single caller is served at
 once, eight concurrent callers are gathered into one batch.
+
+A traced call's request (``server.tracing.context``: its ``CallTrace``, from the calling task or,
+in the inference process, from the request's record) gets its queue, batch and inference spans
+once its batch is done, from the instants the batcher notes anyway; untraced work costs one
+attribute test per request.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ import numpy.typing as npt
 
 from server.config import ServerConfig
 from server.errors import DeadlineExpired, Draining, Overloaded
+from server.logs import get_logger
 from server.metrics import ServerMetrics
+from server.tracing.context import CURRENT_CALL, BatchTimes, CallTrace, QueuedCall
+
+log = get_logger("server.batcher")
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -98,6 +107,7 @@ class _Pending:
     inputs: FloatArray
     future: asyncio.Future[BatchResult]
     deadline: float | None
+    trace: CallTrace | None
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -151,11 +161,12 @@ class DynamicBatcher:
 
         ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless (the
         clock is the system's, so an instant from another process on this host means the same).
+        The calling task's traced call, if any, gets this request's spans.
         """
-        return await self.enqueue(inputs, deadline)
+        return await self.enqueue(inputs, deadline, CURRENT_CALL.get())
 
     def enqueue(
-        self, inputs: FloatArray, deadline: float | None = None
+        self, inputs: FloatArray, deadline: float | None = None, trace: CallTrace | None = None
     ) -> asyncio.Future[BatchResult]:
         """``submit`` without the wait: the future its outputs arrive in. The inference process
         (``server.inference``) queues a whole message of requests this way and answers each
@@ -172,7 +183,7 @@ class DynamicBatcher:
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExpired("the deadline passed before the request was queued")
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, future, deadline))
+        self._queue.append(_Pending(inputs, future, deadline, trace))
         self._queued_rows += rows
         self._queue_gauge.set(self._queued_rows)
         self._outstanding += 1
@@ -248,11 +259,18 @@ class DynamicBatcher:
         return batch
 
     async def _execute(self, batch: list[_Pending]) -> None:
+        formed = time.monotonic()
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
         rows = int(inputs.shape[0])
         started = time.monotonic()
+        traced: list[_Pending] | None = None
         for pending in batch:
             self._queue_time.observe(started - pending.enqueued)
+            if pending.trace is not None:
+                if traced is None:
+                    traced = []
+                traced.append(pending)
+        failure: Exception | None = None
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._run, inputs
@@ -260,13 +278,22 @@ class DynamicBatcher:
             if outputs.shape[0] != rows:
                 raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
         except Exception as error:  # every caller of the batch learns of the failure
+            failure = error
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
-            return
         finally:
-            self._compute_time.observe(time.monotonic() - started)
+            computed = time.monotonic()
+            self._compute_time.observe(computed - started)
             self._outstanding -= len(batch)  # each is answered below, one way or the other
+        if failure is None:
+            self._answer(batch, outputs, started)
+        if traced is not None:
+            times = BatchTimes(formed, started, computed, time.monotonic())
+            self._trace(traced, rows, times, failure)
+
+    def _answer(self, batch: list[_Pending], outputs: FloatArray, started: float) -> None:
+        rows = int(outputs.shape[0])
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)
         self._batch_executions.inc()
@@ -278,3 +305,13 @@ class DynamicBatcher:
                 pending.future.set_result(
                     BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
                 )
+
+    def _trace(
+        self, traced: list[_Pending], rows: int, times: BatchTimes, failure: Exception | None
+    ) -> None:
+        """The batch's spans; a failure here is logged, never the callers' (they are answered)."""
+        calls = [QueuedCall(p.trace, p.enqueued, p.rows) for p in traced if p.trace is not None]
+        try:
+            calls[0].trace.spans.record_batch(self._labels, calls, rows, times, failure)
+        except Exception:
+            log.exception("batch_spans_failed", model=self._labels[0], version=self._labels[1])

@@ -12,6 +12,7 @@ import pytest
 from server.batcher import BatcherSettings, DynamicBatcher, RecentPeak
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
+from server.tracing.context import CURRENT_CALL, BatchTimes, CallTrace, QueuedCall
 
 
 class RecordingRunner:
@@ -145,3 +146,63 @@ async def test_queue_bound_and_closing_refuse_new_work() -> None:
         await subject.submit(rows(0, 1))
     assert len((await waiting).outputs) == 6  # queued work still finishes on close
     await closing
+
+
+class RecordedBatches:
+    """What the batcher hands a tracer (``server.tracing.spans.Tracing.record_batch``), kept."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[tuple[list[QueuedCall], int, BatchTimes]] = []
+        self.fail = fail
+
+    def record_batch(
+        self,
+        labels: tuple[str, str],
+        calls: list[QueuedCall],
+        rows: int,
+        times: BatchTimes,
+        failure: BaseException | None,
+    ) -> None:
+        assert labels == ("test", "1")
+        self.batches.append((calls, rows, times))
+        if self.fail:
+            raise RuntimeError("the exporter is broken")
+
+
+async def submit_as(
+    subject: DynamicBatcher, trace: CallTrace | None, inputs: np.ndarray
+) -> np.ndarray:
+    """A submit from a task whose call is ``trace`` (as ``observe_call`` leaves it)."""
+    CURRENT_CALL.set(trace)
+    return (await subject.submit(inputs)).outputs
+
+
+async def test_traced_requests_get_their_batch_recorded_with_its_instants() -> None:
+    runner = RecordingRunner(delay=0.01)
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=0.05, max_queue_rows=256)
+    recorder = RecordedBatches()
+    first, second = CallTrace("call-1", recorder), CallTrace("call-2", recorder)
+    await prime(subject, 3)
+    assert recorder.batches == []  # untraced batches cost the tracer nothing
+    outputs = await asyncio.gather(
+        submit_as(subject, first, rows(0, 2)),
+        submit_as(subject, None, rows(2, 1)),
+        submit_as(subject, second, rows(3, 3)),
+    )
+    assert [len(part) for part in outputs] == [2, 1, 3]
+    [(calls, batch_rows, times)] = recorder.batches
+    assert [(call.trace, call.rows) for call in calls] == [(first, 2), (second, 3)]
+    assert batch_rows == 6
+    assert times.formed <= times.started <= times.computed <= times.finished
+    assert times.computed - times.started >= 0.01  # the runner's own time
+    assert all(call.enqueued <= times.formed for call in calls)
+    await subject.close()
+
+
+async def test_a_failing_tracer_never_fails_the_calls() -> None:
+    subject = batcher(RecordingRunner(), max_batch_size=8, max_queue_delay=0.0, max_queue_rows=64)
+    broken = CallTrace("call", RecordedBatches(fail=True))
+    for start in range(3):  # the batcher outlives each failure
+        outputs = await submit_as(subject, broken, rows(start, 1))
+        np.testing.assert_array_equal(outputs, rows(start, 1) * 2)
+    await subject.close()
