@@ -44,21 +44,30 @@ def parse_traceparent(value: str) -> ParentContext | None:
     not lower-case hex in the four fields, version ``ff``, a version-00 value with more after
     its flags, and an all-zero trace or parent id.
     """
-    match = _TRACEPARENT.fullmatch(value.strip(" \t"))
+    match = _valid(value)
     if match is None:
         return None
-    version, trace_id, span_id, flags, rest = match.groups()
-    if version == "ff" or (version == "00" and rest is not None):
-        return None
-    if trace_id == _NO_TRACE or span_id == _NO_SPAN:
-        return None
+    _, trace_id, span_id, flags, _ = match.groups()
     return ParentContext(int(trace_id, 16), int(span_id, 16), int(flags, 16))
 
 
 def trace_id_of(traceparent: str) -> str:
-    """The 32 hex digits of a valid ``traceparent``'s trace id, else ""."""
-    parent = parse_traceparent(traceparent) if traceparent else None
-    return "" if parent is None else f"{parent.trace_id:032x}"
+    """The 32 hex digits of a valid ``traceparent``'s trace id, else "" (for the log line: no
+    numbers made, the digits as the caller sent them, which are lower-case when valid)."""
+    match = _valid(traceparent) if traceparent else None
+    return "" if match is None else match.group(2)
+
+
+def _valid(value: str) -> re.Match[str] | None:
+    match = _TRACEPARENT.fullmatch(value.strip(" \t"))
+    if match is None:
+        return None
+    version, trace_id, span_id, _, rest = match.groups()
+    if version == "ff" or (version == "00" and rest is not None):
+        return None
+    if trace_id == _NO_TRACE or span_id == _NO_SPAN:
+        return None
+    return match
 
 
 class BatchTimes(NamedTuple):
