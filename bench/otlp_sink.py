@@ -36,14 +36,23 @@ class CountingSink(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-def main() -> int:
-    sink = CountingSink()
+def start_receiver(
+    servicer: trace_service_pb2_grpc.TraceServiceServicer,
+) -> tuple[grpc.Server, int]:
+    """``servicer`` as the collector's ``TraceService`` on a free loopback port, started (the
+    tests' receiver, ``tests/support/otlp.py``, is this with a servicer that keeps spans)."""
     server = grpc.server(ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        sink, server
+        servicer, server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+def main() -> int:
+    sink = CountingSink()
+    server, port = start_receiver(sink)
     print(port, flush=True)
     sys.stdin.read()  # until the benchmark closes our stdin
     server.stop(1.0)

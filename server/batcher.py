@@ -37,7 +37,7 @@ from server.config import ServerConfig
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.logs import get_logger
 from server.metrics import ServerMetrics
-from server.tracing.context import CURRENT_CALL, BatchTimes, CallTrace, QueuedCall
+from server.tracing.context import CURRENT_CALL, CallTrace, FinishedBatch, QueuedCall
 
 log = get_logger("server.batcher")
 
@@ -263,13 +263,13 @@ class DynamicBatcher:
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
         rows = int(inputs.shape[0])
         started = time.monotonic()
-        traced: list[_Pending] | None = None
+        traced: list[QueuedCall] | None = None
         for pending in batch:
             self._queue_time.observe(started - pending.enqueued)
             if pending.trace is not None:
                 if traced is None:
                     traced = []
-                traced.append(pending)
+                traced.append(QueuedCall(pending.trace, pending.enqueued, pending.rows))
         failure: Exception | None = None
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
@@ -289,8 +289,8 @@ class DynamicBatcher:
         if failure is None:
             self._answer(batch, outputs, started)
         if traced is not None:
-            times = BatchTimes(formed, started, computed, time.monotonic())
-            self._trace(traced, rows, times, failure)
+            times = (formed, started, computed, time.monotonic())
+            self._trace(FinishedBatch(self._labels, traced, rows, *times, failure))
 
     def _answer(self, batch: list[_Pending], outputs: FloatArray, started: float) -> None:
         rows = int(outputs.shape[0])
@@ -306,12 +306,9 @@ class DynamicBatcher:
                     BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
                 )
 
-    def _trace(
-        self, traced: list[_Pending], rows: int, times: BatchTimes, failure: Exception | None
-    ) -> None:
+    def _trace(self, batch: FinishedBatch) -> None:
         """The batch's spans; a failure here is logged, never the callers' (they are answered)."""
-        calls = [QueuedCall(p.trace, p.enqueued, p.rows) for p in traced if p.trace is not None]
         try:
-            calls[0].trace.spans.record_batch(self._labels, calls, rows, times, failure)
+            batch.calls[0].trace.spans.record_batch(batch)
         except Exception:
             log.exception("batch_spans_failed", model=self._labels[0], version=self._labels[1])

@@ -70,16 +70,6 @@ def _valid(value: str) -> re.Match[str] | None:
     return match
 
 
-class BatchTimes(NamedTuple):
-    """One batch's instants on ``time.monotonic()``: taken from the queue, handed to the model,
-    back from the model, its callers answered."""
-
-    formed: float
-    started: float
-    computed: float
-    finished: float
-
-
 class QueuedCall(NamedTuple):
     """A traced request of a batch: its call, when it was queued, its rows."""
 
@@ -88,17 +78,25 @@ class QueuedCall(NamedTuple):
     rows: int
 
 
+class FinishedBatch(NamedTuple):
+    """A batch that served traced requests, as its batcher saw it. The instants are
+    ``time.monotonic()``: taken from the queue, handed to the model, back from the model, its
+    callers answered."""
+
+    labels: tuple[str, str]  # model, version
+    calls: list[QueuedCall]
+    rows: int
+    formed: float
+    started: float
+    computed: float
+    finished: float
+    failure: BaseException | None
+
+
 class BatchSpans(Protocol):
     """Records a finished batch's spans (``server.tracing.spans.Tracing``)."""
 
-    def record_batch(
-        self,
-        labels: tuple[str, str],
-        calls: list[QueuedCall],
-        rows: int,
-        times: BatchTimes,
-        failure: BaseException | None,
-    ) -> None: ...
+    def record_batch(self, batch: FinishedBatch) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

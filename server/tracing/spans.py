@@ -46,9 +46,8 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from server.tracing.context import (
     CURRENT_CALL,
-    BatchTimes,
     CallTrace,
-    QueuedCall,
+    FinishedBatch,
     parse_traceparent,
 )
 
@@ -143,45 +142,38 @@ class Tracing:
         context = SpanContext((trace_high << 64) | trace_low, span_id, True, TraceFlags(flags))
         return CallTrace(context, self)
 
-    def record_batch(
-        self,
-        labels: tuple[str, str],
-        calls: list[QueuedCall],
-        rows: int,
-        times: BatchTimes,
-        failure: BaseException | None,
-    ) -> None:
+    def record_batch(self, batch: FinishedBatch) -> None:
         """A finished batch's spans, stamped with the instants the batcher noted."""
         offset = time.time_ns() - time.monotonic_ns()
 
         def wall(instant: float) -> int:
             return int(instant * 1e9) + offset
 
-        tracer = self._tracer
-        batch = tracer.start_span(
+        tracer, calls = self._tracer, batch.calls
+        span = tracer.start_span(
             "batch",
             trace.set_span_in_context(NonRecordingSpan(calls[0].trace.context)),
             attributes={
-                "genre.model": labels[0],
-                "genre.model_version": labels[1],
-                "genre.batch.rows": rows,
+                "genre.model": batch.labels[0],
+                "genre.model_version": batch.labels[1],
+                "genre.batch.rows": batch.rows,
                 "genre.batch.requests": len(calls),
             },
             links=[Link(call.trace.context) for call in calls],
-            start_time=wall(times.formed),
+            start_time=wall(batch.formed),
         )
         # The batch carries the model and sizes; its children and the per-call queue spans carry
         # only what is theirs: every attribute costs the SDK microseconds to set and to encode.
         inference = tracer.start_span(
-            "inference", trace.set_span_in_context(batch), start_time=wall(times.started)
+            "inference", trace.set_span_in_context(span), start_time=wall(batch.started)
         )
-        if failure is not None:
-            for span in (inference, batch):
-                span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
-            inference.record_exception(failure)
-        inference.end(wall(times.computed))
-        batch.end(wall(times.finished))
-        served_by = [Link(batch.get_span_context())]
+        if batch.failure is not None:
+            for failed in (inference, span):
+                failed.set_status(Status(StatusCode.ERROR, type(batch.failure).__name__))
+            inference.record_exception(batch.failure)
+        inference.end(wall(batch.computed))
+        span.end(wall(batch.finished))
+        served_by = [Link(span.get_span_context())]
         for call in calls:
             queued = tracer.start_span(
                 "queue",
@@ -190,7 +182,7 @@ class Tracing:
                 links=served_by,
                 start_time=wall(call.enqueued),
             )
-            queued.end(wall(times.started))
+            queued.end(wall(batch.started))
 
     async def close(self, seconds: float = FLUSH_SECONDS) -> None:
         """Exports what is queued, waiting at most ``seconds``: an unreachable collector must not

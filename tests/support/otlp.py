@@ -12,16 +12,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1 import common_pb2
 
+from bench.otlp_sink import start_receiver
 from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
 from tests.support.checkpoints import FEATURE_NAMES, example_row
@@ -134,12 +133,7 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
 def collector() -> Iterator[Collector]:
     """A receiver on a free loopback port, stopped afterwards."""
     receiver = Collector()
-    server = grpc.server(ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        receiver, server
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    server, port = start_receiver(receiver)
     receiver.endpoint = f"http://127.0.0.1:{port}"
     try:
         yield receiver

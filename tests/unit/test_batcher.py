@@ -12,7 +12,7 @@ import pytest
 from server.batcher import BatcherSettings, DynamicBatcher, RecentPeak
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
-from server.tracing.context import CURRENT_CALL, BatchTimes, CallTrace, QueuedCall
+from server.tracing.context import CURRENT_CALL, CallTrace, FinishedBatch
 
 
 class RecordingRunner:
@@ -152,19 +152,11 @@ class RecordedBatches:
     """What the batcher hands a tracer (``server.tracing.spans.Tracing.record_batch``), kept."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.batches: list[tuple[list[QueuedCall], int, BatchTimes]] = []
+        self.batches: list[FinishedBatch] = []
         self.fail = fail
 
-    def record_batch(
-        self,
-        labels: tuple[str, str],
-        calls: list[QueuedCall],
-        rows: int,
-        times: BatchTimes,
-        failure: BaseException | None,
-    ) -> None:
-        assert labels == ("test", "1")
-        self.batches.append((calls, rows, times))
+    def record_batch(self, batch: FinishedBatch) -> None:
+        self.batches.append(batch)
         if self.fail:
             raise RuntimeError("the exporter is broken")
 
@@ -190,12 +182,14 @@ async def test_traced_requests_get_their_batch_recorded_with_its_instants() -> N
         submit_as(subject, second, rows(3, 3)),
     )
     assert [len(part) for part in outputs] == [2, 1, 3]
-    [(calls, batch_rows, times)] = recorder.batches
-    assert [(call.trace, call.rows) for call in calls] == [(first, 2), (second, 3)]
-    assert batch_rows == 6
-    assert times.formed <= times.started <= times.computed <= times.finished
-    assert times.computed - times.started >= 0.01  # the runner's own time
-    assert all(call.enqueued <= times.formed for call in calls)
+    [batch] = recorder.batches
+    assert batch.labels == ("test", "1")
+    assert [(call.trace, call.rows) for call in batch.calls] == [(first, 2), (second, 3)]
+    assert batch.rows == 6
+    assert batch.formed <= batch.started <= batch.computed <= batch.finished
+    assert batch.computed - batch.started >= 0.01  # the runner's own time
+    assert all(call.enqueued <= batch.formed for call in batch.calls)
+    assert batch.failure is None
     await subject.close()
 
 

@@ -10,10 +10,9 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from server.inference.messages import SUBMIT_RECORD
 from server.logs import call_metadata, request_id
 from server.tracing.context import (
-    BatchTimes,
     CallTrace,
+    FinishedBatch,
     ParentContext,
-    QueuedCall,
     parse_traceparent,
     trace_id_of,
 )
@@ -71,14 +70,7 @@ def test_one_pass_finds_the_request_id_and_the_trace_headers() -> None:
 
 
 class NoBatches:
-    def record_batch(
-        self,
-        labels: tuple[str, str],
-        calls: list[QueuedCall],
-        rows: int,
-        times: BatchTimes,
-        failure: BaseException | None,
-    ) -> None:
+    def record_batch(self, batch: FinishedBatch) -> None:
         raise AssertionError("no batch here")
 
 
