@@ -3,8 +3,8 @@
 ``InferenceLink.submit`` writes a call's rows into the front-end's arena and queues a fixed
 record (with the call's trace and span ids when it is traced); every record queued while the
 event loop ran one pass goes out as one ``SUBMIT`` frame (``call_soon``), so a burst of calls
-costs the inference process one wake-up. A ``DONE`` frame
-completes each future from its slot, which is then free again.
+costs the inference process one wake-up. A ``DONE`` frame completes each future from its slot,
+which is then free again.
 
 The link connects, and reconnects, by itself: when the inference process dies, the socket
 closes at once, every call in flight ends UNAVAILABLE (so callers retry, on this pod once it is
