@@ -59,8 +59,9 @@ def seconds_per_window(runner: AudioRunner, batch: np.ndarray, rounds: int) -> f
 
 def measure(base: Path, detector: Path, batch_size: int, rounds: int) -> dict[str, Any]:
     cuda = torch.device("cuda")
-    on_cpu = AudioRunner(load_checkpoint(detector), torch.device("cpu"))
-    on_gpu = AudioRunner(load_checkpoint(detector), cuda)
+    exact = ("float32", "off")  # precision and CUDA graphs, as this study was measured
+    on_cpu = AudioRunner(load_checkpoint(detector), torch.device("cpu"), *exact)
+    on_gpu = AudioRunner(load_checkpoint(detector), cuda, *exact)
     frontend = on_cpu.frontend_config
     windows = made_windows(frontend.window_samples, frontend.sample_rate)
     stacked = np.stack(list(windows.values()))
@@ -73,7 +74,7 @@ def measure(base: Path, detector: Path, batch_size: int, rounds: int) -> dict[st
         "music_max_difference": music_difference,
         "music_probability": dict(zip(windows, gpu_music.round(4).tolist(), strict=True)),
     }
-    base_gpu = AudioRunner(load_checkpoint(base), cuda)
+    base_gpu = AudioRunner(load_checkpoint(base), cuda, *exact)
     rng = np.random.default_rng(1)
     batch = (0.1 * rng.standard_normal((batch_size, frontend.window_samples))).astype(np.float32)
     timings = {"base": float("inf"), "with_detector": float("inf")}

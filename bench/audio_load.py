@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class AudioSpec:
     sample_rate: int
     streams: int
     audio_seconds: float
-    chunk_seconds: float = 0.25
+    chunk_seconds: float = 0.1  # a live source's 100 ms (issue #24; 0.25 before)
     realtime: bool = True
     spread_seconds: float = 1.0
     phases: str = "even"  # or "random"
@@ -122,6 +123,11 @@ async def _one_stream(
     return _StreamOutcome(latencies, windows, chunks * chunk_seconds, versions)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def start_offsets(spec: AudioSpec) -> list[float]:
     """Each stream's start, in seconds after the first could start."""
     if spec.phases == "even":
@@ -151,7 +157,7 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
             for channel in opened
         ]
         before = await asyncio.to_thread(scrape, spec.metrics_port)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         outcomes = await asyncio.gather(
             *(
                 _one_stream(openers[index % len(openers)], spec, chunk, offset)
@@ -159,6 +165,7 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
             )
         )
         wall = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_started
         after = await asyncio.to_thread(scrape, spec.metrics_port)
     latencies = [value for outcome in outcomes for value in outcome.latencies]
     audio = sum(outcome.audio_seconds for outcome in outcomes)
@@ -175,5 +182,6 @@ async def run_audio(spec: AudioSpec) -> dict[str, Any]:
         "channels": spec.channels,
         "errors": dict(Counter(o.error for o in outcomes if o.error is not None)),
         "served_versions": sorted(set().union(*(outcome.versions for outcome in outcomes))),
+        "client_cpu_fraction": cpu / wall,
         **server_figures(before, after),
     }

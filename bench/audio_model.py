@@ -117,15 +117,22 @@ def offline_windows_per_second(
     seconds: float,
     threads: int = 0,
     device: torch.device | None = None,
+    precision: str = "auto",
+    cuda_graphs: str = "auto",
 ) -> dict[int, float]:
     """Windows per second of the runner alone at each batch size: the best of a few interleaved
     rounds (noise from other processes only ever slows a round down). ``device`` defaults to
-    the CPU; on CUDA every timed call ends with the probabilities back on the host, as served."""
+    the CPU; on CUDA every timed call ends with the probabilities back on the host, as served,
+    in the precision and with the CUDA graphs the server would choose (``precision``,
+    ``cuda_graphs``: ``GENRE_AUDIO_PRECISION``, ``GENRE_CUDA_GRAPHS``)."""
     from server.app import configure_torch
     from server.runner import AudioRunner
 
     configure_torch(threads)  # the server's own thread choice
-    runner = AudioRunner(load_checkpoint(version_directory), device or torch.device("cpu"))
+    runner = AudioRunner(
+        load_checkpoint(version_directory), device or torch.device("cpu"), precision, cuda_graphs
+    )
+    runner.warm_up(max(batch_sizes))  # captures the graphs, where they are used
     samples = runner.frontend_config.window_samples
     rng = np.random.default_rng(0)
     inputs = {

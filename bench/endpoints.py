@@ -4,6 +4,9 @@ A worker count means the same for every kind, so ratios between kinds compare li
 ours runs ``GENRE_WORKERS=N`` (a supervisor and N workers sharing one port), the echo ceiling
 runs N echo processes sharing one port the same way (SO_REUSEPORT: the kernel gives each new
 connection to one of them), and TorchServe runs N workers per model behind its one front-end.
+The peers of ``bench.peers`` follow TorchServe: Triton runs N model instances (``instance_group``
+count N, each a Python backend stub process) behind its one ``tritonserver``, MLServer N parallel
+workers behind its one front-end process.
 """
 
 from __future__ import annotations

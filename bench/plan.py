@@ -10,7 +10,26 @@ from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY_ROOT / "bench" / "results"
-SERVERS = ("ours", "ours-no-batching", "ours-bf16", "ours-v2", "echo", "torchserve")
+SERVERS = (
+    "ours",
+    "ours-no-batching",
+    "ours-bf16",
+    "ours-v2",
+    "echo",
+    "torchserve",
+    "triton",
+    "mlserver",
+)
+# The other serving stacks: set up on first use, recorded as skipped (with why) when they cannot
+# be set up or started, never a reason for the run to fail.
+PEERS = ("torchserve", "triton", "mlserver")
+# Client processes per unary cell on 2 cores. One grpc.aio process spends 80-120 µs of CPU per
+# call, 0.6 of a core at the echo's 7,700 calls/s: within reach of the 90% that makes a cell
+# invalid on a quiet machine. Two halve that; more add client CPU the server needs on 2 cores
+# (docs/benchmark-peers.md, "Client processes").
+DEFAULT_CLIENT_PROCESSES = 2
+# Real-time streams send what a live source has every 100 ms (issue #24); older runs sent 0.25 s.
+DEFAULT_CHUNK_SECONDS = 0.1
 SCENARIOS = ("features-1", "features-256", "audio")
 
 
@@ -37,9 +56,24 @@ class Plan:
     offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     gpu_offline_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     torchserve_setup_s: float = 240.0
+    peer_setup_s: float = 600.0  # Triton's or MLServer's venv on first use (a 300 MB wheel)
     cell_limit_s: float = 60.0
+    # Client processes per unary cell, the concurrency split between them (never more processes
+    # than concurrent calls); a cell where one of them used >= 90% of a core is invalid.
+    client_processes: int = DEFAULT_CLIENT_PROCESSES
+    stream_chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
     def __post_init__(self) -> None:
+        unknown = [server for server in self.servers if server not in SERVERS]
+        if unknown:
+            raise ValueError(f"unknown servers {unknown}; known: {', '.join(SERVERS)}")
+        unknown = [scenario for scenario in self.scenarios if scenario not in SCENARIOS]
+        if unknown:
+            raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        if self.client_processes < 1:
+            raise ValueError("client_processes must be at least 1")
+        if not 0 < self.stream_chunk_seconds <= 10:
+            raise ValueError("stream_chunk_seconds must be in (0, 10]")
         if not self.workers or not _ascending_positive(self.workers):
             raise ValueError(f"workers must be positive and ascending, got {self.workers}")
         if self.connections_per_worker < 1:
@@ -64,6 +98,7 @@ class Plan:
             window_s=0.3,
             max_windows=4,
             cell_limit_s=30.0,
+            client_processes=1,
         )
 
 
@@ -96,12 +131,34 @@ def parse_arguments(argv: list[str] | None, doc: str | None) -> tuple[argparse.N
         help="comma-separated serving process counts, ascending; every server runs once per "
         "count (default 1)",
     )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        help="load client processes per unary cell, the concurrency split between them "
+        f"(default {DEFAULT_CLIENT_PROCESSES}; --quick: 1)",
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        help=f"audio per message of a real-time stream (default {DEFAULT_CHUNK_SECONDS:g}; "
+        "runs before issue #24 sent 0.25)",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan(servers=SERVERS, scenarios=SCENARIOS)
+    changes: dict[str, object] = {}
     if args.servers:
-        plan = Plan(**{**asdict(plan), "servers": tuple(args.servers.split(","))})
+        changes["servers"] = _names(parser, "--servers", args.servers, SERVERS)
     if args.scenarios:
-        plan = Plan(**{**asdict(plan), "scenarios": tuple(args.scenarios.split(","))})
+        changes["scenarios"] = _names(parser, "--scenarios", args.scenarios, SCENARIOS)
+    if args.client_processes is not None:
+        if args.client_processes < 1:
+            parser.error("--client-processes takes a positive count")
+        changes["client_processes"] = args.client_processes
+    if args.chunk_seconds is not None:
+        if not 0 < args.chunk_seconds <= 10:
+            parser.error("--chunk-seconds takes seconds in (0, 10]")
+        changes["stream_chunk_seconds"] = args.chunk_seconds
+    plan = Plan(**{**asdict(plan), **changes})
     if args.stream_counts is not None:
         counts = _counts(parser, "--stream-counts", args.stream_counts, "1,4,16")
         plan = Plan(**{**asdict(plan), "stream_counts": counts})
@@ -113,6 +170,18 @@ def parse_arguments(argv: list[str] | None, doc: str | None) -> tuple[argparse.N
     if args.stream_phases:
         plan = Plan(**{**asdict(plan), "stream_phases": args.stream_phases})
     return args, plan
+
+
+def _names(
+    parser: argparse.ArgumentParser, flag: str, text: str, known: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A comma-separated list of known names, each once, or the parser's error saying why not."""
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [name for name in names if name not in known]
+    if unknown or len(set(names)) != len(names) or not names:
+        bad = f"unknown {unknown[0]!r}" if unknown else "a name twice"
+        parser.error(f"{flag}: {bad}; choose from {','.join(known)}")
+    return names
 
 
 def _ascending_positive(counts: tuple[int, ...]) -> bool:

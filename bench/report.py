@@ -16,16 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.verdicts import (
-    audio_ratio,
-    cpu_split,
-    gap_cause,
-    lookup,
-    ratio,
-    throughput_key,
-    worker_counts,
-    workers_of,
-)
+from bench.cells import find, ratio, throughput_key, worker_counts, workers_of
+from bench.gaps import cpu_split, gap_cause
+from bench.report_peers import peers_section
+from bench.verdicts import audio_ratio
 
 SERVER_NAMES = {
     "ours": "genre-serve",
@@ -34,6 +28,8 @@ SERVER_NAMES = {
     "ours-v2": "genre-serve, Open Inference Protocol",
     "echo": "echo ceiling",
     "torchserve": "TorchServe 0.12",
+    "triton": "Triton 2.51",
+    "mlserver": "MLServer 1.7.1",
 }
 
 
@@ -62,6 +58,12 @@ def audio_line(cell: dict[str, Any]) -> str:
         f"{cell['windows_per_second']:,.1f} windows/s, {cell['audio_seconds_per_wall_second']:.1f}"
         f" audio s/s, p99 {_num(cell['p99_ms'], 1)} ms, "
         f"batch {_num(cell.get('mean_batch_rows'), 1)}, errors {cell['errors']}"
+        + (
+            f", client CPU {cell['client_cpu_fraction']:.0%}"
+            if "client_cpu_fraction" in cell
+            else ""
+        )
+        + (f" (**invalid**: {cell['invalid']})" if "invalid" in cell else "")
     )
 
 
@@ -95,8 +97,7 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     for workers, level in rows:
         row = [*([str(workers)] if counted else []), str(level)]
         for server in servers:
-            cell = lookup(results, scenario, server, level, workers)
-            row.append(_num(cell[key]) if cell else "-")
+            row.append(_value(find(results, scenario, server, level, workers), key))
         for other in ("echo", "torchserve", "ours-no-batching"):
             row.append(_num(ratio(results, scenario, "ours", other, level, workers), 2))
         lines.append("| " + " | ".join(row) + " |")
@@ -104,6 +105,20 @@ def _features_tables(results: dict[str, Any], scenario: str) -> list[str]:
     for cell in sorted(cells, key=workers_of):  # stable: each count's cells in measured order
         lines.append(_detail_row(cell, key, counted))
     return [*lines, ""]
+
+
+def _value(cell: dict[str, Any] | None, key: str) -> str:
+    """A cell's throughput for the tables: "-" when not run or failed, marked when invalid."""
+    if cell is None or "failed" in cell:
+        return "-"
+    return _num(cell[key]) + (" (invalid)" if "invalid" in cell else "")
+
+
+def _client_cpu(cell: dict[str, Any]) -> str:
+    """The client's CPU: each process's share of a core, and whether the cell is invalid."""
+    fractions = cell.get("client_cpu_fractions") or [cell["client_cpu_fraction"]]
+    text = "/".join(f"{100 * fraction:.0f}" for fraction in fractions) + "%"
+    return text + (" **invalid**" if "invalid" in cell else "")
 
 
 def _detail_header(unit: str, counted: bool) -> list[str]:
@@ -134,7 +149,7 @@ def _detail_row(cell: dict[str, Any], key: str, counted: bool) -> str:
         f"{_num(cell.get('mean_batch_rows'), 1)} | {_num(cell.get('mean_queue_ms'), 2)} | "
         f"{_num(cell.get('server_cpu_us_per_call'))} | "
         f"{'yes' if cell['stable'] else 'no'} ({len(cell['windows'])} windows) | "
-        f"{cell['load_average_before'][0]:.2f} | {cell['client_cpu_fraction']:.0%} |"
+        f"{cell['load_average_before'][0]:.2f} | {_client_cpu(cell)} |"
         + (f" {cpu_split(cell) or '-'} |" if counted else "")
     )
 
@@ -194,7 +209,8 @@ def _audio_tables(audio: dict[str, Any] | None) -> list[str]:
             lines.append(f"| ? | failed: {cell['failed']} |||||||")
             continue
         lines.append(
-            f"| {cell['streams']} | {cell['windows_per_second']:,.1f} | "
+            f"| {cell['streams']} | {cell['windows_per_second']:,.1f}"
+            f"{' (invalid)' if 'invalid' in cell else ''} | "
             f"{_num(cell['p50_ms'], 1)} | "
             f"{_num(cell['p99_ms'], 1)} | {cell['audio_seconds_per_wall_second']:.1f} | "
             f"{_num(cell.get('mean_batch_rows'), 1)} | {cell['errors'] or 0} | "
@@ -238,6 +254,26 @@ def _workers_paragraph(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _clients(plan: dict[str, Any]) -> str:
+    """How the load was generated: one client process, or (issue #24) several per cell."""
+    processes = plan.get("client_processes")
+    if processes is None:  # runs before issue #24
+        return "One closed-loop client process (grpc.aio, pre-serialised requests)"
+    return (
+        f"Up to {processes} closed-loop client process{'es' if processes > 1 else ''} per cell "
+        "(grpc.aio, pre-serialised requests; the concurrency split between them, their windows "
+        "merged; a cell where one used >= 90% of a core is marked invalid and judged nowhere)"
+    )
+
+
+def _met(verdict: dict[str, Any]) -> str:
+    if "goal" in verdict and verdict["goal"] is None:
+        return "reported"
+    if verdict["met"] is None and verdict.get("missing"):
+        return "not judged: " + ", ".join(verdict["missing"])
+    return {True: "yes", False: "**no**", None: "not run"}[verdict["met"]]
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -248,15 +284,16 @@ def markdown(results: dict[str, Any]) -> str:
         + f"; Python {machine['python']}, "
         f"torch {machine['torch']}, grpcio {machine['grpcio']}. Load average (1/5/15 min) at "
         f"start {machine['load_average_at_start']}, at end {machine.get('load_average_at_end')}; "
-        f"run took {results.get('seconds', 0):.0f} s. One closed-loop client process "
-        "(grpc.aio, pre-serialised requests) for every server; windows of "
-        f"{results['plan']['window_s']} s after {results['plan']['warmup_s']} s warm-up until "
-        "three agree within 10% (throughput and p99).",
+        f"run took {results.get('seconds', 0):.0f} s. {_clients(results['plan'])} for every "
+        f"server; windows of {results['plan']['window_s']} s after "
+        f"{results['plan']['warmup_s']} s warm-up until three agree within 10% (throughput and "
+        "p99).",
         "",
         *_workers_paragraph(results),
     ]
     for scenario in ("features-1", "features-256"):
         lines += _features_tables(results, scenario)
+    lines += peers_section(results, SERVER_NAMES)
     lines += _audio_tables(results.get("audio"))
     for name, reason in results.get("skipped", {}).items():
         lines += [f"Skipped {name}: {reason}", ""]
@@ -267,7 +304,7 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|---|---|",
     ]
     for verdict in results.get("targets", []):
-        met = {True: "yes", False: "**no**", None: "not run"}[verdict["met"]]
+        met = _met(verdict)
         cause = gap_cause(verdict["target"], results) if verdict["met"] is False else ""
         lines.append(f"| {verdict['target']} | {_num(verdict['value'], 2)} | {met} | {cause} |")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The benchmark harness: ours, ours without batching, the echo ceiling and TorchServe, one run.
+"""The benchmark harness: ours, ours without batching, the echo ceiling and the peers, one run.
 
     .venv/bin/python -m bench.run            # everything (the committed run took 360 s on 2 cores)
     .venv/bin/python -m bench.run --quick    # one tiny cell per server, seconds
@@ -6,15 +6,21 @@
         --out bench/results/ensemble-cpu     # the audio model's streams alone
     .venv/bin/python -m bench.run --workers 1,2 --servers ours,echo,torchserve \
         --scenarios features-1,features-256  # every server with 1, then 2 serving processes
+    .venv/bin/python -m bench.run --workers 2 --scenarios features-1,features-256 \
+        --servers ours,ours-v2,echo,torchserve,triton,mlserver  # issue #24's peers, side by side
 
-Every server is a subprocess on loopback, started here and stopped by its PID (TorchServe: its
-process group); every load cell is a separate client process (``bench.load``) with a time
-limit. With ``--workers`` every features server runs once per worker count (``bench.endpoints``
-says what N processes means for each), all servers of one count before the next, so the cells a
-ratio compares are measured close together; the client opens several connections per worker,
-since the kernel balances connections, not calls. The audio streams run one process. Results go
-to ``bench/results/benchmarks.json`` and ``benchmarks.md`` (``--out``).
-TorchServe that cannot be set up or started within its budget is recorded as skipped, with why.
+Every server is a subprocess on loopback, started here and stopped by its PID (a peer: its
+process group). Every unary load cell runs ``--client-processes`` client processes
+(``bench.load``; default 2, the concurrency split between them, ``bench.clients``) with a time
+limit; a cell where one of them used >= 90% of a core is marked invalid and left out of the
+verdicts. With ``--workers`` every features server runs once per worker count
+(``bench.endpoints`` and ``bench.peers.base`` say what N processes means for each), all servers
+of one count before the next, so the cells a ratio compares are measured close together; the
+client opens several connections per worker, since the kernel balances connections, not calls.
+The audio streams run one process and send 100 ms chunks (``--chunk-seconds``; runs before
+issue #24 sent 0.25 s). Results go to ``bench/results/benchmarks.json`` and ``benchmarks.md``
+(``--out``). A peer (TorchServe, Triton, MLServer: ``bench.peers``) that cannot be set up or
+started within its budget is recorded as skipped, with why.
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ from bench.audio_model import (
     offline_windows_per_second,
     write_stand_in,
 )
-from bench.clients import run_client
+from bench.clients import run_client, run_clients
 from bench.cpu import process_shares, server_cpu
 from bench.endpoints import CLASSIFY as CLASSIFY
 from bench.endpoints import Endpoint
-from bench.plan import Plan, parse_arguments
+from bench.peers.base import Peer, PeerSettings
+from bench.plan import PEERS, Plan, parse_arguments
 from bench.server_process import start_server_process
+from bench.windows import saturated
 from genre.inference import grpc_service_pb2
 from genre.v1 import genre_pb2
 from server.config import ServerConfig
@@ -108,6 +116,7 @@ class Harness:
         self.skipped: dict[str, str] = {}
         self.hop_seconds = 1.0  # the audio model's default hop, once ``audio`` has read it
         self.torchserve: endpoints.TorchServe | None = None  # set up on first use, then kept
+        self.peers: dict[str, Peer] = {}
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -131,6 +140,9 @@ class Harness:
                 )
             with self.torchserve.serving(workers) as endpoint:
                 yield endpoint
+        elif server in ("triton", "mlserver"):
+            with self._peer(server).serving(workers) as endpoint:
+                yield endpoint
         elif server == "echo":
             with endpoints.echo(self.version / "manifest.json", genre, workers) as endpoint:
                 yield endpoint
@@ -146,6 +158,24 @@ class Harness:
                 method = endpoints.MODEL_INFER
             with endpoints.ours(self.repository, env, bodies, workers, method) as endpoint:
                 yield endpoint
+
+    def _peer(self, server: str) -> Peer:
+        """Triton's or MLServer's setup, made on first use and kept for every worker count."""
+        if server not in self.peers:
+            from bench.peers.mlserver import MLServer
+            from bench.peers.triton import Triton
+
+            settings = PeerSettings(
+                workdir=self.workdir,
+                version=self.version,
+                model=self.model,
+                bodies={"features-1": self.bodies["v2-1"], "features-256": self.bodies["v2-256"]},
+                max_batch_size=self.config.max_batch_size,
+                max_queue_delay_ms=self.config.max_queue_delay_ms,
+                setup_s=self.plan.peer_setup_s,
+            )
+            self.peers[server] = {"triton": Triton, "mlserver": MLServer}[server](settings)
+        return self.peers[server]
 
     def features(self) -> None:
         wanted = [s for s in ("features-1", "features-256") if s in self.plan.scenarios]
@@ -168,7 +198,7 @@ class Harness:
                     for concurrency in levels:
                         self._cell(server, scenario, concurrency, endpoint)
         except Exception as error:  # a peer that fails to start is a skipped comparison
-            if server != "torchserve":
+            if server not in PEERS:
                 raise
             name = report.skipped_name(server, workers)
             self.skipped[name] = f"{type(error).__name__}: {error}"
@@ -190,7 +220,7 @@ class Harness:
             "channels": self.plan.connections(endpoint.workers),
         }
         cpu_before = server_cpu(endpoint.pids, endpoint.workers)
-        result = run_client(spec, self.plan.cell_limit_s)
+        result = run_clients(spec, self.plan.client_processes, self.plan.cell_limit_s)
         if result.get("calls_total"):
             cpu_after = server_cpu(endpoint.pids, endpoint.workers)
             server_seconds = cpu_after.total - cpu_before.total
@@ -214,7 +244,11 @@ class Harness:
         load_before = machine.load_average()
         extra: dict[str, Any]
         if realtime:
-            extra = {"audio_seconds": self.plan.stream_audio_seconds, "realtime": True}
+            extra = {
+                "audio_seconds": self.plan.stream_audio_seconds,
+                "realtime": True,
+                "chunk_seconds": self.plan.stream_chunk_seconds,
+            }
             if self.plan.stream_phases == "random":
                 extra |= {"phases": "random", "spread_seconds": self.hop_seconds}
         else:
@@ -227,6 +261,9 @@ class Harness:
         limit = extra["audio_seconds"] * (1.5 if realtime else 1.0) + 90
         cell = run_client({**base, "streams": streams, **extra}, limit)
         cell["load_average_before"] = load_before
+        reason = saturated([cell["client_cpu_fraction"]]) if "failed" not in cell else None
+        if reason is not None:
+            cell["invalid"] = reason  # the client set the pace: no measurement of the server
         kind = "real-time" if realtime else "flat out"
         self.log(f"audio {kind}, {streams} streams: {report.audio_line(cell)}")
         return cell
@@ -245,7 +282,13 @@ class Harness:
         on_cpu = device.type == "cpu"
         batches = self.plan.offline_batches if on_cpu else self.plan.gpu_offline_batches
         offline = offline_windows_per_second(
-            version, list(batches), 2.0, threads=self.config.torch_threads, device=device
+            version,
+            list(batches),
+            2.0,
+            threads=self.config.torch_threads,
+            device=device,
+            precision=self.config.audio_precision,
+            cuda_graphs=self.config.cuda_graphs,
         )
         manifest = json.loads((version / "manifest.json").read_text())
         rate = int(manifest["frontend"]["sample_rate"])
@@ -258,6 +301,8 @@ class Harness:
             "stand_in": stand_in,
             "offline_windows_per_second": {str(k): v for k, v in offline.items()},
             "max_batch_size": self.config.audio_max_batch_size,
+            "audio_precision": self.config.audio_precision,
+            "cuda_graphs": self.config.cuda_graphs,
             "max_queue_delay_ms": self.config.max_queue_delay_ms,
             "torch_threads": torch.get_num_threads(),  # as the offline runs and servers set it
             "stream_phases": self.plan.stream_phases,
@@ -267,7 +312,7 @@ class Harness:
                 else AudioSpec.spread_seconds
             ),
             "stream_audio_seconds": self.plan.stream_audio_seconds,
-            "stream_chunk_seconds": AudioSpec.chunk_seconds,
+            "stream_chunk_seconds": self.plan.stream_chunk_seconds,
         }
         handle = start_server_process(repository, {"GENRE_MODELS": name})
         try:
@@ -286,6 +331,7 @@ class Harness:
                 results["realtime"].append(cell)
                 ok = (
                     "failed" not in cell
+                    and "invalid" not in cell
                     and not cell["errors"]
                     and cell["p99_ms"] < verdicts.REALTIME_P99_MS
                 )

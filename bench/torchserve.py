@@ -16,8 +16,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -29,6 +27,8 @@ from pathlib import Path
 from types import ModuleType
 
 import grpc
+
+from bench.peers.process import free_ports, stop_group
 
 BENCH = Path(__file__).resolve().parent
 REPOSITORY_ROOT = BENCH.parent
@@ -144,17 +144,6 @@ def build_archive(workdir: Path, venv: Path, version_directory: Path, name: str)
     return store
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _ready_workers(management_port: int, name: str) -> int:
     """Workers of model ``name`` in state READY, from the management API (0 when it fails):
     the probe answers once one worker is up, and a cell should not start before them all."""
@@ -181,16 +170,7 @@ class TorchServeProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to the process group we started (TorchServe's launcher, JVM and workers)."""
-        for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.process.pid, signum)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.process, timeout)
 
 
 def start_torchserve(
@@ -209,7 +189,7 @@ def start_torchserve(
 
     ``workers``: Python worker processes for the model (the Java front-end stays one), the
     peer of ours's ``GENRE_WORKERS`` in a run's worker dimension."""
-    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
     mar = f"{name}.mar"
     model_settings = {
         name: {

@@ -1,66 +1,26 @@
-"""What a run's results mean: the issue's targets, their verdicts, and why a missed one missed.
+"""What a run's results mean: the issues' targets and their verdicts (why a missed one missed:
+``bench.gaps``).
 
-Every explanation is computed from the run's own record (its cells, its audio figures and the
-machine facts ``bench.machine`` wrote into the JSON), so a report rendered for a 16-core GPU
-machine talks about 16 cores and a GPU, and one for the 2-core VM about 2 cores. Nothing here
-is a sentence written for one particular run.
-
-Cells carry the number of serving processes they ran with (``workers``; runs from before there
-were workers have none and ran one). A ratio only ever compares cells of the same count, and
-every features target is judged once per count the run measured.
+Every features target is judged once per serving-process count the run measured, from cells
+that count (``bench.cells``: neither failed nor made invalid by a saturated client).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-Results = dict[str, Any]
-
-
-def workers_of(cell: dict[str, Any]) -> int:
-    return int(cell.get("workers", 1))
-
-
-def worker_counts(results: Results) -> list[int]:
-    """The serving process counts the run's cells measured, ascending ([1] for older runs)."""
-    return sorted({workers_of(cell) for cell in results.get("cells", [])}) or [1]
-
-
-def workers_label(workers: int, results: Results) -> str:
-    """The ", 2 workers" in a target's name; nothing when the run measured one process only, so
-    such a run's targets keep the names of the runs before workers existed."""
-    if worker_counts(results) == [1]:
-        return ""
-    return f", {workers} worker" + ("" if workers == 1 else "s")
-
-
-def lookup(
-    results: Results, scenario: str, server: str, level: int, workers: int = 1
-) -> dict[str, Any] | None:
-    """The measured cell, or None when it was not run or failed."""
-    wanted = (scenario, server, level, workers)
-    for cell in results.get("cells", []):
-        if (cell["scenario"], cell["server"], cell["concurrency"], workers_of(cell)) == wanted:
-            return None if "failed" in cell else cell
-    return None
-
-
-def throughput_key(scenario: str) -> str:
-    return "calls_per_second" if scenario == "features-1" else "rows_per_second"
-
-
-def ratio(
-    results: Results, scenario: str, a: str, b: str, level: int, workers: int = 1
-) -> float | None:
-    """Server ``a``'s throughput over ``b``'s, both at ``level`` with ``workers`` processes."""
-    key = throughput_key(scenario)
-    first = lookup(results, scenario, a, level, workers)
-    second = lookup(results, scenario, b, level, workers)
-    if first is None or second is None or second[key] <= 0:
-        return None
-    return float(first[key] / second[key])
+from bench.cells import (
+    Results,
+    cells_of,
+    find,
+    levels,
+    lookup,
+    ratio,
+    why_not_counted,
+    worker_counts,
+    workers_label,
+)
 
 
 def offline_at_served_batch(audio: dict[str, Any]) -> tuple[int, float] | None:
@@ -83,7 +43,8 @@ def audio_ratio(audio: dict[str, Any] | None) -> float | None:
 
 
 def targets(results: Results) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it was met (None: not run)."""
+    """The issues' targets, each with the measured value and whether it was met (None: not run,
+    or not judged: see ``missing``); issue #24's last."""
     verdicts: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, goal: float, workers: int | None = None) -> None:
@@ -101,13 +62,15 @@ def targets(results: Results) -> list[dict[str, Any]]:
             add(f"{one}, c={level}: ours / TorchServe >= 2", peer, 2.0, workers)
         ratios = [
             ratio(results, "features-1", "ours", "torchserve", level, workers)
-            for level in _levels(results, "features-1", "torchserve", workers)
+            for level in levels(results, "features-1", "torchserve", workers)
         ]
         known = [r for r in ratios if r is not None]
         lowest = min(known) if known else None
         add(f"{one}: ours / TorchServe >= 1 at every level", lowest, 1.0, workers)
         for server, named in (("ours", ""), ("ours-bf16", " (opt-in bfloat16)")):
-            bulk = [c["rows_per_second"] for c in _cells(results, "features-256", server, workers)]
+            bulk = [
+                c["rows_per_second"] for c in cells_of(results, "features-256", server, workers)
+            ]
             add(
                 f"features 256 rows/call{workers_label(workers, results)}{named}: "
                 "rows/s >= 100,000",
@@ -119,7 +82,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
             for scenario, unit in (("features-1", "calls/s"), ("features-256", "rows/s")):
                 shares = [
                     ratio(results, scenario, "ours-v2", "ours", level, workers)
-                    for level in _levels(results, scenario, "ours-v2", workers)
+                    for level in levels(results, scenario, "ours-v2", workers)
                 ]
                 measured = [share for share in shares if share is not None]
                 add(
@@ -135,7 +98,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
         sustained_streams(results.get("audio")),
         REALTIME_STREAMS,
     )
-    return verdicts
+    return [*verdicts, *issue_24_targets(results)]
 
 
 # Issue #14: the stream path keeps up with this many live sources, each window answered in time.
@@ -158,209 +121,115 @@ def sustained_streams(audio: dict[str, Any] | None) -> float | None:
 
 def _held(cell: dict[str, Any]) -> bool:
     p99 = cell.get("p99_ms")
-    return not cell["errors"] and p99 is not None and p99 < REALTIME_P99_MS
+    held = not cell["errors"] and p99 is not None and p99 < REALTIME_P99_MS
+    return held and "invalid" not in cell
 
 
-def _first_missed(audio: dict[str, Any]) -> dict[str, Any] | None:
+def first_missed(audio: dict[str, Any]) -> dict[str, Any] | None:
     cells: list[dict[str, Any]] = audio.get("realtime", [])
     return next((cell for cell in cells if "failed" in cell or not _held(cell)), None)
 
 
-def _levels(results: Results, scenario: str, server: str, workers: int) -> list[int]:
-    return [
-        c["concurrency"]
-        for c in results.get("cells", [])
-        if c["scenario"] == scenario and c["server"] == server and workers_of(c) == workers
-    ]
+# Issue #24, one row per call: ahead of the peers at every level over both of our protocols;
+# the bar is TorchServe and MLServer, Triton's ratio is reported beside them.
+PEER_NAMES = {"torchserve": "TorchServe", "triton": "Triton", "mlserver": "MLServer"}
+BARRED_PEERS = ("torchserve", "mlserver")
+OUR_PROTOCOLS = ("ours", "ours-v2")
+ISSUE_24_LEVELS = (1, 8, 64, 256)
+ISSUE_24 = "issue 24"
 
 
-def _cells(results: Results, scenario: str, server: str, workers: int) -> list[dict[str, Any]]:
-    """The measured (not failed) cells of one server with ``workers`` processes."""
-    return [
-        c
-        for c in results.get("cells", [])
-        if (c["scenario"], c["server"], workers_of(c)) == (scenario, server, workers)
-        and "failed" not in c
-    ]
+def _verdict(
+    name: str, value: float | None, goal: float | None, missing: list[str], workers: int
+) -> dict[str, Any]:
+    """``goal`` None: a figure reported beside the targets, judged against nothing. A value that
+    meets its goal with cells missing (not run, failed, invalid) is not judged met."""
+    met = None if value is None or goal is None else value >= goal
+    if met and missing:
+        met = None
+    verdict = {"target": name, "value": value, "goal": goal, "met": met, "workers": workers}
+    return {**verdict, "missing": missing} if missing else verdict
 
 
-def _event_loops(workers: int) -> str:
-    return "one asyncio event loop" if workers == 1 else f"{workers} workers' asyncio event loops"
+def _missing(
+    results: Results, scenario: str, servers: tuple[str, ...], level: int, workers: int
+) -> list[str]:
+    """ "ours-v2 c=256 invalid" for each of ``servers`` whose cell does not count."""
+    found = [find(results, scenario, server, level, workers) for server in servers]
+    reasons = [why_not_counted(cell) for cell in found]
+    return [f"{s} c={level} {why}" for s, why in zip(servers, reasons, strict=True) if why]
 
 
-def _cores(results: Results) -> str:
-    count = results["machine"]["cpu_count"]
-    return f"{count} core" + ("" if count == 1 else "s")
+def _lowest_against(
+    results: Results, scenario: str, peer: str, wanted: tuple[int, ...], workers: int
+) -> tuple[float | None, list[str]]:
+    """The lowest ours / ``peer`` ratio over ``wanted`` levels and both of our protocols, and
+    the cells that lacked for the rest."""
+    found: list[float] = []
+    missing: list[str] = []
+    for level in wanted:
+        missing += _missing(results, scenario, (peer, *OUR_PROTOCOLS), level, workers)
+        for ours in OUR_PROTOCOLS:
+            value = ratio(results, scenario, ours, peer, level, workers)
+            if value is not None:
+                found.append(value)
+    return (min(found) if found else None), missing
 
 
-def _busy(cell: dict[str, Any], calls_per_second: float) -> float | None:
-    """Cores the server's process tree kept busy: CPU per call times calls per second."""
-    cpu = cell.get("server_cpu_us_per_call")
-    return None if cpu is None else float(cpu) * 1e-6 * calls_per_second
+def _p99_against_best_peer(
+    results: Results, level: int, workers: int
+) -> tuple[float | None, list[str]]:
+    """The best (lowest) peer p99 over our worse one at ``level``: >= 1 when ours is no worse."""
+    peers = [lookup(results, "features-1", peer, level, workers) for peer in PEER_NAMES]
+    ours = [lookup(results, "features-1", server, level, workers) for server in OUR_PROTOCOLS]
+    missing = _missing(results, "features-1", OUR_PROTOCOLS, level, workers)
+    measured = [cell["p99_ms"] for cell in ours if cell is not None]
+    best = min((cell["p99_ms"] for cell in peers if cell is not None), default=None)
+    if best is None or not measured:
+        return None, missing
+    return best / max(measured), missing
 
 
-def serving_device(results: Results) -> str:
-    """Where the models ran: recorded by the run, else the audio runner's device, else the CPU."""
-    device = results.get("device") or (results.get("audio") or {}).get("device") or "cpu"
-    gpu = results["machine"].get("gpu")
-    return f"{device} ({gpu})" if gpu and str(device).startswith("cuda") else str(device)
+def _one_row_targets(results: Results, workers: int) -> list[dict[str, Any]]:
+    one = f"{ISSUE_24}, features 1 row/call{workers_label(workers, results)}"
+    at = "c=" + ", ".join(map(str, ISSUE_24_LEVELS[:-1])) + f" and {ISSUE_24_LEVELS[-1]}"
+    verdicts = []
+    for peer, named in PEER_NAMES.items():
+        value, missing = _lowest_against(results, "features-1", peer, ISSUE_24_LEVELS, workers)
+        if peer in BARRED_PEERS:
+            name, goal = f"{one}: ours / {named} >= 1 at {at}, both protocols", 1.0
+        else:
+            name, goal = f"{one}: ours / {named} at {at}, both protocols (reported)", None
+        verdicts.append(_verdict(name, value, goal, missing, workers))
+    for level in (64, 256):
+        echo = ratio(results, "features-1", "ours", "echo", level, workers)
+        missing = _missing(results, "features-1", ("ours", "echo"), level, workers)
+        name = f"{one}, c={level}: ours / echo >= 0.6"
+        verdicts.append(_verdict(name, echo, 0.6, missing, workers))
+    value, missing = _p99_against_best_peer(results, 256, workers)
+    name = f"{one}, c=256: best peer's p99 / ours, both protocols >= 1"
+    return [*verdicts, _verdict(name, value, 1.0, missing, workers)]
 
 
-def cpu_split(cell: dict[str, Any]) -> str:
-    """How a cell's server CPU split over its serving processes, as "52/48%" ("" if unknown)."""
-    shares = cell.get("process_cpu_shares")
-    if not shares:
-        return ""
-    return "/".join(f"{100 * share:.0f}" for share in shares) + "%"
-
-
-def _server_cpu_gap(results: Results, level: int, workers: int) -> str:
-    ours = lookup(results, "features-1", "ours", level, workers)
-    echo = lookup(results, "features-1", "echo", level, workers)
-    if ours is None or echo is None:
-        return ""
-    ours_busy = _busy(ours, ours["calls_per_second"])
-    echo_busy = _busy(echo, echo["calls_per_second"])
-    if ours_busy is None or echo_busy is None:
-        return ""
-    ours_cpu, echo_cpu = ours["server_cpu_us_per_call"], echo["server_cpu_us_per_call"]
-    text = (
-        f"at c={level} the server spent {ours_cpu:,.0f} µs of CPU per call against the echo's "
-        f"{echo_cpu:,.0f} µs ({ours_cpu / echo_cpu:.1f}x) and kept {ours_busy:.2f} of the "
-        f"machine's {_cores(results)} busy (the echo {echo_busy:.2f}): the extra per-call work "
-        f"runs in the server's {_event_loops(workers)}"
-    )
-    if cpu_split(ours) and cpu_split(echo):
-        text += f", whose CPU split {cpu_split(ours)} (the echo's {cpu_split(echo)})"
-    return text
-
-
-def _torchserve_gap(results: Results, target: str, workers: int) -> str:
-    named = re.search(r"c=(\d+)", target)
-    if named:
-        level = int(named.group(1))
-    else:
-        scored = [
-            (r, level)
-            for level in _levels(results, "features-1", "torchserve", workers)
-            if (r := ratio(results, "features-1", "ours", "torchserve", level, workers)) is not None
-        ]
-        if not scored:
-            return ""
-        level = min(scored)[1]
-    ours = lookup(results, "features-1", "ours", level, workers)
-    theirs = lookup(results, "features-1", "torchserve", level, workers)
-    if ours is None or theirs is None:
-        return ""
-    ours_busy = _busy(ours, ours["calls_per_second"])
-    theirs_busy = _busy(theirs, theirs["calls_per_second"])
-    if ours_busy is None or theirs_busy is None:
-        return ""
-    return (
-        f"at c={level} TorchServe's processes (Java front-end, Python workers) kept "
-        f"{theirs_busy:.2f} of the machine's {_cores(results)} busy "
-        f"({theirs['server_cpu_us_per_call']:,.0f} µs per call at "
-        f"{theirs['calls_per_second']:,.0f} calls/s), ours {ours_busy:.2f} in "
-        f"{_event_loops(workers)} ({ours['server_cpu_us_per_call']:,.0f} µs per call at "
-        f"{ours['calls_per_second']:,.0f} calls/s)"
-    )
-
-
-def _bulk_gap(results: Results, server: str, workers: int) -> str:
-    cells = _cells(results, "features-256", server, workers)
-    if not cells:
-        return ""
-    best = max(cells, key=lambda c: c["rows_per_second"])
-    busy = _busy(best, best["calls_per_second"])
-    if busy is None:
-        return ""
-    cpu, rows = best["server_cpu_us_per_call"], best["rows_per_call"]
-    return (
-        f"best {best['rows_per_second']:,.0f} rows/s at c={best['concurrency']}: the server spent "
-        f"{cpu:,.0f} µs of CPU per {rows}-row call ({cpu / rows:.1f} µs per row) and kept "
-        f"{busy:.2f} of the machine's "
-        f"{_cores(results)} busy; the forward pass ran on {serving_device(results)}"
-    )
-
-
-def _audio_gap(results: Results) -> str:
-    audio = results.get("audio")
-    offline = offline_at_served_batch(audio) if audio else None
-    value = audio_ratio(audio)
-    if audio is None or offline is None or value is None:
-        return ""
-    fast = audio["fast_many"]
-    batch, offline_rate = offline
-    text = (
-        f"{fast['streams']} streams sent flat out reached {fast['windows_per_second']:,.0f} "
-        f"windows/s at a mean batch of {fast['mean_batch_rows']:.1f}; the runner alone on "
-        f"{serving_device(results)} does {offline_rate:,.0f} at batch {batch}"
-    )
-    if str(audio.get("device", "cpu")).startswith("cpu"):
-        return (
-            text + f"; here the forward pass, the server's event loop and the client's "
-            f"{fast['streams']} streams all share the machine's {_cores(results)}"
+def _bulk_targets(results: Results, workers: int) -> list[dict[str, Any]]:
+    servers = (*OUR_PROTOCOLS, *PEER_NAMES)
+    tried = {level for s in servers for level in levels(results, "features-256", s, workers)}
+    verdicts = []
+    for peer, named in PEER_NAMES.items():
+        value, missing = _lowest_against(
+            results, "features-256", peer, tuple(sorted(tried)), workers
         )
-    return (
-        text + f": at that rate the forward passes need about {value:.0%} of the device's time, "
-        "so the limit lies outside them, on the CPU side (one event loop for every stream, "
-        f"on a machine of {_cores(results)})"
-    )
-
-
-def _streams_gap(results: Results) -> str:
-    audio = results.get("audio")
-    missed = _first_missed(audio) if audio else None
-    if audio is None or missed is None:
-        return ""
-    if "failed" in missed:
-        return f"the real-time cell after {audio.get('sustained_streams', 0)} streams failed: " + (
-            str(missed["failed"])
+        name = (
+            f"{ISSUE_24}, features 256 rows/call{workers_label(workers, results)}: "
+            f"ours / {named} >= 1 at every level, both protocols"
         )
-    text = (
-        f"at {missed['streams']} streams p50 {missed['p50_ms']:,.0f} ms, p99 "
-        f"{missed['p99_ms']:,.0f} ms"
-    )
-    if missed["errors"]:
-        text += f", errors {missed['errors']}"
-    batch = missed.get("mean_batch_rows")
-    offline = {int(k): float(v) for k, v in audio["offline_windows_per_second"].items()}
-    if not batch or not offline:
-        return text
-    nearest = min(offline, key=lambda size: abs(math.log(size) - math.log(batch)))
-    rate = offline[nearest]
-    threads = audio.get("torch_threads")
-    on = f"{serving_device(results)}" + (f" with {threads} torch thread(s)" if threads else "")
-    text += f", mean batch {batch:.1f} windows"
-    hop = audio.get("hop_seconds")
-    if hop:
-        asked = missed["streams"] / float(hop)
-        text += (
-            f": the streams asked for {asked:,.1f} windows/s ({missed['streams']} every "
-            f"{float(hop):g} s), {asked / rate:.0%} of the {rate:,.1f} windows/s the runner "
-            f"alone does on {on} at batch {nearest} (about {1000 / rate:,.0f} ms a window), "
-            "so windows that complete together wait behind each other"
-        )
-    else:
-        text += f"; the runner alone does {rate:,.1f} windows/s on {on} at batch {nearest}"
-    if not str(audio.get("device", "cpu")).startswith("cuda"):
-        text += f"; model, event loop and client share the machine's {_cores(results)}"
-    return text
+        verdicts.append(_verdict(name, value, 1.0, missing, workers))
+    return verdicts
 
 
-def gap_cause(target: str, results: Results) -> str:
-    """Why ``target`` was missed, in the run's own figures ("" when the run lacks them)."""
-    counted = re.search(r", (\d+) workers?\b", target)
-    workers = int(counted.group(1)) if counted else 1
-    if "ours / echo" in target:
-        named = re.search(r"c=(\d+)", target)
-        return _server_cpu_gap(results, int(named.group(1)) if named else 64, workers)
-    if "TorchServe" in target:
-        return _torchserve_gap(results, target, workers)
-    if "256 rows" in target:
-        return _bulk_gap(results, "ours-bf16" if "bfloat16" in target else "ours", workers)
-    if target.startswith("audio: real-time"):
-        return _streams_gap(results)
-    if target.startswith("audio"):
-        return _audio_gap(results)
-    return ""
+def issue_24_targets(results: Results) -> list[dict[str, Any]]:
+    """Issue #24's targets on the peers, per worker count (set for 2 cores)."""
+    verdicts: list[dict[str, Any]] = []
+    for workers in worker_counts(results):
+        verdicts += _one_row_targets(results, workers) + _bulk_targets(results, workers)
+    return verdicts

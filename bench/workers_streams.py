@@ -6,9 +6,10 @@ the search finds what the processes can carry, not what admission allows. ``--cl
 processes (``bench.load``) run at once, each with its share of the streams over several connections
 of its own, so the kernel spreads them over the workers; the merged p99 is the highest of the
 clients' p99s (each client holds a random share of the streams, so this bounds the pooled p99 from
-above). Real-time streams send 0.25-s chunks as a live source would, starts spread evenly over one
-hop; a count whose p99 passes 250 ms or that has errors ends the search. Flat-out streams send as
-fast as flow control allows, measured against the model's own offline windows/s on the same device.
+above). Real-time streams send ``--chunk-seconds`` chunks (0.1 s; runs before issue #24 sent
+0.25) as a live source would, starts spread evenly over one hop; a count whose p99 passes 250 ms
+or that has errors ends the search. Flat-out streams send 0.25-s chunks as fast as flow control
+allows, measured against the model's own offline windows/s on the same device.
 ``--overload`` then starts a server with admission on (the defaults: capacity share and the latency
 bound; the streams limit raised unless ``--overload-default-limit``) for each of ``--overload-
 workers``, sends that many real-time streams with their starts spread over ``--overload-spread``
@@ -35,12 +36,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.audio_model import offline_windows_per_second
 from bench.clients import finish_client, start_client
 from bench.machine import describe
-from bench.plan import REPOSITORY_ROOT
+from bench.plan import DEFAULT_CHUNK_SECONDS, REPOSITORY_ROOT
 from bench.scrape import metrics_text
 from bench.server_process import ServerProcess, start_server_process
 from bench.verdicts import REALTIME_P99_MS
 
 CHANNELS_PER_WORKER = 4
+FLAT_OUT_CHUNK_SECONDS = 0.25  # flat-out streams keep the chunk their committed runs sent
 
 
 def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,6 +121,7 @@ class Probe:
                 "streams": streams // clients + (1 if index < streams % clients else 0),
                 "audio_seconds": self.args.seconds if realtime else self.args.flat_seconds,
                 "realtime": realtime,
+                "chunk_seconds": self.args.chunk_seconds if realtime else FLAT_OUT_CHUNK_SECONDS,
                 "spread_seconds": spread_seconds or self.hop_seconds,
                 "channels": channels,
                 "timeout_s": 2 * self.args.seconds + 30.0,  # a late stream ends, not hangs
@@ -151,6 +154,7 @@ class Probe:
             "offline_windows_per_second_batch_64": offline[64],
             "hop_seconds": self.hop_seconds,
             "stream_audio_seconds": self.args.seconds,
+            "stream_chunk_seconds": self.args.chunk_seconds,
             "clients": self.args.clients,
             "workers": [],
         }
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-counts", type=counts, default=(1024, 2048, 4096, 6144))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS)
     parser.add_argument("--flat-streams", type=int, default=256)
     parser.add_argument("--flat-seconds", type=float, default=30.0)
     parser.add_argument("--overload", type=int, default=0)

@@ -58,7 +58,7 @@ from server.metrics import ServerMetrics
 from server.oip_servicer import InferenceServicer
 from server.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable, Registry
-from server.runner import select_device
+from server.runner import RunnerOptions, select_device
 from server.servicer import GenreClassifierServicer
 from server.streams import StreamLimits
 from server.tracing import start_tracing
@@ -262,7 +262,9 @@ def build_registry(
         device=device,
         settings=BatcherSettings.per_kind(config),
         metrics=metrics,
-        features_precision=config.features_precision,
+        options=RunnerOptions(
+            config.features_precision, config.audio_precision, config.cuda_graphs
+        ),
     )
     return registry, str(device), threads
 

@@ -102,13 +102,35 @@ class BatchResult:
     queue_seconds: float
 
 
+Delivery = Callable[[BatchResult | BaseException], None]
+
+
 @dataclass
 class _Pending:
+    """A queued request: its outputs go to ``future`` (an awaiting caller) or, for the
+    inference process's requests, straight to ``deliver``, called synchronously when its batch
+    is done (no future and no scheduled callback per request)."""
+
     inputs: FloatArray
-    future: asyncio.Future[BatchResult]
+    future: asyncio.Future[BatchResult] | None
     deadline: float | None
-    trace: CallTrace | None
+    deliver: Delivery | None = None
+    trace: CallTrace | None = None
     enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def abandoned(self) -> bool:
+        """The caller was cancelled while its request waited."""
+        return self.future is not None and self.future.done()
+
+    def resolve(self, outcome: BatchResult | BaseException) -> None:
+        if self.deliver is not None:
+            self.deliver(outcome)
+        elif self.future is not None and not self.future.done():
+            if isinstance(outcome, BaseException):
+                self.future.set_exception(outcome)
+            else:
+                self.future.set_result(outcome)
 
     @property
     def rows(self) -> int:
@@ -161,16 +183,24 @@ class DynamicBatcher:
 
         ``deadline`` is a ``time.monotonic()`` instant after which the work is worthless (the
         clock is the system's, so an instant from another process on this host means the same).
-        The calling task's traced call, if any, gets this request's spans.
         """
-        return await self.enqueue(inputs, deadline, CURRENT_CALL.get())
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self.enqueue(inputs, deadline, future=future, trace=CURRENT_CALL.get())
+        return await future
 
     def enqueue(
-        self, inputs: FloatArray, deadline: float | None = None, trace: CallTrace | None = None
-    ) -> asyncio.Future[BatchResult]:
-        """``submit`` without the wait: the future its outputs arrive in. The inference process
-        (``server.inference``) queues a whole message of requests this way and answers each
-        from a callback, with no task per request. Refusals raise here, at once."""
+        self,
+        inputs: FloatArray,
+        deadline: float | None = None,
+        *,
+        future: asyncio.Future[BatchResult] | None = None,
+        deliver: Delivery | None = None,
+        trace: CallTrace | None = None,
+    ) -> None:
+        """``submit`` without the wait: the outputs go to ``future`` or to ``deliver``. The
+        inference process (``server.inference``) queues a whole message of requests this way
+        and answers each from ``deliver``, with no task or future per request. Refusals raise
+        here, at once."""
         if self._closing:
             raise Draining("the server is shutting down; retry on another replica")
         rows = int(inputs.shape[0])
@@ -182,8 +212,7 @@ class DynamicBatcher:
             )
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExpired("the deadline passed before the request was queued")
-        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, future, deadline, trace))
+        self._queue.append(_Pending(inputs, future, deadline, deliver, trace))
         self._queued_rows += rows
         self._queue_gauge.set(self._queued_rows)
         self._outstanding += 1
@@ -194,7 +223,6 @@ class DynamicBatcher:
             or len(self._queue) >= self._expected_requests
         ):
             self._batch_full.set()
-        return future
 
     async def close(self) -> None:
         """Refuses new work, finishes what is queued, then stops the worker."""
@@ -230,8 +258,9 @@ class DynamicBatcher:
         if remaining <= 0:
             return
         self._batch_full.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._batch_full.wait(), remaining)
+        with contextlib.suppress(TimeoutError):  # a timer, not wait_for's task per batch
+            async with asyncio.timeout(remaining):
+                await self._batch_full.wait()
 
     def _take_batch(self) -> list[_Pending]:
         """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
@@ -244,13 +273,11 @@ class DynamicBatcher:
                 break
             self._queue.popleft()
             self._queued_rows -= pending.rows
-            if pending.future.done():  # the caller was cancelled while waiting
+            if pending.abandoned:
                 self._outstanding -= 1
                 continue
             if pending.deadline is not None and pending.deadline <= now:
-                pending.future.set_exception(
-                    DeadlineExpired("the deadline passed while the request was queued")
-                )
+                pending.resolve(DeadlineExpired("the deadline passed while the request was queued"))
                 self._outstanding -= 1
                 continue
             batch.append(pending)
@@ -280,8 +307,7 @@ class DynamicBatcher:
         except Exception as error:  # every caller of the batch learns of the failure
             failure = error
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+                pending.resolve(error)
         finally:
             computed = time.monotonic()
             self._compute_time.observe(computed - started)
@@ -301,10 +327,9 @@ class DynamicBatcher:
         for pending in batch:
             part = outputs[offset : offset + pending.rows]
             offset += pending.rows
-            if not pending.future.done():
-                pending.future.set_result(
-                    BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
-                )
+            pending.resolve(
+                BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
+            )
 
     def _trace(self, batch: FinishedBatch) -> None:
         """The batch's spans; a failure here is logged, never the callers' (they are answered)."""

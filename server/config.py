@@ -21,6 +21,8 @@ ENV_PREFIX = "GENRE_"
 DEVICES = ("auto", "cpu", "cuda")
 INFERENCE_PROCESS_MODES = ("auto", "on", "off")
 PRECISIONS = ("float32", "bfloat16")
+AUDIO_PRECISIONS = ("auto", "float32", "bfloat16")
+GRAPH_MODES = ("auto", "off")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -169,6 +171,20 @@ class ServerConfig:
             "native bfloat16 and GPUs; checked against float32 when a version loads)"
         },
     )
+    audio_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bfloat16 on a GPU where probabilities stay within 1e-3 of float32's "
+            "on the load-time check, else float32), float32 or bfloat16 for audio models"
+        },
+    )
+    cuda_graphs: str = field(
+        default="auto",
+        metadata={
+            "help": "auto replays audio models as CUDA graphs on a GPU (kept only if they match "
+            "the eager pass); off never"
+        },
+    )
     workers: int = field(
         default=0,
         metadata={
@@ -265,6 +281,8 @@ class ServerConfig:
             raise ValueError("audio_max_queue_windows must be at least audio_max_batch_size")
         for name, allowed in (
             ("features_precision", PRECISIONS),
+            ("audio_precision", AUDIO_PRECISIONS),
+            ("cuda_graphs", GRAPH_MODES),
             ("device", DEVICES),
             ("inference_process", INFERENCE_PROCESS_MODES),
             ("log_format", LOG_FORMATS),

@@ -25,7 +25,7 @@ from server.batcher import BatcherSettings, BatchResult, DynamicBatcher, FloatAr
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
-from server.runner import AudioRunner, FeaturesRunner, Runner, build_runner
+from server.runner import AudioRunner, FeaturesRunner, Runner, RunnerOptions, build_runner
 from server.signatures import Signature
 
 log = get_logger("server.registry")
@@ -136,7 +136,7 @@ class ModelRegistry:
         device: torch.device,
         settings: Mapping[str, BatcherSettings],
         metrics: ServerMetrics,
-        features_precision: str = "float32",
+        options: RunnerOptions | None = None,
         retire: Callable[[list[ServedVersion]], Awaitable[None]] | None = None,
     ) -> None:
         """``settings`` gives the batcher settings per model kind (features, audio).
@@ -145,7 +145,7 @@ class ModelRegistry:
         batchers close at once (finishing what is queued). The inference process waits until
         every front-end resolves against the new table first (``server.inference.service``)."""
         self._retire = retire or close_batchers
-        self._features_precision = features_precision
+        self._options = options or RunnerOptions()
         self._repository = repository
         self._names = names
         self._pins = dict(pins)
@@ -232,7 +232,7 @@ class ModelRegistry:
         from it, so the next reload picks them up instead of taking them as already loaded."""
         try:
             checkpoint = load_checkpoint(directory)
-            runner = build_runner(checkpoint, self._device, self._features_precision)
+            runner = build_runner(checkpoint, self._device, self._options)
             settings = self._settings[checkpoint.manifest.kind]
             runner.warm_up(settings.max_batch_size)
         except CheckpointError as error:
@@ -250,7 +250,7 @@ class ModelRegistry:
             kind=checkpoint.manifest.kind,
             device=str(self._device),
             sha256=checkpoint.manifest.weights_sha256[:12],
-            **_precision_fields(runner, self._features_precision),
+            **_precision_fields(runner, self._options),
         )
         batcher = DynamicBatcher(runner.run, settings, self._metrics, (name, str(version)))
         return ServedVersion(
@@ -336,15 +336,21 @@ def _fingerprint(directory: Path) -> str:
     return "|".join(parts)
 
 
-def _precision_fields(runner: Runner, asked: str) -> dict[str, object]:
-    """What a features runner computes in, and by how much it strays, or what an audio runner
-    measured it can score (stream admission's capacity), for the load log line."""
+def _precision_fields(runner: Runner, options: RunnerOptions) -> dict[str, object]:
+    """What a runner computes in and by how much it strays from float32; for an audio runner
+    also its CUDA graphs and what it measured it can score (stream admission's capacity)."""
     if isinstance(runner, AudioRunner):
-        return {"windows_per_second": round(runner.windows_per_second, 1)}
+        return {
+            "windows_per_second": round(runner.windows_per_second, 1),
+            "precision": runner.precision,
+            "precision_asked": options.audio_precision,
+            "max_probability_error": round(runner.precision_error, 6),
+            "cuda_graphs": runner.graphs,
+        }
     if not isinstance(runner, FeaturesRunner):
         return {}
     return {
         "precision": runner.precision,
-        "precision_asked": asked,
+        "precision_asked": options.features_precision,
         "max_probability_error": round(runner.precision_error, 5),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
 from server.config import PRECISIONS
+from server.cuda_graphs import MATCH_TOLERANCE, GraphedForward
 from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 from server.signatures import AudioSignature, FeaturesSignature, Signature
 
@@ -187,16 +189,41 @@ class FeaturesRunner:
             self.run(np.tile(mean, (size, 1)))
 
 
+# Reduced precision for audio models is kept only where its answers stay this close to float32's
+# (probabilities, on the load-time probe; tests/integration/test_audio_precision.py checks real
+# audio on a GPU).
+AUDIO_TOLERANCE = 1e-3
+
+
 class AudioRunner:
     """The model's front-ends from the manifest, then the model, then softmax.
 
     Inputs are windows ``(N, window_samples)`` at the rate of the manifest's ``frontend`` (the
     stream contract). A model with several inputs (the audio ensemble) lists one front-end per
     input in ``architecture.inputs``; each is computed once per batch, on the serving device.
+
+    ``precision``: ``auto`` runs the model (not the front-ends: a log-mel in bfloat16 loses the
+    quiet bands) under bfloat16 autocast on a GPU when its probabilities stay within
+    ``tolerance`` of float32's on a probe of made music, else float32; ``bfloat16`` asks for it
+    anywhere, under the same check; ``float32`` never. ``cuda_graphs``: ``auto`` replays the
+    pass as CUDA graphs on a GPU (``server.cuda_graphs``), kept only if they match the eager
+    pass; ``off`` never. ``precision``, ``precision_error`` and ``graphs`` say what was chosen.
     """
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        precision: str = "auto",
+        cuda_graphs: str = "auto",
+        tolerance: float = AUDIO_TOLERANCE,
+    ) -> None:
         self.device = device
+        self.precision, self.precision_error = "float32", 0.0
+        self.graphs = "off"  # or "on", or why they were refused
+        self._autocast = False
+        self._graphed: GraphedForward | None = None
+        self._want_graphs = cuda_graphs == "auto" and device.type == "cuda"
         self.windows_per_second = math.inf  # until warm_up measures it
         self.labels, self.temperature, self.model = load_calibrated_model(checkpoint, device)
         manifest = checkpoint.manifest
@@ -217,6 +244,18 @@ class AudioRunner:
         )
         outputs = self.run(np.zeros((1, self.frontend_config.window_samples), dtype=np.float32))
         check_output_width(checkpoint, int(outputs.shape[1]) - 1, self.labels)
+        if precision == "bfloat16" or (precision == "auto" and device.type == "cuda"):
+            self._try_bfloat16(tolerance)
+
+    def _try_bfloat16(self, tolerance: float) -> None:
+        probe = made_music(self.frontend_config.sample_rate, self.frontend_config.window_samples)
+        exact = self.run(probe)
+        self._autocast = True
+        error = float(np.nanmax(np.abs(self.run(probe) - exact)))
+        if error <= tolerance:
+            self.precision, self.precision_error = "bfloat16", error
+        else:  # refused: float32 it is, and the log line says by how much it strayed
+            self._autocast, self.precision_error = False, error
 
     @property
     def signature(self) -> AudioSignature:
@@ -234,22 +273,43 @@ class AudioRunner:
         array, so the batcher passes both through unchanged; ``split_outputs`` parts them."""
         with torch.inference_mode():
             waveforms = torch.from_numpy(inputs).to(self.device, non_blocking=True)
-            spectra = [frontend(waveforms) for frontend in self.frontends]
+            outputs = (self._graphed or self._forward)(waveforms)
+        return outputs.cpu().numpy()
+
+    def _forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """(N, window_samples) on the device -> (N, C + 1) on the device."""
+        spectra = [frontend(waveforms) for frontend in self.frontends]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
             classify = self._classify
             logits, music = classify(*spectra) if classify else (self.model(*spectra), None)
-            probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
-            if music is None:
-                music_probability = torch.full_like(probabilities[:, :1], math.nan)
-            else:
-                music_probability = torch.sigmoid(music.float())[:, None]
-            outputs = torch.cat([probabilities, music_probability], dim=1)
-        return outputs.cpu().numpy()
+        probabilities = torch.softmax(logits.float() / self.temperature, dim=1)
+        if music is None:
+            music_probability = torch.full_like(probabilities[:, :1], math.nan)
+        else:
+            music_probability = torch.sigmoid(music.float())[:, None]
+        return torch.cat([probabilities, music_probability], dim=1)
+
+    def _capture_graphs(self, max_batch_size: int) -> None:
+        window = self.frontend_config.window_samples
+        try:
+            graphed = GraphedForward(self._forward, window, max_batch_size)
+            probe = made_music(self.frontend_config.sample_rate, window, windows=max_batch_size)
+            mismatch = graphed.mismatch(torch.from_numpy(probe).to(self.device))
+        except (RuntimeError, torch.cuda.CudaError) as error:  # capture is not for every op
+            self.graphs = f"refused: {type(error).__name__}: {error}"[:200]
+            return
+        if not mismatch <= MATCH_TOLERANCE:
+            self.graphs = f"refused: replay differs from eager by {mismatch:.2e}"
+            return
+        self._graphed, self.graphs = graphed, "on"
 
     def warm_up(self, max_batch_size: int) -> None:
         """Runs each shape once, then measures ``windows_per_second`` (stream admission's
         capacity) at batch min(8, max_batch_size): the best of three passes, since other work
         on the machine only ever slows a pass down. Conservative on a GPU, whose windows/s keeps
         rising with the batch."""
+        if self._want_graphs:
+            self._capture_graphs(max_batch_size)
         batch = min(CAPACITY_BATCH, max_batch_size)
         for size in sorted({1, batch}):
             self.run(np.zeros((size, self.frontend_config.window_samples), dtype=np.float32))
@@ -262,23 +322,52 @@ class AudioRunner:
         self.windows_per_second = batch / max(fastest, 1e-9)
 
 
+def made_music(sample_rate: int, window_samples: int, windows: int = 8) -> FloatArray:
+    """Seeded windows of chords over a beat and a little noise: music-like input for the
+    load-time checks of reduced precision and graphs, with no data file at run time."""
+    generator = np.random.default_rng(0)
+    seconds = np.arange(window_samples) / sample_rate
+    rows = []
+    for _ in range(windows):
+        chord = sum(
+            np.sin(2 * np.pi * frequency * seconds) for frequency in generator.uniform(110, 880, 3)
+        )
+        beat = (np.sin(2 * np.pi * generator.uniform(1.5, 3.0) * seconds) > 0.9).astype(float)
+        noise = generator.standard_normal(window_samples)
+        rows.append(0.2 * chord / 3 + 0.2 * beat * noise + 0.01 * noise)
+    return np.asarray(rows, dtype=np.float32)
+
+
 def split_outputs(outputs: FloatArray) -> tuple[FloatArray, FloatArray]:
     """An audio runner's (N, C + 1) outputs -> (N, C) probabilities and (N,) music
     probabilities (NaN without a detector)."""
     return outputs[:, :-1], outputs[:, -1]
 
 
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How runners compute: feature models' and audio models' precision, and CUDA graphs."""
+
+    features_precision: str = "float32"
+    audio_precision: str = "auto"
+    cuda_graphs: str = "auto"
+
+
 # The one place a model kind meets the code that serves it (kinds: ``modelcore.manifest``).
-RUNNERS: Mapping[str, Callable[[Checkpoint, torch.device, str], Runner]] = {
-    "features": FeaturesRunner,
-    "audio": lambda checkpoint, device, _precision: AudioRunner(checkpoint, device),
+RUNNERS: Mapping[str, Callable[[Checkpoint, torch.device, RunnerOptions], Runner]] = {
+    "features": lambda checkpoint, device, options: FeaturesRunner(
+        checkpoint, device, options.features_precision
+    ),
+    "audio": lambda checkpoint, device, options: AudioRunner(
+        checkpoint, device, options.audio_precision, options.cuda_graphs
+    ),
 }
 
 
 def build_runner(
-    checkpoint: Checkpoint, device: torch.device, features_precision: str = "float32"
+    checkpoint: Checkpoint, device: torch.device, options: RunnerOptions | None = None
 ) -> Runner:
     kind = checkpoint.manifest.kind
     if kind not in RUNNERS:
         raise CheckpointError(f"{checkpoint.directory}: this server cannot serve {kind!r} models")
-    return RUNNERS[kind](checkpoint, device, features_precision)
+    return RUNNERS[kind](checkpoint, device, options or RunnerOptions())

@@ -56,7 +56,7 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
     from server.logs import get_logger
     from server.metrics import ServerMetrics
     from server.registry import ModelRegistry
-    from server.runner import select_device
+    from server.runner import RunnerOptions, select_device
     from server.tracing import start_tracing
 
     log = get_logger("server.inference")
@@ -80,7 +80,9 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
         device=device,
         settings=BatcherSettings.per_kind(config),
         metrics=metrics,
-        features_precision=config.features_precision,
+        options=RunnerOptions(
+            config.features_precision, config.audio_precision, config.cuda_graphs
+        ),
         retire=service.retire,
     )
     listener = listen(socket_path)

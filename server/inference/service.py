@@ -123,14 +123,14 @@ class FrontEndConnection(asyncio.Protocol):
         self._schedule_flush()
 
     def finished(
-        self, request: int, offset: int, capacity: int, future: asyncio.Future[BatchResult]
+        self, request: int, offset: int, capacity: int, outcome: BatchResult | BaseException
     ) -> None:
         """A request's batch is done: its outputs go into its slot, its record to the outbox."""
         if self.closed:
             return
-        error = future.exception()
-        if error is None:
-            result = future.result()
+        error = outcome if isinstance(outcome, BaseException) else None
+        if isinstance(outcome, BatchResult):
+            result = outcome
             outputs = result.outputs
             if outputs.nbytes > capacity:
                 error = RuntimeError(
@@ -255,15 +255,18 @@ class InferenceService:
                 continue
             try:
                 inputs = view_of(memory, offset, (rows, columns))
-                future = local_batcher(served).enqueue(inputs, none_if_nan(deadline), trace)
+                local_batcher(served).enqueue(
+                    inputs,
+                    none_if_nan(deadline),
+                    deliver=partial(connection.finished, request, offset, capacity),
+                    trace=trace,
+                )
             except ServiceError as error:
                 connection.fail(request, status_number(error.code), str(error))
                 continue
             except (TypeError, ValueError) as error:  # a slot outside the arena
                 log.error("bad_request_record", worker=connection.worker, error=str(error))
                 connection.fail(request, INTERNAL, "internal error; the server log has the details")
-                continue
-            future.add_done_callback(partial(connection.finished, request, offset, capacity))
 
     def request_reload(self) -> None:
         task = asyncio.get_running_loop().create_task(self._reload())

@@ -57,3 +57,41 @@ def test_workers_must_be_positive_and_ascending(
 def test_a_plan_refuses_workers_out_of_order() -> None:
     with pytest.raises(ValueError, match="workers"):
         Plan(servers=("ours",), scenarios=("features-1",), workers=(2, 1))
+
+
+def test_the_peers_and_the_client_settings_reach_the_plan() -> None:
+    _, plan = parse_arguments(
+        ["--servers", "ours,ours-v2,triton,mlserver", "--client-processes", "3",
+         "--chunk-seconds", "0.25"],
+        "doc",
+    )  # fmt: skip
+    _, default = parse_arguments([], "doc")
+
+    assert plan.servers == ("ours", "ours-v2", "triton", "mlserver")
+    assert (plan.client_processes, plan.stream_chunk_seconds) == (3, 0.25)
+    assert {"triton", "mlserver"} <= set(default.servers)
+    assert (default.client_processes, default.stream_chunk_seconds) == (2, 0.1)
+    assert Plan.quick().client_processes == 1  # --quick keeps its single client
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--servers", "ours,tritonserver"], "--servers: unknown 'tritonserver'; choose from"),
+        (["--servers", "ours,ours"], "--servers: a name twice"),
+        (["--scenarios", "features-2"], "--scenarios: unknown 'features-2'"),
+        (["--client-processes", "0"], "--client-processes takes a positive count"),
+        (["--chunk-seconds", "0"], "--chunk-seconds takes seconds in (0, 10]"),
+    ],
+)
+def test_unknown_servers_and_bad_client_settings_are_refused(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_arguments(flags, "doc")
+    assert message in capsys.readouterr().err
+
+
+def test_a_plan_refuses_an_unknown_server() -> None:
+    with pytest.raises(ValueError, match="unknown servers"):
+        Plan(servers=("ours", "kserve"), scenarios=("features-1",))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import report, verdicts
+from bench import gaps, report, verdicts
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
@@ -78,7 +78,7 @@ def run_record(cpu_count: int, gpu: str | None) -> dict[str, Any]:
 
 def causes(results: dict[str, Any]) -> dict[str, str]:
     return {
-        v["target"]: verdicts.gap_cause(v["target"], results)
+        v["target"]: gaps.gap_cause(v["target"], results)
         for v in results["targets"]
         if v["met"] is False
     }
@@ -120,8 +120,8 @@ def test_a_cause_without_the_figures_it_needs_is_left_empty() -> None:
     for entry in results["cells"]:
         entry.pop("server_cpu_us_per_call")
 
-    assert verdicts.gap_cause("features 1 row/call, c=64: ours / echo >= 0.85", results) == ""
-    assert verdicts.gap_cause("something else", results) == ""
+    assert gaps.gap_cause("features 1 row/call, c=64: ours / echo >= 0.85", results) == ""
+    assert gaps.gap_cause("something else", results) == ""
 
 
 def test_render_only_rewrites_the_markdown_from_the_json(

@@ -13,6 +13,8 @@ from server.cpus import (
     cgroup_cpu_limit,
     default_torch_threads,
     default_workers,
+    gpu_present,
+    inference_torch_threads,
 )
 
 
@@ -64,3 +66,33 @@ def test_threads_are_each_workers_share_less_its_event_loop(
 def test_a_negative_worker_count_is_refused() -> None:
     with pytest.raises(ValueError, match="workers"):
         ServerConfig.from_sources([], {"GENRE_WORKERS": "-1"})
+
+
+def fake_dev(tmp_path: Path, *names: str) -> Path:
+    dev = tmp_path / "dev"
+    dev.mkdir(parents=True)
+    for name in names:
+        (dev / name).touch()
+    return dev
+
+
+def test_a_gpu_is_seen_from_the_driver_files_without_torch(tmp_path: Path) -> None:
+    with_gpu = fake_dev(tmp_path, "nvidiactl", "nvidia0")
+    assert gpu_present({}, with_gpu)
+    assert not gpu_present({"CUDA_VISIBLE_DEVICES": ""}, with_gpu)
+    assert not gpu_present({"CUDA_VISIBLE_DEVICES": "-1"}, with_gpu)
+    assert gpu_present({"CUDA_VISIBLE_DEVICES": "0"}, with_gpu)
+
+
+def test_no_driver_files_means_no_gpu(tmp_path: Path) -> None:
+    assert not gpu_present({}, fake_dev(tmp_path))
+    assert not gpu_present({}, fake_dev(tmp_path / "x", "nvidiactl"))  # control, no device
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "threads"), [(2, 2, 1), (16, 8, 4), (8, 4, 4), (4, 1, 3)]
+)
+def test_the_inference_process_takes_the_cores_the_front_ends_leave(
+    cpus: int, workers: int, threads: int
+) -> None:
+    assert inference_torch_threads(cpus, workers) == threads

@@ -72,3 +72,22 @@ def test_the_tail_window_is_flush_with_the_end() -> None:
     exact.push(samples[:900])
     assert exact.tail() is None  # nothing left uncovered
     assert WindowCutter(window=300, hop=300, max_block=1000).tail() is None
+
+
+def test_a_long_stream_in_small_blocks_cuts_exact_windows_and_tail() -> None:
+    """Small blocks against a wide window: the kept samples move to the buffer's front many
+    times (compaction), and every window and the tail still hold exactly the stream's samples."""
+    samples = np.arange(20_150, dtype=np.float32)
+    cutter = WindowCutter(window=3000, hop=3000, max_block=100)
+    windows = [
+        w
+        for start in range(0, samples.size, 100)
+        for w in cutter.push(samples[start : start + 100])
+    ]
+    assert [w.start for w in windows] == list(range(0, 17_001, 3000))
+    for window in windows:
+        np.testing.assert_array_equal(window.samples, samples[window.start : window.start + 3000])
+    tail = cutter.tail()
+    assert tail is not None
+    np.testing.assert_array_equal(tail.samples, samples[-3000:])
+    np.testing.assert_array_equal(cutter.remainder().samples, samples[18_000:])
