@@ -20,6 +20,10 @@ SERVERS = (
     "triton",
     "mlserver",
 )
+# Ours with each serving design forced, whatever GENRE_INFERENCE_PROCESS=auto picks on this
+# machine: complete workers, or front-ends feeding one inference process. Named with --servers
+# (the design choice per device kind, README); not in the default run.
+DESIGNS = ("ours-complete", "ours-inference")
 # The other serving stacks: set up on first use, recorded as skipped (with why) when they cannot
 # be set up or started, never a reason for the run to fail.
 PEERS = ("torchserve", "triton", "mlserver")
@@ -64,9 +68,10 @@ class Plan:
     stream_chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
     def __post_init__(self) -> None:
-        unknown = [server for server in self.servers if server not in SERVERS]
+        unknown = [server for server in self.servers if server not in (*SERVERS, *DESIGNS)]
         if unknown:
-            raise ValueError(f"unknown servers {unknown}; known: {', '.join(SERVERS)}")
+            known = ", ".join((*SERVERS, *DESIGNS))
+            raise ValueError(f"unknown servers {unknown}; known: {known}")
         unknown = [scenario for scenario in self.scenarios if scenario not in SCENARIOS]
         if unknown:
             raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
@@ -147,7 +152,7 @@ def parse_arguments(argv: list[str] | None, doc: str | None) -> tuple[argparse.N
     plan = Plan.quick() if args.quick else Plan(servers=SERVERS, scenarios=SCENARIOS)
     changes: dict[str, object] = {}
     if args.servers:
-        changes["servers"] = _names(parser, "--servers", args.servers, SERVERS)
+        changes["servers"] = _names(parser, "--servers", args.servers, (*SERVERS, *DESIGNS))
     if args.scenarios:
         changes["scenarios"] = _names(parser, "--scenarios", args.scenarios, SCENARIOS)
     if args.client_processes is not None:

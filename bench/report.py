@@ -26,6 +26,8 @@ SERVER_NAMES = {
     "ours-no-batching": "genre-serve, batching off",
     "ours-bf16": "genre-serve, bfloat16",
     "ours-v2": "genre-serve, Open Inference Protocol",
+    "ours-complete": "genre-serve, complete workers",
+    "ours-inference": "genre-serve, one inference process",
     "echo": "echo ceiling",
     "torchserve": "TorchServe 0.12",
     "triton": "Triton 2.51",

@@ -52,7 +52,7 @@ from bench.cpu import process_shares, server_cpu
 from bench.endpoints import CLASSIFY as CLASSIFY
 from bench.endpoints import Endpoint
 from bench.peers.base import Peer, PeerSettings
-from bench.plan import PEERS, Plan, parse_arguments
+from bench.plan import DESIGNS, PEERS, Plan, parse_arguments
 from bench.server_process import start_server_process
 from bench.windows import saturated
 from genre.inference import grpc_service_pb2
@@ -152,6 +152,8 @@ class Harness:
                 env["GENRE_MAX_BATCH_SIZE"] = "1"
             if server == "ours-bf16":
                 env["GENRE_FEATURES_PRECISION"] = "bfloat16"
+            if server in DESIGNS:
+                env["GENRE_INFERENCE_PROCESS"] = "off" if server == "ours-complete" else "on"
             bodies, method = genre, endpoints.CLASSIFY
             if server == "ours-v2":
                 bodies = {"features-1": self.bodies["v2-1"], "features-256": self.bodies["v2-256"]}

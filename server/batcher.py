@@ -14,10 +14,8 @@ whole delay for nothing, so the batcher waits only while fewer requests are queu
 outstanding together in the last second or two (``RecentPeak``): a single caller is served at
 once, eight concurrent callers are gathered into one batch.
 
-A traced call's request (``server.tracing.context``: its ``CallTrace``, from the calling task or,
-in the inference process, from the request's record) gets its queue, batch and inference spans
-once its batch is done, from the instants the batcher notes anyway; untraced work costs one
-attribute test per request.
+A traced call's request (``server.tracing.context``) gets its queue, batch and inference spans
+once its batch is done, from instants the batcher notes anyway.
 """
 
 from __future__ import annotations
@@ -40,8 +38,9 @@ from server.metrics import ServerMetrics
 from server.tracing.context import CURRENT_CALL, CallTrace, FinishedBatch, QueuedCall
 
 log = get_logger("server.batcher")
-
 FloatArray = npt.NDArray[np.float32]
+ARRIVAL_PASSES = 16  # loop passes an inline batch yields at most for calls still arriving
+ARRIVAL_WAIT = 0.0001  # seconds the loop sleeps after an inline batch, for gRPC's poller thread
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,23 @@ class BatcherSettings:
     max_batch_size: int
     max_queue_delay: float  # seconds
     max_queue_rows: int
+    inline_seconds: float = 0.0  # a batch expected to compute faster runs on the loop's thread
 
     def __post_init__(self) -> None:
         if self.max_batch_size <= 0 or self.max_queue_rows < self.max_batch_size:
             raise ValueError("need 0 < max_batch_size <= max_queue_rows")
-        if self.max_queue_delay < 0:
-            raise ValueError("max_queue_delay must not be negative")
+        if self.max_queue_delay < 0 or self.inline_seconds < 0:
+            raise ValueError("max_queue_delay and inline_seconds must not be negative")
 
     @classmethod
     def per_kind(cls, config: ServerConfig) -> dict[str, BatcherSettings]:
         """Rows for feature models, windows for audio models, one queue delay for both."""
-        delay = config.max_queue_delay_ms / 1000.0
+        delay, inline = config.max_queue_delay_ms / 1000.0, config.inline_batch_ms / 1000.0
         return {
-            "features": cls(config.max_batch_size, delay, config.max_queue_rows),
-            "audio": cls(config.audio_max_batch_size, delay, config.audio_max_queue_windows),
+            "features": cls(config.max_batch_size, delay, config.max_queue_rows, inline),
+            "audio": cls(
+                config.audio_max_batch_size, delay, config.audio_max_queue_windows, inline
+            ),
         }
 
 
@@ -167,6 +169,8 @@ class DynamicBatcher:
         self._outstanding = 0
         self._recent_peak = RecentPeak()
         self._expected_requests = 1
+        self._batch_seconds: float | None = None  # what batches took, smoothed
+        self._batch_rows = 0.0  # and how many rows they held
 
     @property
     def queued_rows(self) -> int:
@@ -262,6 +266,58 @@ class DynamicBatcher:
             async with asyncio.timeout(remaining):
                 await self._batch_full.wait()
 
+    def _runs_inline(self, rows: int) -> bool:
+        """Whether this batch computes on the event loop's own thread.
+
+        Handing a batch to the inference thread and its result back costs a thread wake-up, a
+        wake of the loop and the GIL crossing twice, which for a batch that computes in well
+        under a millisecond (a feature model's few rows) is most of the batch. Off by default
+        (``GENRE_INLINE_BATCH_MS``=0) until a quiet benchmark shows it pays once arrivals are
+        waited for (docs/benchmarks.md). The loop is held for at most about ``inline_seconds``: a batch goes
+        inline only while recent batches took less, and only if it holds no more than twice
+        their rows, and only while callers come together (the batcher expects company): a lone
+        caller, a sudden large request, a version's first batch, the audio ensemble's passes
+        and 256-row batches go to the thread, so health and other calls never wait on a long
+        pass, and a burst is seen arriving before its first batch is taken."""
+        expected = self._batch_seconds
+        return (
+            self._expected_requests > 1  # callers come together: a lone one keeps the thread,
+            # and so does a burst after a quiet spell, until the loop has seen it arrive
+            and expected is not None
+            and expected < self._settings.inline_seconds
+            and rows <= 2 * self._batch_rows
+        )
+
+    async def _let_arrivals_queue(self) -> None:
+        """After an inline batch: lets the calls that arrived while it held the loop reach the
+        queue, so they are counted as company (the recent peak) and batched together, as they
+        are while a pass runs on the thread. gRPC's poller thread hands arrivals to the loop
+        and needs the GIL to do it, so the loop first sleeps for ``ARRIVAL_WAIT`` (its select
+        lets go of the GIL), then yields until a pass brings no new call (at most
+        ``ARRIVAL_PASSES``)."""
+        await asyncio.sleep(ARRIVAL_WAIT)
+        quiet = 0
+        for _ in range(ARRIVAL_PASSES):
+            queued = len(self._queue)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._queue) == queued else 0
+            if quiet == 2:
+                return
+
+    def _timed_run(self, inputs: FloatArray) -> tuple[FloatArray, float]:
+        """The runner's outputs and how long it computed, without any hand-off between threads
+        (what a batch would hold the loop for, were it inline)."""
+        started = time.perf_counter()
+        outputs = self._run(inputs)
+        return outputs, time.perf_counter() - started
+
+    def _learn(self, seconds: float, rows: int) -> None:
+        if self._batch_seconds is None:
+            self._batch_seconds, self._batch_rows = seconds, float(rows)
+            return
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        self._batch_rows = 0.8 * self._batch_rows + 0.2 * rows
+
     def _take_batch(self) -> list[_Pending]:
         """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
         batch: list[_Pending] = []
@@ -294,32 +350,30 @@ class DynamicBatcher:
         for pending in batch:
             self._queue_time.observe(started - pending.enqueued)
             if pending.trace is not None:
-                if traced is None:
-                    traced = []
+                traced = traced or []
                 traced.append(QueuedCall(pending.trace, pending.enqueued, pending.rows))
-        failure: Exception | None = None
+        computing = 0.0
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run, inputs
-            )
+            if self._runs_inline(rows):
+                outputs, computing = self._timed_run(inputs)
+                await self._let_arrivals_queue()
+            else:
+                outputs, computing = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._timed_run, inputs
+                )
             if outputs.shape[0] != rows:
                 raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
         except Exception as error:  # every caller of the batch learns of the failure
-            failure = error
             for pending in batch:
                 pending.resolve(error)
+            if traced is not None:
+                self._trace(FinishedBatch(self._labels, traced, rows, formed, started), error)
+            return
         finally:
-            computed = time.monotonic()
-            self._compute_time.observe(computed - started)
+            self._compute_time.observe(time.monotonic() - started)
+            if computing:
+                self._learn(computing, rows)
             self._outstanding -= len(batch)  # each is answered below, one way or the other
-        if failure is None:
-            self._answer(batch, outputs, started)
-        if traced is not None:
-            times = (formed, started, computed, time.monotonic())
-            self._trace(FinishedBatch(self._labels, traced, rows, *times, failure))
-
-    def _answer(self, batch: list[_Pending], outputs: FloatArray, started: float) -> None:
-        rows = int(outputs.shape[0])
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)
         self._batch_executions.inc()
@@ -330,10 +384,14 @@ class DynamicBatcher:
             pending.resolve(
                 BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
             )
+        if traced is not None:
+            self._trace(FinishedBatch(self._labels, traced, rows, formed, started, computing))
 
-    def _trace(self, batch: FinishedBatch) -> None:
-        """The batch's spans; a failure here is logged, never the callers' (they are answered)."""
+    def _trace(self, batch: FinishedBatch, failure: Exception | None = None) -> None:
+        """The batch's spans, once its callers are answered: a tracer's failure is logged,
+        never theirs."""
+        done = batch._replace(finished=time.monotonic(), failure=failure)
         try:
-            batch.calls[0].trace.spans.record_batch(batch)
+            batch.calls[0].trace.spans.record_batch(done)
         except Exception:
             log.exception("batch_spans_failed", model=self._labels[0], version=self._labels[1])

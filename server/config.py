@@ -67,6 +67,13 @@ class ServerConfig:
     max_queue_rows: int = field(
         default=8192, metadata={"help": "rows waiting per model before RESOURCE_EXHAUSTED"}
     )
+    inline_batch_ms: float = field(
+        default=0.0,
+        metadata={
+            "help": "a batch expected to compute faster than this runs on the event loop's "
+            "own thread instead of the inference thread (0: always the thread)"
+        },
+    )
     max_rows_per_request: int = field(
         default=4096, metadata={"help": "rows one call may carry (more: RESOURCE_EXHAUSTED)"}
     )
@@ -252,6 +259,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         non_negative = (
             "max_queue_delay_ms",
+            "inline_batch_ms",
             "drain_grace_seconds",
             "reload_interval_seconds",
             "max_connection_age_seconds",

@@ -79,18 +79,18 @@ class QueuedCall(NamedTuple):
 
 
 class FinishedBatch(NamedTuple):
-    """A batch that served traced requests, as its batcher saw it. The instants are
-    ``time.monotonic()``: taken from the queue, handed to the model, back from the model, its
-    callers answered."""
+    """A batch that served traced requests, as its batcher saw it: taken from the queue
+    (``formed``), handed to the model (``started``) and its callers answered (``finished``), on
+    ``time.monotonic()``; ``computing``: the runner's own seconds (0: it failed first)."""
 
     labels: tuple[str, str]  # model, version
     calls: list[QueuedCall]
     rows: int
     formed: float
     started: float
-    computed: float
-    finished: float
-    failure: BaseException | None
+    computing: float = 0.0
+    finished: float = 0.0
+    failure: BaseException | None = None
 
 
 class BatchSpans(Protocol):

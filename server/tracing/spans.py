@@ -171,7 +171,8 @@ class Tracing:
             for failed in (inference, span):
                 failed.set_status(Status(StatusCode.ERROR, type(batch.failure).__name__))
             inference.record_exception(batch.failure)
-        inference.end(wall(batch.computed))
+        computed = batch.started + batch.computing if batch.computing else batch.finished
+        inference.end(wall(computed))
         span.end(wall(batch.finished))
         served_by = [Link(span.get_span_context())]
         for call in calls:

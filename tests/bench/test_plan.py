@@ -95,3 +95,10 @@ def test_unknown_servers_and_bad_client_settings_are_refused(
 def test_a_plan_refuses_an_unknown_server() -> None:
     with pytest.raises(ValueError, match="unknown servers"):
         Plan(servers=("ours", "kserve"), scenarios=("features-1",))
+
+
+def test_the_two_serving_designs_are_named_only_on_request() -> None:
+    _, plan = parse_arguments(["--servers", "ours-complete,ours-inference,echo"], "doc")
+    assert plan.servers == ("ours-complete", "ours-inference", "echo")
+    _, default = parse_arguments([], "doc")
+    assert not {"ours-complete", "ours-inference"} & set(default.servers)

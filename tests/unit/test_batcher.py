@@ -148,6 +148,46 @@ async def test_queue_bound_and_closing_refuse_new_work() -> None:
     await closing
 
 
+class ThreadRecorder:
+    """Notes which thread ran each batch; sleeps ``delay`` seconds per batch."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.threads: list[int] = []
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        self.threads.append(threading.get_ident())
+        return inputs.astype(np.float32)
+
+
+async def sequential_batches(runner: ThreadRecorder, inline_seconds: float) -> list[bool]:
+    """Five one-row calls one after another; for each, whether it ran on the loop's thread."""
+    settings = BatcherSettings(8, 0.0, 64, inline_seconds=inline_seconds)
+    subject = DynamicBatcher(runner, settings, ServerMetrics.create(), ("test", "1"))
+    subject.start()
+    for start in range(5):
+        await subject.submit(rows(start, 1))
+    await subject.close()
+    loop_thread = threading.get_ident()
+    return [thread == loop_thread for thread in runner.threads]
+
+
+async def test_a_fast_batch_runs_on_the_loops_thread_once_its_speed_is_known() -> None:
+    assert await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.002) == [
+        False,  # the first batch: its speed is not known yet
+        True,
+        True,
+        True,
+        True,
+    ]
+
+
+async def test_a_slow_batch_and_a_zero_budget_always_use_the_inference_thread() -> None:
+    assert not any(await sequential_batches(ThreadRecorder(0.01), inline_seconds=0.002))
+    assert not any(await sequential_batches(ThreadRecorder(0.0), inline_seconds=0.0))
+
+
 class RecordedBatches:
     """What the batcher hands a tracer (``server.tracing.spans.Tracing.record_batch``), kept."""
 
@@ -186,8 +226,8 @@ async def test_traced_requests_get_their_batch_recorded_with_its_instants() -> N
     assert batch.labels == ("test", "1")
     assert [(call.trace, call.rows) for call in batch.calls] == [(first, 2), (second, 3)]
     assert batch.rows == 6
-    assert batch.formed <= batch.started <= batch.computed <= batch.finished
-    assert batch.computed - batch.started >= 0.01  # the runner's own time
+    assert batch.formed <= batch.started < batch.started + batch.computing <= batch.finished
+    assert batch.computing >= 0.01  # the runner's own time
     assert all(call.enqueued <= batch.formed for call in batch.calls)
     assert batch.failure is None
     await subject.close()
