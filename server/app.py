@@ -61,6 +61,7 @@ from server.registry import ModelRegistry, ModelTable, Registry
 from server.runner import RunnerOptions, select_device
 from server.servicer import GenreClassifierServicer
 from server.streams import StreamLimits
+from server.tracing import start_tracing
 from server.transport import grpc_options, server_credentials
 from server.web.site import WebBackend, WebServer, start_web
 
@@ -220,6 +221,8 @@ class App:
         if self.web is not None:
             await self.web.stop()
         await self.registry.close()
+        if self.state.tracing is not None:
+            await self.state.tracing.close()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
@@ -273,7 +276,8 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
     if role is None:
         metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
     registry, device, threads = build_registry(config, role, metrics)
-    state = ServingState()
+    process, worker = ("server", None) if role is None else ("worker", role.index)
+    state = ServingState(tracing=start_tracing(config.otlp_endpoint, process, worker))
     auth = None
     if config.auth_tokens_file:
         grants = load_grants(Path(config.auth_tokens_file))

@@ -33,8 +33,9 @@ from typing import Any
 
 import grpc
 
-from server.logs import REQUEST_ID_KEY, get_logger, request_id
+from server.logs import REQUEST_ID_KEY, call_metadata, get_logger
 from server.metrics import ServerMetrics
+from server.tracing.context import trace_id_of
 
 log = get_logger("server.auth")
 ALL_METHODS: frozenset[str] = frozenset()
@@ -134,17 +135,20 @@ def _refusing(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape that answers ``code`` without running the method.
 
-    It runs as the call, so it can read the call's metadata for its request id and set the
-    trailing metadata, as the servicer does for the calls it answers."""
+    It runs as the call, so it can read the call's metadata for its request id (and the trace
+    id of its ``traceparent``: this line is the refused call's log line) and set the trailing
+    metadata, as the servicer does for the calls it answers."""
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call_id = request_id(context.invocation_metadata())
+        call_id, traceparent, _ = call_metadata(context.invocation_metadata())
+        trace_id = trace_id_of(traceparent)
         log.warning(
             "auth_refused",
             method=method,
             status=code.name,
             peer=context.peer(),
             request_id=call_id,
+            **({"trace_id": trace_id} if trace_id else {}),
         )
         context.set_trailing_metadata(((REQUEST_ID_KEY, call_id),))
         await context.abort(code, message)

@@ -3,8 +3,9 @@
 Callers ``submit`` arrays of rows; one task per batcher collects queued work until the batch holds
 ``max_batch_size`` rows, or as many requests as were recently outstanding at once, or the oldest
 waiting request has waited ``max_queue_delay`` seconds. It then concatenates the batch, runs the
-runner once in a dedicated worker thread (so the event loop keeps serving), and hands each caller
-its own slice in order. While a batch computes, new work queues up, so load itself grows the
+runner once in a dedicated worker thread (so the event loop keeps serving; a very short pass may
+run on the loop's own thread, ``server.compute_site``), and hands each caller its own slice in
+order. While a batch computes, new work queues up, so load itself grows the
 batches. The queue is bounded in rows: past the bound a caller fails at once with
 RESOURCE_EXHAUSTED rather than waiting in a queue that cannot drain in time. Work whose deadline
 has passed, or whose caller went away, never reaches the model.
@@ -13,6 +14,9 @@ Waiting for company only pays when company is coming. A lone closed-loop caller 
 whole delay for nothing, so the batcher waits only while fewer requests are queued than were
 outstanding together in the last second or two (``RecentPeak``): a single caller is served at
 once, eight concurrent callers are gathered into one batch.
+
+A traced call's request (``server.tracing.context``) gets its queue, batch and inference spans
+once its batch is done, from instants the batcher notes anyway.
 """
 
 from __future__ import annotations
@@ -22,19 +26,20 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from server.compute_site import ComputeSite
 from server.config import ServerConfig
 from server.errors import DeadlineExpired, Draining, Overloaded
+from server.logs import get_logger
 from server.metrics import ServerMetrics
+from server.tracing.context import CURRENT_CALL, CallTrace, FinishedBatch, QueuedCall
 
+log = get_logger("server.batcher")
 FloatArray = npt.NDArray[np.float32]
-ARRIVAL_PASSES = 16  # loop passes an inline batch yields at most for calls still arriving
-ARRIVAL_WAIT = 0.0001  # seconds the loop sleeps after an inline batch, for gRPC's poller thread
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class _Pending:
     future: asyncio.Future[BatchResult] | None
     deadline: float | None
     deliver: Delivery | None = None
+    trace: CallTrace | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -149,7 +155,7 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._work_arrived = asyncio.Event()
         self._batch_full = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{labels[0]}")
+        self._site = ComputeSite(run, settings.inline_seconds, f"infer-{labels[0]}")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         # children bound once: ``labels()`` validates and locks on every call (~3 µs each)
@@ -162,8 +168,6 @@ class DynamicBatcher:
         self._outstanding = 0
         self._recent_peak = RecentPeak()
         self._expected_requests = 1
-        self._batch_seconds: float | None = None  # what batches took, smoothed
-        self._batch_rows = 0.0  # and how many rows they held
 
     @property
     def queued_rows(self) -> int:
@@ -182,7 +186,7 @@ class DynamicBatcher:
         clock is the system's, so an instant from another process on this host means the same).
         """
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self.enqueue(inputs, deadline, future=future)
+        self.enqueue(inputs, deadline, future=future, trace=CURRENT_CALL.get())
         try:
             return await future
         finally:  # outstanding until the caller has its answer in hand (see _settled)
@@ -195,6 +199,7 @@ class DynamicBatcher:
         *,
         future: asyncio.Future[BatchResult] | None = None,
         deliver: Delivery | None = None,
+        trace: CallTrace | None = None,
     ) -> None:
         """``submit`` without the wait: the outputs go to ``future`` or to ``deliver``. The
         inference process (``server.inference``) queues a whole message of requests this way
@@ -211,7 +216,7 @@ class DynamicBatcher:
             )
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExpired("the deadline passed before the request was queued")
-        self._queue.append(_Pending(inputs, future, deadline, deliver))
+        self._queue.append(_Pending(inputs, future, deadline, deliver, trace))
         self._queued_rows += rows
         self._queue_gauge.set(self._queued_rows)
         self._outstanding += 1
@@ -229,7 +234,7 @@ class DynamicBatcher:
         self._work_arrived.set()
         if self._task is not None:
             await self._task
-        self._executor.shutdown(wait=True)
+        self._site.close()
 
     async def _serve_forever(self) -> None:
         while True:
@@ -269,58 +274,6 @@ class DynamicBatcher:
         if pending.deliver is not None:
             self._outstanding -= 1
 
-    def _runs_inline(self, rows: int) -> bool:
-        """Whether this batch computes on the event loop's own thread.
-
-        Handing a batch to the inference thread and its result back costs a thread wake-up, a
-        wake of the loop and the GIL crossing twice, which for a batch that computes in well
-        under a millisecond (a feature model's few rows) is most of the batch. Off by default
-        (``GENRE_INLINE_BATCH_MS``=0) until a quiet benchmark shows it pays once arrivals are
-        waited for (docs/benchmarks.md). The loop is held for at most about ``inline_seconds``:
-        a batch goes inline only while recent batches took less, only if it holds no more than
-        twice their rows, and only while callers come together (the batcher expects company).
-        A lone caller, a sudden large request, a version's first batch, the audio ensemble's
-        passes and 256-row batches go to the thread, so health and other calls never wait on a
-        long pass, and a burst is seen arriving before its first batch is taken."""
-        expected = self._batch_seconds
-        return (
-            self._expected_requests > 1  # callers come together: a lone one keeps the thread,
-            # and so does a burst after a quiet spell, until the loop has seen it arrive
-            and expected is not None
-            and expected < self._settings.inline_seconds
-            and rows <= 2 * self._batch_rows
-        )
-
-    async def _let_arrivals_queue(self) -> None:
-        """After an inline batch: lets the calls that arrived while it held the loop reach the
-        queue, so they are counted as company (the recent peak) and batched together, as they
-        are while a pass runs on the thread. gRPC's poller thread hands arrivals to the loop
-        and needs the GIL to do it, so the loop first sleeps for ``ARRIVAL_WAIT`` (its select
-        lets go of the GIL), then yields until a pass brings no new call (at most
-        ``ARRIVAL_PASSES``)."""
-        await asyncio.sleep(ARRIVAL_WAIT)
-        quiet = 0
-        for _ in range(ARRIVAL_PASSES):
-            queued = len(self._queue)
-            await asyncio.sleep(0)
-            quiet = quiet + 1 if len(self._queue) == queued else 0
-            if quiet == 2:
-                return
-
-    def _timed_run(self, inputs: FloatArray) -> tuple[FloatArray, float]:
-        """The runner's outputs and how long it computed, without any hand-off between threads
-        (what a batch would hold the loop for, were it inline)."""
-        started = time.perf_counter()
-        outputs = self._run(inputs)
-        return outputs, time.perf_counter() - started
-
-    def _learn(self, seconds: float, rows: int) -> None:
-        if self._batch_seconds is None:
-            self._batch_seconds, self._batch_rows = seconds, float(rows)
-            return
-        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
-        self._batch_rows = 0.8 * self._batch_rows + 0.2 * rows
-
     def _take_batch(self) -> list[_Pending]:
         """Pops whole requests up to max_batch_size rows (a larger request runs alone)."""
         batch: list[_Pending] = []
@@ -344,31 +297,31 @@ class DynamicBatcher:
         return batch
 
     async def _execute(self, batch: list[_Pending]) -> None:
+        formed = time.monotonic()
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
         rows = int(inputs.shape[0])
         started = time.monotonic()
+        traced: list[QueuedCall] | None = None
         for pending in batch:
             self._queue_time.observe(started - pending.enqueued)
+            if pending.trace is not None:
+                traced = traced or []
+                traced.append(QueuedCall(pending.trace, pending.enqueued, pending.rows))
         computing = 0.0
         try:
-            if self._runs_inline(rows):
-                outputs, computing = self._timed_run(inputs)
-                await self._let_arrivals_queue()
-            else:
-                outputs, computing = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._timed_run, inputs
-                )
+            company = self._expected_requests > 1
+            outputs, computing = await self._site.compute(inputs, company, self._queue.__len__)
             if outputs.shape[0] != rows:
                 raise RuntimeError(f"runner returned {outputs.shape[0]} outputs for {rows} rows")
         except Exception as error:  # every caller of the batch learns of the failure
             for pending in batch:
                 pending.resolve(error)
                 self._settled(pending)
+            if traced is not None:
+                self._trace(FinishedBatch(self._labels, traced, rows, formed, started), error)
             return
         finally:
             self._compute_time.observe(time.monotonic() - started)
-            if computing:
-                self._learn(computing, rows)
         self._batch_size.observe(rows)
         self._inferred_rows.inc(rows)
         self._batch_executions.inc()
@@ -380,3 +333,14 @@ class DynamicBatcher:
                 BatchResult(part, batch_rows=rows, queue_seconds=started - pending.enqueued)
             )
             self._settled(pending)
+        if traced is not None:
+            self._trace(FinishedBatch(self._labels, traced, rows, formed, started, computing))
+
+    def _trace(self, batch: FinishedBatch, failure: Exception | None = None) -> None:
+        """The batch's spans, once its callers are answered: a tracer's failure is logged,
+        never theirs."""
+        done = batch._replace(finished=time.monotonic(), failure=failure)
+        try:
+            batch.calls[0].trace.spans.record_batch(done)
+        except Exception:
+            log.exception("batch_spans_failed", model=self._labels[0], version=self._labels[1])

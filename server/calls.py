@@ -2,8 +2,9 @@
 
 ``observe_call`` is the one place that turns ``ServiceError`` into its status, anything
 unexpected into INTERNAL (traceback logged, nothing leaked), refuses calls while draining, and
-writes the request's metrics and its single log line with the request id. ``ServingState`` is
-shared with the app, which drains by it.
+writes the request's metrics and its single log line with the request id (and the trace id, when
+the caller sent a ``traceparent`` or the server exports traces: ``server.tracing.context``).
+``ServingState`` is shared with the app, which drains by it.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from server.errors import Draining, ServiceError
-from server.logs import ACCESS_LOG, REQUEST_ID_KEY, get_logger
-from server.logs import request_id as caller_request_id
+from server.logs import ACCESS_LOG, REQUEST_ID_KEY, call_metadata, get_logger
 from server.metrics import ServerMetrics
 from server.reader import DrainSignal
+from server.tracing.context import trace_id_of
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when traces are exported
+    from server.tracing.spans import CallSpan, Tracing
 
 log = get_logger("server.requests")
 
@@ -34,6 +38,7 @@ class ServingState:
     drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     drain: DrainSignal = field(init=False)  # the drain as callbacks, for streams' readers
+    tracing: Tracing | None = None  # this process's span exporter (GENRE_OTLP_ENDPOINT)
 
     @property
     def draining(self) -> bool:
@@ -95,8 +100,10 @@ class observe_call:  # noqa: N801 -- used as ``async with observe_call(...)``, l
         "_metrics",
         "_protocol",
         "_request_id",
+        "_span",
         "_started",
         "_state",
+        "_trace_id",
         "record",
     )
 
@@ -114,11 +121,23 @@ class observe_call:  # noqa: N801 -- used as ``async with observe_call(...)``, l
         self._state = state
         self._protocol = protocol
         self._request_id = ""
+        self._trace_id = ""
+        self._span: CallSpan | None = None
         self._started = 0.0
         self._in_flight = metrics.child(metrics.in_flight, method)
 
     async def __aenter__(self) -> CallRecord:
-        self._request_id = caller_request_id(self._context.invocation_metadata())
+        self._request_id, traceparent, tracestate = call_metadata(
+            self._context.invocation_metadata()
+        )
+        tracing = self._state.tracing
+        if tracing is not None:
+            self._span = tracing.start_call(
+                self.record.method, self._protocol, self._request_id, traceparent, tracestate
+            )
+            self._trace_id = self._span.trace_id
+        elif traceparent:
+            self._trace_id = trace_id_of(traceparent)
         self._started = time.perf_counter()
         self._in_flight.inc()
         self._state.call_started()
@@ -160,21 +179,23 @@ class observe_call:  # noqa: N801 -- used as ``async with observe_call(...)``, l
         metrics.child(metrics.request_latency, record.method, record.model, protocol).observe(
             elapsed
         )
-        ACCESS_LOG.write(
-            record.status == "OK",
-            {
-                "method": record.method,
-                "protocol": protocol,
-                "model": record.model,
-                "version": record.version,
-                "rows": record.rows,
-                "batch": record.batch_rows,
-                "latency_ms": round(elapsed * 1000, 3),
-                "status": record.status,
-                "peer": self._context.peer(),
-                "request_id": self._request_id,
-            },
-        )
+        line: dict[str, object] = {
+            "method": record.method,
+            "protocol": protocol,
+            "model": record.model,
+            "version": record.version,
+            "rows": record.rows,
+            "batch": record.batch_rows,
+            "latency_ms": round(elapsed * 1000, 3),
+            "status": record.status,
+            "peer": self._context.peer(),
+            "request_id": self._request_id,
+        }
+        if self._trace_id:
+            line["trace_id"] = self._trace_id
+        ACCESS_LOG.write(record.status == "OK", line)
+        if self._span is not None:
+            self._span.finish(record.model, record.version, record.rows, record.status)
 
 
 def deadline_of(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:

@@ -221,6 +221,14 @@ class ServerConfig:
     )
     log_format: str = field(default="auto", metadata={"help": "auto, json or console"})
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+    otlp_endpoint: str = field(
+        default="",
+        metadata={
+            "help": "OpenTelemetry collector to export traces to over OTLP/gRPC, "
+            "http://host:4317 (plaintext) or https://host:4317 (TLS); empty: no spans "
+            "(a caller's traceparent still puts its trace_id in the call's log line)"
+        },
+    )
     access_log_sample: float = field(
         default=1.0,
         metadata={
@@ -292,6 +300,11 @@ class ServerConfig:
                 raise ValueError(
                     f"{name} must be {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(
+                "otlp_endpoint must start with http:// (plaintext) or https:// (TLS), "
+                f"got {self.otlp_endpoint!r}"
+            )
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("tls_cert_file and tls_key_file must be given together")
         if self.tls_client_ca_file and not self.tls_cert_file:

@@ -20,6 +20,8 @@ from typing import Any, TextIO, cast
 
 import structlog
 
+from server.tracing.context import TRACEPARENT_KEY, TRACESTATE_KEY
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 REQUEST_ID_KEY = "x-request-id"
@@ -39,10 +41,24 @@ def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
     calls it refuses before the servicer runs), so a call's log lines and its trailing metadata
     always carry the same id.
     """
+    return call_metadata(metadata)[0]
+
+
+def call_metadata(metadata: Iterable[tuple[str, Any]] | None) -> tuple[str, str, str]:
+    """The call's request id (as ``request_id``), ``traceparent`` and ``tracestate`` ("" when
+    absent), found in one pass over its metadata: every call makes this pass, so the trace
+    headers cost it two string comparisons per key (``server.tracing.context``)."""
+    found = traceparent = tracestate = ""
     for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
-            return value
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        if key == REQUEST_ID_KEY:
+            if not found and isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
+                found = value
+        elif key == TRACEPARENT_KEY:
+            if not traceparent and isinstance(value, str):
+                traceparent = value
+        elif key == TRACESTATE_KEY and isinstance(value, str):
+            tracestate = f"{tracestate},{value}" if tracestate else value
+    return found or f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", traceparent, tracestate
 
 
 class _CurrentStderr:

@@ -1,9 +1,10 @@
 """A front-end's side of the socket: its requests out, their answers and the model table in.
 
-``InferenceLink.submit`` writes a call's rows into the front-end's arena and queues a 32-byte
-record; every record queued while the event loop ran one pass goes out as one ``SUBMIT`` frame
-(``call_soon``), so a burst of calls costs the inference process one wake-up. A ``DONE`` frame
-completes each future from its slot, which is then free again.
+``InferenceLink.submit`` writes a call's rows into the front-end's arena and queues a fixed
+record (with the call's trace and span ids when it is traced); every record queued while the
+event loop ran one pass goes out as one ``SUBMIT`` frame (``call_soon``), so a burst of calls
+costs the inference process one wake-up. A ``DONE`` frame completes each future from its slot,
+which is then free again.
 
 The link connects, and reconnects, by itself: when the inference process dies, the socket
 closes at once, every call in flight ends UNAVAILABLE (so callers retry, on this pod once it is
@@ -53,6 +54,7 @@ from server.inference.messages import (
     records_frame,
 )
 from server.logs import get_logger
+from server.tracing.context import CURRENT_CALL, NO_TRACE_FIELDS, CallTrace
 
 log = get_logger("server.inference.link")
 RETRY_SECONDS = 0.1
@@ -118,7 +120,7 @@ class InferenceLink:
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
         self._in_flight: dict[int, _InFlight] = {}
-        self._outbox: list[tuple[int, int, int, int, int, int, float]] = []
+        self._outbox: list[tuple[int | float, ...]] = []
         self._flush_scheduled = False
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -142,7 +144,12 @@ class InferenceLink:
         self._lost("the server is shutting down")
 
     def submit(
-        self, version: int, inputs: FloatArray, deadline: float | None, out_columns: int
+        self,
+        version: int,
+        inputs: FloatArray,
+        deadline: float | None,
+        out_columns: int,
+        trace: CallTrace | None = None,
     ) -> asyncio.Future[BatchResult]:
         if self._transport is None:
             raise InferenceUnavailable(
@@ -160,7 +167,8 @@ class InferenceLink:
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self._in_flight[request] = _InFlight(future, offset, rows)
         expires = math.nan if deadline is None else deadline
-        self._outbox.append((request, version, offset, rows, columns, capacity, expires))
+        ids = NO_TRACE_FIELDS if trace is None else trace.record_fields()
+        self._outbox.append((request, version, offset, rows, columns, capacity, expires, *ids))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -264,4 +272,6 @@ class RemoteBatcher:
         self._out_columns = out_columns
 
     async def submit(self, inputs: FloatArray, deadline: float | None = None) -> BatchResult:
-        return await self._link.submit(self._version_id, inputs, deadline, self._out_columns)
+        return await self._link.submit(
+            self._version_id, inputs, deadline, self._out_columns, CURRENT_CALL.get()
+        )

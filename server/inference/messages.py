@@ -27,12 +27,14 @@ HELLO, SUBMIT, ACK, RELOAD = b"H", b"S", b"A", b"R"
 TABLE, DONE = b"T", b"D"
 FRAME_HEADER = struct.Struct("<Ic")
 HELLO_BODY = struct.Struct("<4sIIQ")  # magic, protocol version, worker index, arena bytes
-MAGIC, PROTOCOL_VERSION = b"GSIP", 1
+MAGIC, PROTOCOL_VERSION = b"GSIP", 2
 COUNT = struct.Struct("<I")
 GENERATION = struct.Struct("<Q")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
-# One request: which version, where its rows are in the arena, and until when it is worth doing.
+# One request: which version, where its rows are in the arena, until when it is worth doing, and
+# the caller's span when the call is traced (zeros when not), so the inference process's spans
+# join the call's trace (``server.tracing.context``).
 SUBMIT_RECORD = np.dtype(
     [
         ("id", "<u4"),
@@ -42,6 +44,10 @@ SUBMIT_RECORD = np.dtype(
         ("columns", "<u4"),
         ("capacity", "<u8"),  # the slot's bytes: room for the outputs too
         ("deadline", "<f8"),  # time.monotonic() on this host; NaN: none
+        ("trace_high", "<u8"),  # the W3C trace id, high and low 64 bits
+        ("trace_low", "<u8"),
+        ("span_id", "<u8"),  # the call's span
+        ("trace_flags", "<u4"),
     ]
 )
 # One answer: OK (0) or a gRPC status code; the outputs are in the request's slot.

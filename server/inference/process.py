@@ -57,6 +57,7 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
     from server.metrics import ServerMetrics
     from server.registry import ModelRegistry
     from server.runner import RunnerOptions, select_device
+    from server.tracing import start_tracing
 
     log = get_logger("server.inference")
     threads = config.torch_threads or inference_torch_threads(available_cpus(), config.workers)
@@ -70,7 +71,8 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
             table = await registry.reload()
             service.publish(table)
 
-    service = InferenceService(reload)
+    tracing = start_tracing(config.otlp_endpoint, "inference")
+    service = InferenceService(reload, tracing)
     registry = ModelRegistry(
         config.model_repository,
         names=config.models,
@@ -111,6 +113,8 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
     await registry.close()  # queued work finishes; its answers go out before the sockets close
     await asyncio.sleep(0)
     await service.close()
+    if tracing is not None:
+        await tracing.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
     log.info("inference_stopped")

@@ -12,6 +12,9 @@ front-ends name in their requests; a reload publishes a new table (a new generat
 version the reload replaced keeps its batcher until every connected front-end has acknowledged a
 generation without it, so a call resolved against the old table a moment before the switch is
 still answered by the old version.
+
+A traced call's record carries its trace and span ids; with ``tracing`` (``GENRE_OTLP_ENDPOINT``)
+its request's queue, batch and inference spans are made and exported here, in the call's trace.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import mmap
 import socket
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -47,6 +50,10 @@ from server.inference.messages import (
 from server.logs import get_logger
 from server.registry import ModelTable, ServedVersion, local_batcher
 from server.signatures import AudioSignature
+from server.tracing.context import CallTrace
+
+if TYPE_CHECKING:
+    from server.tracing.spans import Tracing
 
 log = get_logger("server.inference")
 HELLO_TIMEOUT_SECONDS = 5.0
@@ -160,8 +167,11 @@ class FrontEndConnection(asyncio.Protocol):
 class InferenceService:
     """Every front-end connection, the published table and the versions being retired."""
 
-    def __init__(self, reload: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def __init__(
+        self, reload: Callable[[], Coroutine[Any, Any, None]], tracing: Tracing | None = None
+    ) -> None:
         self._reload = reload
+        self._tracing = tracing
         self._connections: set[FrontEndConnection] = set()
         self._generation = 0
         self._ids = itertools.count(1)
@@ -222,7 +232,23 @@ class InferenceService:
     def submit(self, connection: FrontEndConnection, records: list[Any]) -> None:
         memory = connection.memory
         by_id = self._by_id
-        for request, version, offset, rows, columns, capacity, deadline in records:
+        tracing = self._tracing
+        for (
+            request,
+            version,
+            offset,
+            rows,
+            columns,
+            capacity,
+            deadline,
+            trace_high,
+            trace_low,
+            span_id,
+            flags,
+        ) in records:
+            trace: CallTrace | None = None
+            if span_id and tracing is not None:  # the front-end traced (and sampled) the call
+                trace = tracing.remote_call(trace_high, trace_low, span_id, flags)
             served = by_id.get(version)
             if served is None:
                 connection.fail(request, NOT_FOUND, "model.version: retired by a reload; retry")
@@ -233,6 +259,7 @@ class InferenceService:
                     inputs,
                     none_if_nan(deadline),
                     deliver=partial(connection.finished, request, offset, capacity),
+                    trace=trace,
                 )
             except ServiceError as error:
                 connection.fail(request, status_number(error.code), str(error))

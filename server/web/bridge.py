@@ -10,13 +10,17 @@ Origin and token checks before the stream starts (``server.web.guard``), JSON in
 (``server.web.messages``), and how a stream ends on the socket: a last text frame with the status
 and message, then close code 1000 for OK or 4000 + the gRPC status code (4003 INVALID_ARGUMENT,
 4008 RESOURCE_EXHAUSTED, 4016 UNAUTHENTICATED, ...), so a script can tell failures apart.
+
+A ``traceparent`` and ``tracestate`` reach the stream as headers of the upgrade request
+(``trace_headers``), where a proxy that traces (an ingress, a service mesh) puts them and a
+non-browser client can set them; the stream's call then belongs to that trace as a gRPC one does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, NoReturn, cast
 
 import grpc
@@ -27,6 +31,7 @@ from server.auth import BearerTokenInterceptor
 from server.errors import ServiceError
 from server.logs import REQUEST_ID_KEY, get_logger
 from server.servicer import GenreClassifierServicer
+from server.tracing.context import TRACEPARENT_KEY, TRACESTATE_KEY
 from server.web.guard import refuse
 from server.web.messages import END, Request, answer, config_request, decode_text, outcome
 
@@ -35,6 +40,14 @@ PROTOCOL = "websocket"  # the protocol label of these streams' metrics and log l
 NORMAL_CLOSE = 1000
 STATUS_CLOSE_BASE = 4000  # private-use close codes: 4000 + the gRPC status code
 CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+Metadata = tuple[tuple[str, str], ...]
+
+
+def trace_headers(headers: Mapping[str, str]) -> Metadata:
+    """The upgrade request's W3C trace headers, as the call's metadata would carry them."""
+    return tuple(
+        (key, value) for key in (TRACEPARENT_KEY, TRACESTATE_KEY) if (value := headers.get(key))
+    )
 
 
 class Aborted(Exception):
@@ -50,17 +63,21 @@ class SocketCall:
     """Stands in for the gRPC call context on the ``ClassifyAudioStream`` path.
 
     ``last_arrival`` is the monotonic time of the latest frame read, so each answer carries its
-    latency from the frame that completed its window to the answer leaving."""
+    latency from the frame that completed its window to the answer leaving. ``trace``: the
+    upgrade request's ``trace_headers``."""
 
-    def __init__(self, socket: web.WebSocketResponse, request_id: str, peer: str) -> None:
+    def __init__(
+        self, socket: web.WebSocketResponse, request_id: str, peer: str, trace: Metadata = ()
+    ) -> None:
         self._socket = socket
-        self._request_id = request_id
+        self._metadata = ((REQUEST_ID_KEY, request_id), *trace)
         self._peer = peer
         self.last_arrival = time.monotonic()
         self.client_gone = False
 
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ((REQUEST_ID_KEY, self._request_id),)
+    def invocation_metadata(self) -> Metadata:
+        """The request id first (``_close`` reads it there), then the trace headers."""
+        return self._metadata
 
     def peer(self) -> str:
         return self._peer

@@ -33,7 +33,7 @@ from server.logs import REQUEST_ID_KEY, get_logger, request_id
 from server.registry import Registry
 from server.responses import list_models_response
 from server.servicer import GenreClassifierServicer
-from server.web.bridge import SocketCall, run_stream
+from server.web.bridge import SocketCall, run_stream, trace_headers
 from server.web.guard import (
     HTTP_STATUS,
     bearer_token,
@@ -186,7 +186,9 @@ async def _socket(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[SOCKETS].add(socket)
     call_id = request_id([(REQUEST_ID_KEY, request.headers.get("X-Request-Id", ""))])
-    call = SocketCall(socket, call_id, f"websocket:{_peer(request)}")
+    call = SocketCall(
+        socket, call_id, f"websocket:{_peer(request)}", trace_headers(request.headers)
+    )
     await run_stream(
         socket,
         backend.servicer,

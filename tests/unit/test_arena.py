@@ -74,7 +74,11 @@ def test_rows_go_in_and_outputs_come_back_through_the_same_slot() -> None:
 
 
 def test_frames_survive_any_cut_of_the_byte_stream() -> None:
-    records = [(7, 3, 128, 1, 57, 256, float("nan")), (8, 3, 384, 2, 57, 512, 12.5)]
+    traced = (0x4BF92F3577B34DA6, 0xA3CE929D0E0E4736, 0x00F067AA0BA902B7, 1)  # W3C's example
+    records = [
+        (7, 3, 128, 1, 57, 256, float("nan"), 0, 0, 0, 0),
+        (8, 3, 384, 2, 57, 512, 12.5, *traced),
+    ]
     stream = records_frame(SUBMIT, records, SUBMIT_RECORD) + done_frame(
         [(7, 0, 3, 10, 0.001), (8, 8, 0, 0, 0.0)], {8: "queue full"}
     )

@@ -12,6 +12,7 @@ import pytest
 from server.batcher import BatcherSettings, DynamicBatcher, RecentPeak
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.metrics import ServerMetrics
+from server.tracing.context import CURRENT_CALL, CallTrace, FinishedBatch
 
 
 class RecordingRunner:
@@ -190,3 +191,57 @@ async def test_a_lone_caller_a_slow_batch_and_a_zero_budget_use_the_inference_th
     assert threading.get_ident() not in runner.threads
     assert not any(await bursts(ThreadRecorder(0.01), inline_seconds=0.002))
     assert not any(await bursts(ThreadRecorder(0.0), inline_seconds=0.0))
+
+
+class RecordedBatches:
+    """What the batcher hands a tracer (``server.tracing.spans.Tracing.record_batch``), kept."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[FinishedBatch] = []
+        self.fail = fail
+
+    def record_batch(self, batch: FinishedBatch) -> None:
+        self.batches.append(batch)
+        if self.fail:
+            raise RuntimeError("the exporter is broken")
+
+
+async def submit_as(
+    subject: DynamicBatcher, trace: CallTrace | None, inputs: np.ndarray
+) -> np.ndarray:
+    """A submit from a task whose call is ``trace`` (as ``observe_call`` leaves it)."""
+    CURRENT_CALL.set(trace)
+    return (await subject.submit(inputs)).outputs
+
+
+async def test_traced_requests_get_their_batch_recorded_with_its_instants() -> None:
+    runner = RecordingRunner(delay=0.01)
+    subject = batcher(runner, max_batch_size=64, max_queue_delay=0.05, max_queue_rows=256)
+    recorder = RecordedBatches()
+    first, second = CallTrace("call-1", recorder), CallTrace("call-2", recorder)
+    await prime(subject, 3)
+    assert recorder.batches == []  # untraced batches cost the tracer nothing
+    outputs = await asyncio.gather(
+        submit_as(subject, first, rows(0, 2)),
+        submit_as(subject, None, rows(2, 1)),
+        submit_as(subject, second, rows(3, 3)),
+    )
+    assert [len(part) for part in outputs] == [2, 1, 3]
+    [batch] = recorder.batches
+    assert batch.labels == ("test", "1")
+    assert [(call.trace, call.rows) for call in batch.calls] == [(first, 2), (second, 3)]
+    assert batch.rows == 6
+    assert batch.formed <= batch.started < batch.started + batch.computing <= batch.finished
+    assert batch.computing >= 0.01  # the runner's own time
+    assert all(call.enqueued <= batch.formed for call in batch.calls)
+    assert batch.failure is None
+    await subject.close()
+
+
+async def test_a_failing_tracer_never_fails_the_calls() -> None:
+    subject = batcher(RecordingRunner(), max_batch_size=8, max_queue_delay=0.0, max_queue_rows=64)
+    broken = CallTrace("call", RecordedBatches(fail=True))
+    for start in range(3):  # the batcher outlives each failure
+        outputs = await submit_as(subject, broken, rows(start, 1))
+        np.testing.assert_array_equal(outputs, rows(start, 1) * 2)
+    await subject.close()

@@ -54,6 +54,8 @@ def test_flags_override_environment() -> None:
         ({"GENRE_DEVICE": "tpu"}, "device"),
         ({"GENRE_PINNED_VERSIONS": "a=latest"}, "pinned_versions"),
         ({"GENRE_DRAIN_GRACE_SECONDS": "-1"}, "drain_grace_seconds"),
+        # without a scheme the exporter would pick TLS or not from OTEL_* variables, silently
+        ({"GENRE_OTLP_ENDPOINT": "collector:4317"}, "otlp_endpoint.*http://"),
     ],
 )
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], message: str) -> None:
