@@ -100,9 +100,15 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
     write_tiny_audio_model(repository, "tiny-audio")
     refused = write_tiny_model(repository, "tiny-mlp", seed=2)
     (refused / "model.safetensors").write_bytes(b"truncated")  # counted as a load failure
-    # Two workers, as the overlays run: the supervisor's /metrics has the worker series too.
+    # Two workers feeding an inference process, as the GPU overlay runs on a GPU node: the
+    # supervisor's /metrics has the worker and the inference process's series too.
     process = start_server_process(
-        repository, extra_env={"GENRE_TORCH_THREADS": "1", "GENRE_WORKERS": "2"}
+        repository,
+        extra_env={
+            "GENRE_TORCH_THREADS": "1",
+            "GENRE_WORKERS": "2",
+            "GENRE_INFERENCE_PROCESS": "on",
+        },
     )
     try:
         with grpc.insecure_channel(process.target) as channel:

@@ -28,7 +28,6 @@ PROMETHEUS_SERIES = {"up"}
 # Series the dashboard shows ahead of the server: the per-device inference process of issue #24.
 # A query may name them only with target labels; once the server exports one, remove it here
 # (test_pending_series_are_not_exported_yet says so) and its labels are checked like the rest.
-PENDING_SERIES = {"genre_inference_process_up", "genre_inference_process_restarts_total"}
 # Labels Prometheus Operator attaches to every series of a ServiceMonitor target.
 TARGET_LABELS = {"job", "namespace", "pod", "instance", "service", "container", "endpoint"}
 SUFFIXES = {
@@ -99,7 +98,7 @@ def check_query(query: str, series: dict[str, set[str]]) -> None:
     used -= functions | PROMQL_KEYWORDS
     assert used, f"no metric found in {query!r}"
     for name in used:
-        known_name = name in series or name in PROMETHEUS_SERIES or name in PENDING_SERIES
+        known_name = name in series or name in PROMETHEUS_SERIES
         assert known_name, f"{name} is not exposed ({query!r})"
     known = set(TARGET_LABELS) | {"le"}
     for name in used:
@@ -183,12 +182,6 @@ def test_the_dashboard_shows(shows: str, metric: str, grouped_by: str) -> None:
         for label in grouping.split(",")
     }
     assert grouped_by in groupings, (shows, queries)
-
-
-def test_pending_series_are_not_exported_yet(real_server: RealServer) -> None:
-    """Once the server exports one (issue #24), it leaves PENDING_SERIES for the full check."""
-    exported = PENDING_SERIES & set(exposed(real_server.metrics_text))
-    assert not exported, f"the server exports {sorted(exported)}: remove them from PENDING_SERIES"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
