@@ -1,7 +1,8 @@
 """``bench.load`` client processes: started with their spec, finished into their JSON result.
 
 Each cell's client is a process of its own, so its CPU never competes with the harness's; several
-can run at once (``bench.workers_streams`` starts one per load process before finishing any).
+can run at once (``bench.studies.workers_streams`` starts one per load process before finishing
+any).
 ``run_clients`` runs one unary cell as several processes that split its concurrency and
 connections, starts their windows together and stops them together, and merges what they
 measured (``bench.windows``): so that the client is not what a fast server waits for.

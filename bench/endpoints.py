@@ -63,7 +63,7 @@ def reserved_port(host: str = "127.0.0.1") -> Iterator[int]:
 @contextlib.contextmanager
 def echo_servers(manifest: Path, workers: int) -> Iterator[list[ServerProcess]]:
     """``workers`` echo processes on one port; one process binds a port of its own, as ours."""
-    command = [sys.executable, "-m", "bench.echo_server", "--manifest", str(manifest)]
+    command = [sys.executable, "-m", "bench.peers.echo", "--manifest", str(manifest)]
     started: list[ServerProcess] = []
     try:
         if workers == 1:
@@ -130,7 +130,7 @@ class TorchServe:
         self._failed: Exception | None = None
 
     def _prepare(self) -> tuple[Path, Path, dict[str, Path]]:
-        from bench import torchserve
+        from bench.peers import torchserve
 
         if self._failed is not None:
             raise self._failed
@@ -154,7 +154,7 @@ class TorchServe:
 
     @contextlib.contextmanager
     def serving(self, workers: int) -> Iterator[Endpoint]:
-        from bench import torchserve
+        from bench.peers import torchserve
 
         venv, store, bodies = self._prepare()
         process = torchserve.start_torchserve(

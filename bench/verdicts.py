@@ -1,8 +1,8 @@
 """What a run's results mean: the issues' targets and their verdicts (why a missed one missed:
-``bench.gaps``).
+``bench.report.gaps``).
 
 Every features target is judged once per serving-process count the run measured, from cells
-that count (``bench.cells``: neither failed nor made invalid by a saturated client).
+that count (``bench.report.cells``: neither failed nor made invalid by a saturated client).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.cells import (
+from bench.report.cells import (
     Results,
     cells_of,
     find,

@@ -10,8 +10,8 @@ ours's 256 rows and 5 ms, and runs our ``FeaturesRunner`` on the version's files
   Python backend, N model instances.
 - ``bench.peers.mlserver``: MLServer 1.7.1, adaptive batching, N parallel workers.
 
-TorchServe (``bench.torchserve``, ``bench.endpoints.TorchServe``) predates this package. A peer
-that cannot be set up or started raises ``PeerUnavailable`` and the run records it as skipped.
+TorchServe (``bench.peers.torchserve``, ``bench.endpoints.TorchServe``) predates this package. A
+peer that cannot be set up or started raises ``PeerUnavailable`` and the run records it as skipped.
 This module stays free of imports: the peers' model code imports ``bench.peers.model`` inside
 the peer's own Python.
 """

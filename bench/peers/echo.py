@@ -6,7 +6,7 @@ line. It answers each call with a pre-built response of the size ours would send
 ``Classification`` per request row with every label of the model. What our server achieves
 relative to this is the share of a Python gRPC service's best that it keeps.
 
-    python -m bench.echo_server --manifest models/gtzan-features-mlp/1/manifest.json
+    python -m bench.peers.echo --manifest models/gtzan-features-mlp/1/manifest.json
 
 It logs the same JSON ``starting``/``ready`` lines as ``python -m server`` (ports from
 ``GENRE_GRPC_HOST``/``GENRE_GRPC_PORT``), so ``bench.server_process`` starts it like ours.

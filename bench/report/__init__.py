@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cells import find, ratio, throughput_key, worker_counts, workers_of
-from bench.gaps import cpu_split, gap_cause
-from bench.report_peers import peers_section
+from bench.report.cells import find, ratio, throughput_key, worker_counts, workers_of
+from bench.report.gaps import cpu_split, gap_cause
+from bench.report.peers import peers_section
 from bench.verdicts import audio_ratio
 
 SERVER_NAMES = {
@@ -334,7 +333,3 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(markdown(results))
     print(out)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from bench.cells import Results, cells_of, levels, lookup, ratio
+from bench.report.cells import Results, cells_of, levels, lookup, ratio
 from bench.verdicts import (
     ISSUE_24,
     OUR_PROTOCOLS,

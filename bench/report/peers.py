@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.cells import Results, find, ratio, throughput_key, worker_counts, workers_of
+from bench.report.cells import Results, find, ratio, throughput_key, worker_counts, workers_of
 from bench.verdicts import OUR_PROTOCOLS, PEER_NAMES
 
 SHOWN = ("ours", "ours-v2", "echo", "torchserve", "triton", "mlserver")

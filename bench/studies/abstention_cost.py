@@ -6,7 +6,7 @@ sizes on one thread, the best of interleaved rounds. The rest of the check runs 
 stream session (the RMS level, the verdict and the running track tally); it is timed on its own
 and added. The issue's budget: at most 15% more CPU per window.
 
-    python -m bench.abstention_cost --base models/gtzan-cnn-lstm/3 \
+    python -m bench.studies.abstention_cost --base models/gtzan-cnn-lstm/3 \
         --with-detector models/gtzan-cnn-lstm/4 --out bench/results/abstention
 """
 

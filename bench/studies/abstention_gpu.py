@@ -5,7 +5,7 @@ and on CUDA; genre and music probabilities must agree within 1e-3. Then the base
 version with the detector are timed on CUDA at one batch size (wall time per window, results back
 on the host, best of interleaved rounds), since on a GPU the budget is device time, not CPU.
 
-    python -m bench.abstention_gpu --base models/gtzan-cnn-lstm/3 \
+    python -m bench.studies.abstention_gpu --base models/gtzan-cnn-lstm/3 \
         --with-detector models/gtzan-cnn-lstm/4 --out bench/results/abstention-gpu-h200
 """
 

@@ -5,7 +5,7 @@ row per call) closed-loop at several concurrency levels from this process, and r
 throughput and latency percentiles plus the server's own average batch size from /metrics.
 Writes ``bench/results/batching_knobs.json`` and ``.md``. Bounded: a few seconds per cell.
 
-    .venv/bin/python -m bench.batching_knobs [--repository models] [--model NAME]
+    .venv/bin/python -m bench.studies.batching_knobs [--repository models] [--model NAME]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bench.scrape import scrape
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ opens ``C`` connections at a time (one health call each, so each is really accep
 /proc which worker accepted each, closes them, and repeats. It reports, per ``C``, the mean share
 of the busiest worker and how often some worker got none.
 
-    .venv/bin/python -m bench.connection_spread --out bench/results/workers
+    .venv/bin/python -m bench.studies.connection_spread --out bench/results/workers
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Connections over {workers} workers on one port (SO_REUSEPORT)",
         "",
-        f"`python -m bench.connection_spread --workers {workers}`; an even spread gives the "
-        f"busiest worker 1/{workers} = {1 / workers:.2f}.",
+        f"`python -m bench.studies.connection_spread --workers {workers}`; an even spread gives "
+        f"the busiest worker 1/{workers} = {1 / workers:.2f}.",
         "",
         "| connections | draws | busiest worker's share (mean) | draws with an idle worker |",
         "|---|---|---|---|",

@@ -1,7 +1,7 @@
 """A flood of streams: how many of the workers' slots the pod fills when streams arrive at once.
 
-    .venv/bin/python -m bench.flood                       # 2 workers x 32 slots, 64 streams
-    .venv/bin/python -m bench.flood --workers 8 --slots 256 --streams 2048 --connections 32
+    .venv/bin/python -m bench.studies.flood                       # 2 workers x 32 slots, 64 streams
+    .venv/bin/python -m bench.studies.flood --workers 8 --slots 256 --streams 2048 --connections 32
 
 The kernel deals connections, not streams, over the worker processes, so with a stream limit per
 worker a flood filled the workers that drew many connections and left slots free on the others
@@ -125,7 +125,7 @@ def markdown(result: dict[str, Any]) -> str:
         [
             "# A flood of streams",
             "",
-            f"`python -m bench.flood`: {result['streams']} streams opened at once over "
+            f"`python -m bench.studies.flood`: {result['streams']} streams opened at once over "
             f"{result['connections']} connections to {result['workers']} workers with "
             f"{result['slots_per_worker']} slots each (`GENRE_MAX_STREAMS`), slot limit alone. "
             f"Machine: {result['machine']['cpu_model']}, {result['machine']['cpu_count']} CPUs.",

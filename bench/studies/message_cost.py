@@ -1,7 +1,7 @@
 """What one audio message costs the server: the same streams sent in small and in large chunks.
 
-    .venv/bin/python -m bench.message_cost                  # 3 rounds, results/message-cost/
-    .venv/bin/python -m bench.message_cost --rounds 1 --tracks 4 --out /tmp/message-cost
+    .venv/bin/python -m bench.studies.message_cost          # 3 rounds, results/message-cost/
+    .venv/bin/python -m bench.studies.message_cost --rounds 1 --tracks 4 --out /tmp/message-cost
 
 One server process (``GENRE_WORKERS=1``) serves the CNN-LSTM alone (``gtzan-cnn-lstm`` pinned to
 version 2: a window costs milliseconds, not the ensemble's 45, so the model does not drown the
@@ -165,7 +165,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Server CPU per audio message",
         "",
-        f"`python -m bench.message_cost`: one server process, `{result['model']}`, "
+        f"`python -m bench.studies.message_cost`: one server process, `{result['model']}`, "
         f"{result['tracks']} tracks of {result['track_seconds']:g} s at hop 3 s, "
         f"{'in real time' if result['realtime'] else 'flat out'}, "
         "as 100 ms and as 1 s chunks (same audio, same windows). "

@@ -1,6 +1,6 @@
 """An OTLP/gRPC receiver in a process of its own, for benchmarks: it only counts spans.
 
-    .venv/bin/python -m bench.otlp_sink     # prints its port, then the span count at stdin's EOF
+    .venv/bin/python -m bench.studies.otlp_sink  # its port, then the span count at stdin's EOF
 
 A benchmark points ``GENRE_OTLP_ENDPOINT`` at it, so exporting costs the server what it costs in
 production (serialising, the gRPC send) while the receiving end's CPU stays out of the figures.
@@ -64,7 +64,7 @@ def main() -> int:
 def sink_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A running sink and its endpoint; its span count is the last line of its stdout."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.otlp_sink"],
+        [sys.executable, "-m", "bench.studies.otlp_sink"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,14 +1,15 @@
 """What tracing costs a call: ``observe_call`` and a batcher in one process, and a real server.
 
-    .venv/bin/python -m bench.trace_cost                     # both parts, results/trace-cost/
-    .venv/bin/python -m bench.trace_cost --part micro --calls 20000 --out /tmp/trace-cost
+    .venv/bin/python -m bench.studies.trace_cost             # both parts, results/trace-cost/
+    .venv/bin/python -m bench.studies.trace_cost --part micro --calls 20000 --out /tmp/trace-cost
 
 Four cases, every call a one-row ``ClassifyFeatures``:
 
 - ``off``: no ``traceparent``, no ``GENRE_OTLP_ENDPOINT`` (the default);
 - ``traceparent``: the caller sends one, no endpoint: only the log line's ``trace_id``;
 - ``exported``: the caller's sampled ``traceparent`` and an endpoint: every call's spans (call,
-  queue, batch, inference) go to an OTLP receiver in a process of its own (``bench.otlp_sink``);
+  queue, batch, inference) go to an OTLP receiver in a process of its own
+  (``bench.studies.otlp_sink``);
 - ``unsampled``: an endpoint, but the caller did not sample (flags 00), as most calls are when
   the edge samples a few in a hundred: the SDK decides, nothing is exported.
 
@@ -38,9 +39,9 @@ import numpy as np
 
 from bench import machine
 from bench.cpu import tree_cpu_seconds
-from bench.otlp_sink import received, sink_process
 from bench.plan import REPOSITORY_ROOT, RESULTS
 from bench.server_process import start_server_process
+from bench.studies.otlp_sink import received, sink_process
 
 CASES = ("off", "traceparent", "exported", "unsampled")
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
@@ -214,7 +215,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# What tracing costs a call",
         "",
-        "`python -m bench.trace_cost` (cases in the module docstring). Machine: "
+        "`python -m bench.studies.trace_cost` (cases in the module docstring). Machine: "
         f"{result['machine']['cpu_model']}, {result['machine']['cpu_count']} CPUs, shared: "
         "the 1-minute load average before each run is listed.",
     ]

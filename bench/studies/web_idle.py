@@ -9,7 +9,7 @@ the other, at each concurrency, the server's CPU per call read from /proc. Both 
 time and the order alternates by round, so the drift of a shared machine falls on both; the ratio
 on / off is taken per round, and its spread over rounds is the noise to judge it by.
 
-    .venv/bin/python -m bench.web_idle --out bench/results/web
+    .venv/bin/python -m bench.studies.web_idle --out bench/results/web
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# The web port on but idle, against off: the gRPC path's cost",
         "",
-        f"`python -m bench.web_idle` on {result['machine']['cpu_count']} x "
+        f"`python -m bench.studies.web_idle` on {result['machine']['cpu_count']} x "
         f"{result['machine']['cpu_model']} (load average at start "
         f"{result['machine']['load_average_at_start'][0]:.2f}); two servers side by side, one "
         f"process each, `{MODEL}`, one named row per `ClassifyFeatures` call, closed loop; "

@@ -3,7 +3,7 @@
 Each worker holds every model (and on a GPU its own CUDA context), so a pod's memory request
 grows with ``GENRE_WORKERS``; this measures by how much, on the machine it runs on.
 
-    .venv/bin/python -m bench.worker_memory --workers 1,2 --out bench/results/workers
+    .venv/bin/python -m bench.studies.worker_memory --workers 1,2 --out bench/results/workers
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Memory per serving process, every bundled model loaded ({device})",
         "",
-        f"`python -m bench.worker_memory --workers {args.workers}` on {machine['cpu_count']} "
-        f"CPUs ({machine['cpu_model']}); resident set sizes after 'ready'.",
+        f"`python -m bench.studies.worker_memory --workers {args.workers}` on "
+        f"{machine['cpu_count']} CPUs ({machine['cpu_model']}); resident set sizes after 'ready'.",
         "",
         "| workers | supervisor MiB | each worker MiB | total MiB |",
         "|---|---|---|---|",

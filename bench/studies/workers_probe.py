@@ -7,7 +7,7 @@ client process whose connections are dealt round-robin over them (``UnarySpec.ch
 with perfectly spread connections. The kernel's SO_REUSEPORT balancing (connections, not
 calls) is a separate question; this measures the ceiling it could reach.
 
-    .venv/bin/python -m bench.workers_probe --out bench/results/workers-probe
+    .venv/bin/python -m bench.studies.workers_probe --out bench/results/workers-probe
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def servers(kind: str, count: int, version: Path) -> Iterator[list[ServerProcess
     try:
         for _ in range(count):
             if kind == "echo":
-                command = (sys.executable, "-m", "bench.echo_server", "--manifest",
+                command = (sys.executable, "-m", "bench.peers.echo", "--manifest",
                            str(version / "manifest.json"))  # fmt: skip
                 started.append(start_server_process(None, command=command))
             else:

@@ -17,8 +17,9 @@ seconds (live sources arriving, not a flood, which ``GENRE_MAX_STREAMS`` is for)
 status they ended with: RESOURCE_EXHAUSTED for those refused is the promise, and the admitted ones'
 p99.
 
-    .venv/bin/python -m bench.workers_streams --workers 1,4,8 --stream-counts 1024,2048,4096,6144 \
-        --pin gtzan-cnn-lstm=2 --out bench/results/workers-gpu-h200
+    .venv/bin/python -m bench.studies.workers_streams --workers 1,4,8 \
+        --stream-counts 1024,2048,4096,6144 --pin gtzan-cnn-lstm=2 \
+        --out bench/results/workers-gpu-h200
 """
 
 from __future__ import annotations

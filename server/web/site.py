@@ -2,9 +2,9 @@
 
 Served by aiohttp inside the server's own event loop, beside ``grpc.aio``: the bridge then calls
 the servicer directly (``server.web.bridge``), and an idle port is one more listening socket in
-the loop's selector, nothing more (``bench/web_idle.py`` measures it against the gRPC path). The
-TLS settings of gRPC apply here too: a certificate makes the page HTTPS and the socket WSS, and a
-client CA makes browsers present a client certificate.
+the loop's selector, nothing more (``bench/studies/web_idle.py`` measures it against the gRPC
+path). The TLS settings of gRPC apply here too: a certificate makes the page HTTPS and the
+socket WSS, and a client CA makes browsers present a client certificate.
 
 With worker processes every worker binds the port with SO_REUSEPORT (the supervisor holds it for
 them, as it holds the gRPC port), so the kernel spreads browser connections over the workers as

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.batching_knobs import Cell, markdown
+from bench.studies.batching_knobs import Cell, markdown
 
 
 def test_header_names_the_recorded_machine() -> None:

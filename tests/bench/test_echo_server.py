@@ -11,8 +11,8 @@ import grpc
 import numpy as np
 import pytest
 
-from bench.echo_server import EchoServicer
 from bench.endpoints import CLASSIFY, echo_servers
+from bench.peers.echo import EchoServicer
 from bench.server_process import start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.features import ranked
@@ -113,7 +113,7 @@ async def test_echo_processes_with_reuseport_share_one_port_and_each_serves(
 
 def test_a_second_echo_process_without_reuseport_is_refused_the_port(tmp_path: Path) -> None:
     manifest = write_tiny_model(tmp_path / "models") / "manifest.json"
-    command = [sys.executable, "-m", "bench.echo_server", "--manifest", str(manifest)]
+    command = [sys.executable, "-m", "bench.peers.echo", "--manifest", str(manifest)]
     first = start_server_process(None, command=command)
     try:
         with pytest.raises(AssertionError, match="never logged 'starting'"):

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench import gaps, report, verdicts
+from bench import report, verdicts
+from bench.report import gaps
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench import gaps, report, verdicts
+from bench import report, verdicts
+from bench.report import gaps
 
 # calls/s per server at c = 1, 8, 64, 256 (2 workers each); 256-row calls in rows/s at c = 1, 8
 ONE_ROW = {

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-import bench.torchserve_handler as handler
+import bench.peers.torchserve.handler as handler
 from modelcore.checkpoint import load_checkpoint
 from server.runner import FeaturesRunner
 from tests.conftest import REPOSITORY_ROOT

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.web_idle import FIGURES, markdown, summary
+from bench.studies.web_idle import FIGURES, markdown, summary
 
 
 def measured(round_index: int, setting: str, calls: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1 import common_pb2
 
-from bench.otlp_sink import start_receiver
+from bench.studies.otlp_sink import start_receiver
 from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
 from tests.support.checkpoints import FEATURE_NAMES, example_row

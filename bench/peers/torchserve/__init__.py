@@ -30,7 +30,8 @@ import grpc
 
 from bench.peers.process import free_ports, stop_group
 
-BENCH = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parents[1]
 REPOSITORY_ROOT = BENCH.parent
 VENV = BENCH / ".torchserve-venv"
 PINS = ("torchserve==0.12.0", "torch-model-archiver==0.12.0", "pyyaml==6.0.3")
@@ -132,7 +133,7 @@ def build_archive(workdir: Path, venv: Path, version_directory: Path, name: str)
             "--version",
             "1.0",
             "--handler",
-            str(BENCH / "torchserve_handler.py"),
+            str(HERE / "handler.py"),
             "--extra-files",
             ",".join(str(f) for f in files),
             "--export-path",
