@@ -62,6 +62,8 @@ class Plan:
     torchserve_setup_s: float = 240.0
     peer_setup_s: float = 600.0  # Triton's or MLServer's venv on first use (a 300 MB wheel)
     cell_limit_s: float = 60.0
+    # A throwaway load before the first measured cell (bench.run: Harness._warm_machine).
+    warm_machine_s: float = 10.0
     # Client processes per unary cell, the concurrency split between them (never more processes
     # than concurrent calls); a cell where one of them used >= 90% of a core is invalid.
     client_processes: int = DEFAULT_CLIENT_PROCESSES
@@ -104,6 +106,7 @@ class Plan:
             max_windows=4,
             cell_limit_s=30.0,
             client_processes=1,
+            warm_machine_s=0.0,
         )
 
 
