@@ -30,8 +30,9 @@ import torch
 from training.evaluate import permutation_importance
 from training.features.boosting import BlendParts
 from training.features.config import RunConfig
-from training.features.selection import select_and_refit
+from training.features.selection import model_inputs, select_and_refit, uses_titles
 from training.features.tabular import StrArray, TabularDataset
+from training.features.title_stack import TitleParts, untitled
 from training.features.train import EpochRecord, FloatArray, IntArray, logits_of
 from training.splits import Split, group_split
 
@@ -100,6 +101,10 @@ class FoldResult:
     blend: BlendParts | None = None
     held_out_rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     held_out_logits: FloatArray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    # With a title member: its stack, and the logits of the same rows sent without titles.
+    title: TitleParts | None = None
+    untitled_logits: FloatArray | None = None
+    held_out_untitled_logits: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -121,14 +126,24 @@ class CrossValidation:
         rows: IntArray = np.concatenate([fold.held_out_rows for fold in self.folds])
         return rows
 
-    def probabilities(self, calibrated: bool = True) -> FloatArray:
-        """``(rows, C)`` in the order of ``rows``; calibrated by each fold's own temperature."""
-        return _softmax([(fold.logits, fold.temperature) for fold in self.folds], calibrated)
+    @property
+    def has_titles(self) -> bool:
+        return any(fold.untitled_logits is not None for fold in self.folds)
 
-    def held_out_probabilities(self) -> FloatArray:
+    def probabilities(self, calibrated: bool = True, titles: bool = True) -> FloatArray:
+        """``(rows, C)`` in the order of ``rows``; calibrated by each fold's own temperature.
+        ``titles=False``: the answers to the same rows sent without their titles."""
+        parts = [(_logits(fold, titles), fold.temperature) for fold in self.folds]
+        return _softmax(parts, calibrated)
+
+    def held_out_probabilities(self, titles: bool = True) -> FloatArray:
         """Calibrated ``(held-out rows, C)`` in the order of ``held_out_rows``."""
         return _softmax(
-            [(f.held_out_logits, f.temperature) for f in self.folds if f.held_out_rows.size]
+            [
+                (_logits(f, titles, held_out=True), f.temperature)
+                for f in self.folds
+                if f.held_out_rows.size
+            ]
         )
 
     def member_epochs(self) -> tuple[int, ...]:
@@ -152,6 +167,11 @@ class CrossValidation:
             float(np.median([part.mlp_temperature for part in parts])),
             float(np.median([part.tree_temperature for part in parts])),
         )
+
+    def title(self) -> TitleParts | None:
+        """The title stack, each value the median over the folds (None without titles)."""
+        parts = [fold.title for fold in self.folds if fold.title is not None]
+        return TitleParts.median(parts) if parts else None
 
     def importance(self) -> dict[str, dict[str, float]]:
         """Permutation importance averaged over the folds that computed it."""
@@ -205,6 +225,11 @@ class CrossValidation:
                 arrays[f"blend_{fold.fold}"] = np.array(
                     [fold.blend.rounds, fold.blend.mlp_temperature, fold.blend.tree_temperature]
                 )
+            if fold.title is not None and fold.untitled_logits is not None:
+                arrays[f"title_{fold.fold}"] = fold.title.to_array()
+                arrays[f"untitled_{fold.fold}"] = fold.untitled_logits
+                if fold.held_out_untitled_logits is not None and fold.held_out_rows.size:
+                    arrays[f"helduntitled_{fold.fold}"] = fold.held_out_untitled_logits
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -220,6 +245,7 @@ class CrossValidation:
                     tuple(int(e) for e in data[f"epochs_{number}"]),
                     blend=_blend_parts(data, number),
                     **_held_out_parts(data, number),
+                    **_title_parts(data, number),
                 )
                 for number in numbers
             )
@@ -272,6 +298,25 @@ def _held_out_parts(data: Any, number: int) -> dict[str, Any]:
         "held_out_rows": data[f"heldrows_{number}"],
         "held_out_logits": data[f"heldlogits_{number}"],
     }
+
+
+def _title_parts(data: Any, number: int) -> dict[str, Any]:
+    if f"title_{number}" not in data.files:
+        return {}
+    held = f"helduntitled_{number}"
+    return {
+        "title": TitleParts.from_array(data[f"title_{number}"].tolist()),
+        "untitled_logits": data[f"untitled_{number}"],
+        "held_out_untitled_logits": data[held] if held in data.files else None,
+    }
+
+
+def _logits(fold: FoldResult, titles: bool, held_out: bool = False) -> FloatArray:
+    """A fold's logits of its scored (or held-out) rows, with or without their titles."""
+    if held_out:
+        bare = fold.held_out_untitled_logits
+        return fold.held_out_logits if titles or bare is None else bare
+    return fold.logits if titles or fold.untitled_logits is None else fold.untitled_logits
 
 
 def clustered_mean(values: npt.NDArray[np.floating[Any]], groups: StrArray) -> tuple[float, float]:
@@ -339,13 +384,31 @@ def _score_fold(
     held_out: tuple[TabularDataset, IntArray] | None,
 ) -> FoldResult:
     fitted = select_and_refit(dataset, split, config, progress)
-    x_test = fitted.shipped_preprocessor.transform(dataset.features[split.test])
-    model, temperature = fitted.shipped.model, fitted.temperature
+    preprocessor, model, temperature = (
+        fitted.shipped_preprocessor,
+        fitted.shipped.model,
+        fitted.temperature,
+    )
+
+    def inputs(table: TabularDataset, rows: IntArray) -> FloatArray:
+        return model_inputs(table, config, preprocessor.transform(table.features[rows]), rows)
+
+    def scored(x: FloatArray) -> dict[str, FloatArray | None]:
+        titled = uses_titles(dataset, config)
+        bare = logits_of(model, untitled(x, len(dataset.feature_names))).numpy() if titled else None
+        return {"logits": logits_of(model, x).numpy(), "untitled": bare}
+
+    x_test = inputs(dataset, split.test)
+    test = scored(x_test)
     extra: dict[str, Any] = {}
     if held_out is not None:
         table, rows = held_out
-        x_held = fitted.shipped_preprocessor.transform(table.features[rows])
-        extra = {"held_out_rows": rows, "held_out_logits": logits_of(model, x_held).numpy()}
+        held = scored(inputs(table, rows))
+        extra = {
+            "held_out_rows": rows,
+            "held_out_logits": held["logits"],
+            "held_out_untitled_logits": held["untitled"],
+        }
 
     def predict(rows: FloatArray) -> FloatArray:
         result: FloatArray = torch.softmax(logits_of(model, rows) / temperature, 1).numpy()
@@ -363,14 +426,17 @@ def _score_fold(
         if config.importance_repeats
         else {}
     )
+    assert test["logits"] is not None
     return FoldResult(
         fold,
         split.test,
-        logits_of(model, x_test).numpy(),
+        test["logits"],
         temperature,
         fitted.selection.member_epochs,
         importance,
         tuple(fitted.selection.history),
         fitted.blend,
+        title=fitted.title,
+        untitled_logits=test["untitled"],
         **extra,
     )
