@@ -1,13 +1,17 @@
 """A track title's character n-grams, looked up in a learnt vocabulary: a linear text classifier.
 
 The title reaches the model as Unicode code points, one float32 column each (exact: code points
-are below 2^21), left-aligned and padded with -1 (``encode_title``). Everything after that
-happens here, in torch, for training and serving alike: lower-casing (ASCII and Latin-1),
-character n-grams of the title framed by a space on each side, a 62-bit hash of each n-gram,
-the lookup of the hashes in the sorted ``vocabulary`` learnt from training titles (n-grams seen
-fewer times are dropped), TF-IDF weights (sublinear term frequency times ``idf``, then L2
-normalised) and an ``nn.EmbeddingBag`` that sums each known n-gram's class scores. So the
-module is a multinomial logistic regression on TF-IDF character n-grams, and a caller's
+are below 2^21), left-aligned and padded with -1 (``modelcore.preprocessing.TextFeature``).
+Everything after that happens here, in torch, for training and serving alike:
+
+- lower-casing (ASCII and Latin-1);
+- character n-grams of the title framed by a space on each side, each hashed to 62 bits;
+- the lookup of the hashes in the sorted ``vocabulary`` learnt from training titles (n-grams
+  in fewer training titles than the trainer's minimum are not in it);
+- TF-IDF weights: sublinear term frequency times ``idf``, L2-normalised;
+- an ``nn.EmbeddingBag`` that sums each known n-gram's class scores.
+
+So the module is a multinomial logistic regression on TF-IDF character n-grams, and a caller's
 front-end only has to turn text into code points.
 """
 
@@ -18,7 +22,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-PADDING = -1.0  # the code of "no character" in the input columns
 # Two 31-bit polynomial hashes (prime moduli, one multiplier each) make a 62-bit n-gram key:
 # with a vocabulary of ~10^5 n-grams a collision is about a 10^-9 event.
 _MODULI = (2_147_483_647, 2_147_483_629)
@@ -27,15 +30,6 @@ _SPACE = 32
 # Upper-case ranges lowered by adding 32: ASCII A-Z and Latin-1 À-Þ (except ×, 215).
 _UPPER = ((65, 90), (192, 222))
 _TIMES = 215
-
-
-def encode_title(title: str, max_length: int) -> list[float]:
-    """``title``'s code points, padded with ``PADDING`` to ``max_length`` columns. The caller
-    checks the length; this refuses a title that does not fit rather than cut it."""
-    codes = [float(ord(character)) for character in title]
-    if len(codes) > max_length:
-        raise ValueError(f"title has {len(codes)} characters, more than {max_length}")
-    return codes + [PADDING] * (max_length - len(codes))
 
 
 def ngram_keys(codes: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:

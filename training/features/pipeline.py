@@ -25,7 +25,7 @@ import torch
 
 from modelcore.checkpoint import read_manifest, write_checkpoint
 from modelcore.manifest import Manifest
-from modelcore.preprocessing import FeaturePreprocessor
+from modelcore.preprocessing import FeaturePreprocessor, TextFeature
 from training.evaluate import classification_metrics, expected_calibration_error
 from training.evaluate import permutation_importance as importance_of
 from training.features.all_rows import conflicting_rows
@@ -35,7 +35,7 @@ from training.features.crossval import cross_validate
 from training.features.cv_figures import cv_figures
 from training.features.datasets import fingerprint, load_dataset
 from training.features.report import build_files
-from training.features.selection import model_inputs, select_and_refit, train_fixed, uses_titles
+from training.features.selection import model_inputs, select_and_refit, title_source, train_fixed
 from training.features.tabular import TabularDataset
 from training.features.title_stack import TitleParts
 from training.features.train import (
@@ -338,6 +338,17 @@ def split_protocol(
     return text
 
 
+def served_preprocessor(
+    config: RunConfig, dataset: TabularDataset, preprocessor: FeaturePreprocessor
+) -> FeaturePreprocessor:
+    """The preprocessing the server applies: the fitted numeric one, plus the title's columns
+    when the run has a title member (the model takes both in one matrix)."""
+    source = title_source(dataset, config)
+    if source is None:
+        return preprocessor
+    return replace(preprocessor, text_features=(TextFeature("title", source[0].max_length),))
+
+
 def input_schema(
     config: RunConfig, dataset: TabularDataset, preprocessor: FeaturePreprocessor
 ) -> dict[str, Any]:
@@ -347,9 +358,9 @@ def input_schema(
         "features": list(preprocessor.feature_names),
         "imputable": sorted(preprocessor.imputable),
     }
-    if uses_titles(dataset, config):
-        assert config.titles is not None
-        schema["text"] = [{"name": "title", "max_length": config.titles.max_length}]
+    source = title_source(dataset, config)
+    if source is not None:
+        schema["text"] = [{"name": "title", "max_length": source[0].max_length}]
     return schema
 
 
@@ -381,7 +392,7 @@ def build_manifest(
         kind="features",
         architecture=shipped.architecture,
         labels=tuple(dataset.label_names),
-        preprocessing=preprocessor.to_dict(),
+        preprocessing=served_preprocessor(config, dataset, preprocessor).to_dict(),
         input_schema=input_schema(config, dataset, preprocessor),
         calibration=report["calibration"],
         metrics=metrics,

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelcore.models.title import PADDING, TitleNgrams
+from modelcore.models.title import TitleNgrams
 from modelcore.models.title_blend import TitleBlend
+from modelcore.preprocessing import TEXT_PADDING
 from training.features.tabular import StrArray
 from training.features.titles import title_codes
 from training.features.train import FloatArray, IntArray, TrainResult
@@ -112,7 +113,7 @@ def with_codes(x: FloatArray, titles: StrArray | None, max_length: int) -> Float
     codes = (
         title_codes(titles.tolist(), max_length)
         if titles is not None
-        else np.full((len(x), max_length), PADDING, dtype=np.float32)
+        else np.full((len(x), max_length), TEXT_PADDING, dtype=np.float32)
     )
     result: FloatArray = np.concatenate([x, codes], axis=1)
     return result
@@ -121,5 +122,5 @@ def with_codes(x: FloatArray, titles: StrArray | None, max_length: int) -> Float
 def untitled(inputs: FloatArray, numeric_features: int) -> FloatArray:
     """The same rows with their titles taken away."""
     result = inputs.copy()
-    result[:, numeric_features:] = PADDING
+    result[:, numeric_features:] = TEXT_PADDING
     return result

@@ -5,8 +5,8 @@ training and serving hash alike) found in at least ``min_count`` training titles
 scikit-learn's smoothed inverse document frequency. The class scores are a multinomial logistic
 regression (L-BFGS, L2 strength ``1 / c``) on the module's own TF-IDF bags, copied into its
 ``EmbeddingBag``: the served module computes the regression's decision function exactly (in
-float32). Titles are code points (``encode_title``); a row without a title is not a training
-row of this member.
+float32). Titles are code points (``modelcore.preprocessing.TextFeature``); a row without a
+title is not a training row of this member.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import torch
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from modelcore.models.title import TitleNgrams, encode_title, ngram_keys
+from modelcore.models.title import TitleNgrams, ngram_keys
+from modelcore.preprocessing import TextFeature
 from training.features.config import TitleConfig
 from training.features.train import FloatArray, IntArray
 
@@ -28,7 +29,8 @@ CHUNK = 2048  # titles hashed per step (bounds the (rows, n-grams) key matrices)
 
 def title_codes(titles: Sequence[str], max_length: int) -> FloatArray:
     """(N, max_length) code points of ``titles`` ("" for none), as the server sends them."""
-    return np.array([encode_title(title, max_length) for title in titles], dtype=np.float32)
+    feature = TextFeature("title", max_length)
+    return np.stack([feature.encode(title) for title in titles]).astype(np.float32)
 
 
 def _keys(codes: FloatArray, sizes: Sequence[int]) -> list[npt.NDArray[np.int64]]:
