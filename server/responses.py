@@ -80,6 +80,10 @@ def describe_version(
             genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
             for name in runner.feature_names
         )
+        info.text_features.extend(
+            genre_pb2.TextFeatureSpec(name=text.name, max_length=text.max_length)
+            for text in runner.preprocessor.text_features
+        )
     if isinstance(runner, AudioRunner):
         info.detects_music = runner.detects_music
         frontend = runner.frontend_config

@@ -23,7 +23,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp_tree_blend": MLPTreeBlend,
     "audio_ensemble": AudioEnsemble,
     "title_ngrams": TitleNgrams,
-    "title_blend": TitleBlend,
+    "title_blend": lambda numeric, **params: TitleBlend(build_model(numeric), **params),
 }
 
 

@@ -24,8 +24,11 @@ from modelcore.models.title import TitleNgrams
 class TitleBlend(nn.Module):
     """The numeric model (any ``modelcore.models`` architecture) blended with ``TitleNgrams``.
 
+    Built from a manifest by ``modelcore.models.build_model``, which builds ``numeric`` from its
+    own ``architecture`` entry ({type, params}) first.
+
     Args:
-        numeric: the numeric model's manifest ``architecture`` entry ({type, params}).
+        numeric: the numeric model.
         title: ``TitleNgrams`` keywords.
         numeric_features: the numeric model's input width.
         numeric_weight, title_weight: the stacking weights of the two members.
@@ -35,20 +38,18 @@ class TitleBlend(nn.Module):
 
     def __init__(
         self,
-        numeric: Mapping[str, Any],
+        numeric: nn.Module,
         title: Mapping[str, Any],
         numeric_features: int,
         numeric_weight: float,
         title_weight: float,
     ) -> None:
         super().__init__()
-        from modelcore.models import build_model  # the registry imports this module
-
         if numeric_features < 1:
             raise ValueError("numeric_features must be positive")
         if numeric_weight <= 0 or title_weight < 0:
             raise ValueError("numeric_weight must be positive and title_weight non-negative")
-        self.numeric = build_model(numeric)
+        self.numeric = numeric
         self.title = TitleNgrams(**title)
         self.numeric_features = numeric_features
         self.numeric_weight, self.title_weight = float(numeric_weight), float(title_weight)

@@ -34,13 +34,12 @@ from training.features.config import RunConfig
 from training.features.crossval import cross_validate
 from training.features.cv_figures import cv_figures
 from training.features.datasets import fingerprint, load_dataset
+from training.features.protocol import model_words, split_protocol, title_words, tree_words
 from training.features.report import build_files
 from training.features.selection import model_inputs, select_and_refit, title_source, train_fixed
 from training.features.tabular import TabularDataset
-from training.features.title_stack import TitleParts
 from training.features.train import (
     FloatArray,
-    IntArray,
     TrainResult,
     logits_of,
 )
@@ -263,79 +262,6 @@ def list_swap(
         "valid_to_train_accuracy": backward,
         "rows": {"train_to_valid": rows[0], "valid_to_train": rows[1]},
     }
-
-
-def model_words(config: RunConfig) -> str:
-    """How a protocol names the model: the MLP (ensemble) and, with trees, the blend."""
-    members = config.model.members
-    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
-    if config.trees is not None:
-        what += (
-            f" averaged with gradient-boosted trees (weight {config.trees.weight:g}; "
-            f"rounds chosen on valid log-loss, each part's temperature fitted on valid)"
-        )
-    if config.titles is not None:
-        what += (
-            ", stacked with a title member (TF-IDF character n-grams of the track title, a"
-            " logistic regression fitted on the train titles; the stack's weights fitted on"
-            " valid)"
-        )
-    return what
-
-
-def title_words(title: TitleParts | None) -> str:
-    if title is None:
-        return ""
-    return (
-        ", and the title member (TF-IDF character n-grams, a logistic regression) trained on all"
-        " rows' titles and stacked with the median fold weights"
-    )
-
-
-def tree_words(blend: BlendParts | None) -> str:
-    if blend is None:
-        return ""
-    return f" and the trees' median fold rounds ({blend.rounds}) and part temperatures"
-
-
-def split_protocol(
-    dataset: TabularDataset, split: Split, config: RunConfig, selection: TrainResult, where: str
-) -> str:
-    unit = "3-s segment rows grouped by track" if dataset.name == "gtzan3" else "rows"
-    groups = "tracks" if dataset.name.startswith("gtzan") else "artists"
-
-    def part(rows: IntArray) -> str:
-        return f"{len(rows)} {unit} / {len(set(dataset.groups[rows].tolist()))} {groups}"
-
-    what = model_words(config)
-    stop_on = config.train.stop_on.replace("_", "-")
-    text = (
-        f"Split by {split.method} with no {groups[:-1]} on two sides: {what} trained on train "
-        f"({part(split.train)}), early stopping on valid {stop_on} and temperature fitted on "
-        f"valid ({part(split.valid)})"
-    )
-    if len(split.test):
-        text += f", test ({part(split.test)}) touched only for the reported metrics"
-    if split.rows_outside:
-        text += f"; {split.rows_outside} rows on no list were not used"
-    if config.refit:
-        epochs = (
-            f"each member's chosen epochs (median {selection.best_epoch})"
-            if config.model.members > 1
-            else f"the chosen {selection.best_epoch} epochs"
-        )
-        trees = " and the trees for their chosen rounds" if config.trees is not None else ""
-        text += (
-            f"; shipped weights refit on train+valid for {epochs}{trees} with the valid temperature"
-        )
-    if where == "test":
-        text += "; metrics are the shipped model's on the held-out test part."
-    else:
-        text += (
-            "; metrics are the train-only selection model's on valid (an estimate: valid also "
-            "chose the epoch and temperature; no test rows exist here)."
-        )
-    return text
 
 
 def served_preprocessor(

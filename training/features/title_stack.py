@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modelcore.models import build_model
 from modelcore.models.title import TitleNgrams
 from modelcore.models.title_blend import TitleBlend
 from modelcore.preprocessing import TEXT_PADDING
@@ -93,13 +94,15 @@ def with_title(
         "numeric_weight": parts.numeric_weight,
         "title_weight": parts.title_weight,
     }
-    blend = TitleBlend(**params)
+    architecture: dict[str, object] = {"type": "title_blend", "params": params}
+    blend = build_model(architecture)
+    assert isinstance(blend, TitleBlend)
     blend.numeric.load_state_dict(numeric.model.state_dict())
     blend.title.load_state_dict(member.state_dict())
     blend.class_bias.copy_(torch.tensor(parts.class_bias, dtype=torch.float32))
     return TrainResult(
         model=blend.eval(),
-        architecture={"type": "title_blend", "params": params},
+        architecture=architecture,
         best_epoch=numeric.best_epoch,
         epochs_run=numeric.epochs_run,
         history=numeric.history,
