@@ -34,7 +34,8 @@ _TIMES = 215
 
 def ngram_keys(codes: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """(B, L) code points (-1 padding, left-aligned) -> (B, G) int64 n-gram keys, -1 where a
-    position holds no n-gram; G = sum over ``sizes`` of (L + 3 - n)."""
+    position holds no n-gram (every position of an empty title); G = sum over ``sizes`` of
+    (L + 3 - n)."""
     codes = codes.to(torch.int64)
     lowered = codes
     for low, high in _UPPER:
@@ -49,6 +50,7 @@ def ngram_keys(codes: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
         _SPACE,
         torch.where(position <= lengths, inner, torch.where(position == lengths + 1, _SPACE, -1)),
     )
+    framed = torch.where(lengths > 0, framed, -1)  # no title, no n-grams (not even spaces)
     keys = []
     for size in sizes:
         count = width + 3 - size

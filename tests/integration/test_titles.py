@@ -156,7 +156,7 @@ async def test_a_title_that_is_not_utf8_is_refused_naming_the_field(
     data = v1_request([None, "PLACEHOLDER", None]).SerializeToString()
     call = channel.unary_unary(CLASSIFY, None, None)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call(data.replace(b"PLACEHOLDER", b"Caf\xe9 Noir"))
+        await call(data.replace(b"PLACEHOLDER", b"Caf\xe9 Noires"))  # same length, not UTF-8
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == "rows[1].text['title']: not UTF-8"
 
