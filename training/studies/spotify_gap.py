@@ -119,16 +119,14 @@ def baseline(
             features = _imputed(features, fit, impute)
         test_features = repaired(features[scored]) if scored_in_ms else features[scored]
         if settings is None and titles is None:
-            model = _fit(features[fit], rows.labels[fit], None, seed)
-            plain: FloatArray = model.predict_proba(test_features)
-            return plain
+            return _proba(_fit(features[fit], rows.labels[fit], None, seed), test_features)
         inner = group_split(rows.artists[fit], 0.15, 0.0, seed)
         train, valid = fit[inner.train], fit[inner.valid]
         rounds = None
         if settings is not None:
             rounds = _best_rounds(features, rows.labels, train, valid, settings, seed)
         model = _fit(features[fit], rows.labels[fit], settings, seed, rounds)
-        probabilities: FloatArray = model.predict_proba(test_features)
+        probabilities = _proba(model, test_features)
         if titles is None:
             return probabilities
         return _with_titles(
@@ -136,6 +134,13 @@ def baseline(
         )
 
     return run
+
+
+def _proba(model: HistGradientBoostingClassifier, x: FloatArray) -> FloatArray:
+    """(N, 11) probabilities, zero for a genre the fit rows never held."""
+    result = np.zeros((len(x), CLASSES))
+    result[:, model.classes_.astype(np.int64)] = model.predict_proba(x)
+    return result
 
 
 def _fit(
@@ -192,7 +197,7 @@ def _with_titles(
     every fit row, the stack applied to the scored rows."""
     labels = rows.labels
     selection = _fit(features[train], labels[train], settings, seed, rounds)
-    z_valid = torch.from_numpy(np.log(np.clip(selection.predict_proba(features[valid]), 1e-12, 1)))
+    z_valid = torch.from_numpy(np.log(np.clip(_proba(selection, features[valid]), 1e-12, 1)))
     temperature = fit_temperature(z_valid.float(), labels[valid])
     member = fit_title_member([rows.titles[i] for i in train], labels[train], CLASSES, titles)
     s_valid = title_log_probabilities(

@@ -80,7 +80,8 @@ ISSUE_STEPS: tuple[tuple[str, str, Variant], ...] = (
 PROJECT_STEPS = tuple(
     step
     for step in ISSUE_STEPS
-    if step[0] in ("baseline", "baseline_scored_in_ms", "imputed", "imputed_with_titles")
+    if step[0]
+    in ("baseline", "baseline_scored_in_ms", "unit_repaired", "imputed", "imputed_with_titles")
 )
 
 
