@@ -28,6 +28,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
 
 from training.features.all_rows import any_label_correct
+from training.features.boosting import best_rounds, fit_booster
 from training.features.config import TitleConfig, TreeConfig
 from training.features.crossval import clustered_mean, row_scores
 from training.features.datasets import load_dataset
@@ -146,21 +147,12 @@ def _proba(model: HistGradientBoostingClassifier, x: FloatArray) -> FloatArray:
 def _fit(
     x: FloatArray, y: IntArray, settings: TreeConfig | None, seed: int, rounds: int | None = None
 ) -> HistGradientBoostingClassifier:
+    """The issue's HGB (``settings`` None), or the shipped trees' settings for ``rounds``."""
     if settings is None:
-        booster = HistGradientBoostingClassifier(
+        return HistGradientBoostingClassifier(
             max_iter=300, learning_rate=0.05, random_state=seed
-        )
-    else:
-        booster = HistGradientBoostingClassifier(
-            learning_rate=settings.learning_rate,
-            max_iter=rounds or settings.max_rounds,
-            max_leaf_nodes=settings.max_leaf_nodes,
-            l2_regularization=settings.l2_regularization,
-            min_samples_leaf=settings.min_samples_leaf,
-            early_stopping=False,
-            random_state=seed,
-        )
-    return booster.fit(x, y)
+        ).fit(x, y)
+    return fit_booster(x.astype(np.float32), y, settings, rounds, seed)
 
 
 def _best_rounds(
@@ -172,11 +164,7 @@ def _best_rounds(
     seed: int,
 ) -> int:
     booster = _fit(features[train], labels[train], settings, seed)
-    losses = [
-        float(-np.log(np.clip(p[np.arange(len(valid)), labels[valid]], 1e-15, 1.0)).mean())
-        for p in booster.staged_predict_proba(features[valid])
-    ]
-    return int(np.argmin(losses)) + 1
+    return best_rounds(booster, features[valid].astype(np.float32), labels[valid])
 
 
 def _with_titles(
