@@ -106,7 +106,8 @@ class TitleNgrams(nn.Module):
     def bag(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) code points -> (B, G) vocabulary ids of each distinct known n-gram (padding
         elsewhere) and their L2-normalised TF-IDF weights (0 elsewhere)."""
-        keys = ngram_keys(codes, self.ngram_sizes)
+        longest = int((codes >= 0).sum(dim=1).max()) if codes.numel() else 0
+        keys = ngram_keys(codes[:, : max(longest, 1)], self.ngram_sizes)  # past it: padding
         padding = self.vocabulary_size
         where = torch.searchsorted(self.vocabulary, keys).clamp(max=padding - 1)
         known = (keys >= 0) & (self.vocabulary[where] == keys)
