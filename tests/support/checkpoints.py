@@ -73,19 +73,35 @@ def write_tiny_model(
 ) -> Path:
     torch.manual_seed(seed)
     architecture, model = _tiny_mlp(hidden)
-    preprocessor = tiny_preprocessor()
-    manifest = {
+    manifest = _tiny_manifest(name, architecture, tiny_preprocessor(), seed)
+    return write_checkpoint(repository, manifest, model.state_dict(), version=version)
+
+
+def _tiny_manifest(
+    name: str,
+    architecture: dict[str, Any],
+    preprocessor: FeaturePreprocessor,
+    seed: int,
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The draft manifest of a tiny features model (its text features, if any, listed)."""
+    schema: dict[str, Any] = {"features": list(FEATURE_NAMES), "imputable": list(IMPUTABLE)}
+    if preprocessor.text_features:
+        schema["text"] = [
+            {"name": text.name, "max_length": text.max_length}
+            for text in preprocessor.text_features
+        ]
+    return {
         "name": name,
         "kind": "features",
         "architecture": architecture,
         "labels": list(LABELS),
         "preprocessing": preprocessor.to_dict(),
-        "input_schema": {"features": list(FEATURE_NAMES), "imputable": list(IMPUTABLE)},
+        "input_schema": schema,
         "calibration": {"temperature": 1.5},
-        "metrics": {"split_protocol": "untrained test model", "accuracy": 0.0},
+        "metrics": {"split_protocol": "untrained test model", **(metrics or {"accuracy": 0.0})},
         "training": {"dataset": "none", "seed": seed},
     }
-    return write_checkpoint(repository, manifest, model.state_dict(), version=version)
 
 
 TITLE_LENGTH = 24  # the tiny titled model's longest title, short enough to exceed in a test
@@ -129,25 +145,8 @@ def write_tiny_titled_model(repository: Path, name: str = "tiny-titled", seed: i
         model.title.bias.normal_(0.0, 0.5)
         model.class_bias.normal_(0.0, 0.3)
     preprocessor = replace(tiny_preprocessor(), text_features=(TextFeature("title", TITLE_LENGTH),))
-    manifest = {
-        "name": name,
-        "kind": "features",
-        "architecture": architecture,
-        "labels": list(LABELS),
-        "preprocessing": preprocessor.to_dict(),
-        "input_schema": {
-            "features": list(FEATURE_NAMES),
-            "imputable": list(IMPUTABLE),
-            "text": [{"name": "title", "max_length": TITLE_LENGTH}],
-        },
-        "calibration": {"temperature": 1.5},
-        "metrics": {
-            "split_protocol": "untrained test model",
-            "accuracy": 0.5,
-            "accuracy_no_title": 0.25,
-        },
-        "training": {"dataset": "none", "seed": seed},
-    }
+    metrics = {"accuracy": 0.5, "accuracy_no_title": 0.25}
+    manifest = _tiny_manifest(name, architecture, preprocessor, seed, metrics)
     return write_checkpoint(repository, manifest, model.state_dict())
 
 
