@@ -23,7 +23,7 @@ from client.formatting import (
     update_json,
     update_line,
 )
-from client.inputs import InputError, parse_rows, select_features
+from client.inputs import InputError, parse_rows, select_features, select_titles, title_column
 from client.organize import add_organize_parser, run_organize
 from client.organize_spotify import add_organize_spotify_parser, run_organize_spotify
 from client.pacing import chunk_size, paced, read_chunks, split_bytes
@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     features = commands.add_parser("features", help="classify feature rows from CSV or JSON")
-    features.add_argument("input", help="a .csv or .json file, or - for stdin")
+    features.add_argument(
+        "input",
+        help="a .csv or .json file, or - for stdin (a title or Track Name column is sent as "
+        "each row's title to models that take one)",
+    )
     features.add_argument("--model", required=True)
     features.add_argument("--version", default="", help="default: the served default version")
     features.add_argument("--top-k", type=int, default=0, help="genres per row; 0 = all")
@@ -154,6 +158,9 @@ def run_features(client: GenreClient, args: argparse.Namespace) -> int:
         raise UsageError(f"{args.input}: no rows")
     info = resolve_model(client.list_models(timeout=args.timeout), args.model, args.version)
     rows, dropped = select_features(raw_rows, info.feature_names)
+    column = title_column(raw_rows) if info.takes_titles else None
+    titles = select_titles(raw_rows, column) if column is not None else None
+    dropped = [name for name in dropped if name != column]
     if dropped:
         print(
             f"note: dropping columns {info.name} does not take: {', '.join(dropped)}",
@@ -169,6 +176,7 @@ def run_features(client: GenreClient, args: argparse.Namespace) -> int:
             top_k=args.top_k,
             min_probability=args.min_probability,
             timeout=args.timeout,
+            titles=titles[start : start + args.batch_size] if titles is not None else None,
         )
         predictions.extend(answer.predictions)
         abstentions.extend(answer.abstentions)

@@ -108,10 +108,17 @@ class GenreClient:
         top_k: int = 0,
         min_probability: float | None = None,
         timeout: float | None = None,
+        titles: Sequence[str] | None = None,
     ) -> FeaturesResult:
-        """One ranked genre list per row; a feature left out of a row is imputed if it can be."""
+        """One ranked genre list per row; a feature left out of a row is imputed if it can be.
+        ``titles``: each row's track title ("" for none), for models that take one."""
         request = features_request(
-            model, rows, version=version, top_k=top_k, min_probability=min_probability
+            model,
+            rows,
+            version=version,
+            top_k=top_k,
+            min_probability=min_probability,
+            titles=titles,
         )
         return self._classify(request, timeout)
 

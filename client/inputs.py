@@ -96,3 +96,30 @@ def _number(cell: object, row: int, column: str) -> float | None:
         return float(cell)
     except ValueError:
         raise InputError(f"row {row}, column {column!r}: {cell!r} is not a number") from None
+
+
+# Columns read as a row's track title, for models that take one, in order of preference.
+TITLE_COLUMNS = ("title", "track name")
+
+
+def title_column(rows: Sequence[Mapping[str, object]]) -> str | None:
+    """The column holding track titles (``title`` or ``Track Name``, any case), or None."""
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    for wanted in TITLE_COLUMNS:
+        for name in names:
+            if name.strip().lower() == wanted:
+                return name
+    return None
+
+
+def select_titles(rows: Sequence[Mapping[str, object]], column: str) -> list[str]:
+    """Each row's title from ``column`` ("" where the cell is empty, null or absent)."""
+    titles = []
+    for number, row in enumerate(rows, start=1):
+        cell = row.get(column)
+        if cell is None:
+            cell = ""
+        if not isinstance(cell, str):
+            raise InputError(f"row {number}, column {column!r}: {cell!r} is not text")
+        titles.append(cell.strip())
+    return titles

@@ -69,6 +69,7 @@ class FeaturesClassifier(Protocol):
         version: str = "",
         top_k: int = 0,
         timeout: float | None = None,
+        titles: Sequence[str] | None = None,
     ) -> FeaturesResult: ...
 
 
@@ -165,13 +166,15 @@ def _answer(
     options: SpotifyOptions,
 ) -> list[SpotifyRow]:
     """One call for the batch; if the server refuses it as INVALID_ARGUMENT, one call per row,
-    so the rows at fault carry the server's message and the rest are answered."""
+    so the rows at fault carry the server's message and the rest are answered. Track names go
+    as titles to a model that takes them."""
     try:
         result = client.classify_features(
             info.name,
             [track.features for track in tracks],
             version=info.version,
             timeout=options.timeout,
+            titles=titles_for(info, tracks),
         )
     except GenreClientError as error:
         if error.code != grpc.StatusCode.INVALID_ARGUMENT:
@@ -192,6 +195,15 @@ def _answer(
         )
         for track, scores, abstention in zip(tracks, result.predictions, abstentions, strict=True)
     ]
+
+
+def titles_for(info: ModelInfo, tracks: Sequence[ExportTrack]) -> list[str] | None:
+    """The tracks' names as titles, for a model that takes them; a name longer than the model
+    takes is left out (the track is still answered, from its features)."""
+    if not info.takes_titles:
+        return None
+    limit = info.text_features["title"]
+    return [track.name if len(track.name.strip()) <= limit else "" for track in tracks]
 
 
 def write_outputs(
@@ -240,6 +252,11 @@ def organize_spotify(
     models = client.list_models(timeout=options.timeout)
     info = resolve_features_model(models, options.model, options.version)
     mapped = read_export(options, info)
+    if info.takes_titles:
+        mapped.notes.append(
+            f"track names are sent as titles (those over {info.text_features['title']} "
+            "characters are not: such a track gets the answer of its features alone)"
+        )
     if options.dry_run:
         return _summary(options, info, [], mapped, started, dry_run=True), mapped
     for note in mapped.notes:

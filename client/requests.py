@@ -40,17 +40,25 @@ def features_request(
     version: str = "",
     top_k: int = 0,
     min_probability: float | None = None,
+    titles: Sequence[str] | None = None,
 ) -> genre_pb2.ClassifyFeaturesRequest:
-    """The named form: each row maps feature name to value; a missing name means "omitted"."""
+    """The named form: each row maps feature name to value; a missing name means "omitted".
+    ``titles``: one track title per row ("" for none), for models that take one
+    (``ModelInfo.text_features``)."""
     _check_top_k(top_k)
     _check_min_probability(min_probability)
     if not rows:
         raise ValueError("rows must hold at least one row")
+    if titles is not None and len(titles) != len(rows):
+        raise ValueError(f"titles: {len(titles)} titles for {len(rows)} rows (one per row)")
+    texts = [{"title": title} if title else {} for title in titles or [""] * len(rows)]
     return genre_pb2.ClassifyFeaturesRequest(
         model=genre_pb2.ModelRef(name=model, version=version),
         rows=[
-            genre_pb2.FeatureRow(features={name: float(value) for name, value in row.items()})
-            for row in rows
+            genre_pb2.FeatureRow(
+                features={name: float(value) for name, value in row.items()}, text=text
+            )
+            for row, text in zip(rows, texts, strict=True)
         ],
         top_k=top_k,
         min_probability=min_probability,

@@ -63,6 +63,12 @@ class ModelInfo:
     weights_sha256: str = ""
     min_probability: float = 0.0
     detects_music: bool = False
+    # Optional text inputs (name -> longest length in characters), e.g. {"title": 200}.
+    text_features: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def takes_titles(self) -> bool:
+        return "title" in self.text_features
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -96,6 +102,7 @@ class ModelInfo:
             weights_sha256=message.weights_sha256,
             min_probability=float(message.min_probability),
             detects_music=message.detects_music,
+            text_features={text.name: text.max_length for text in message.text_features},
         )
 
 

@@ -1,4 +1,5 @@
-"""Feature preprocessing that travels with a model: unit repair, imputation, standardisation.
+"""Feature preprocessing that travels with a model: unit repair, imputation, standardisation,
+and the columns of its optional text features.
 
 Training fits it (see ``training.features.preprocessor_fit``) and writes it into the manifest;
 the server rebuilds it from the manifest and applies the very same ``transform``, so a row
@@ -54,6 +55,32 @@ class Imputer:
         return values.astype(np.float32)
 
 
+TEXT_PADDING = -1.0  # a text column holding no character
+
+
+@dataclass(frozen=True)
+class TextFeature:
+    """An optional text input (e.g. a track's title), carried in the model's float32 input
+    matrix as ``max_length`` columns after the numeric ones: its Unicode code points (exact in
+    float32, all below 2^21), left-aligned, then ``TEXT_PADDING``. A row without the text has
+    only padding there; what the model makes of the code points is its own business."""
+
+    name: str
+    max_length: int
+
+    def __post_init__(self) -> None:
+        if not self.name or self.max_length < 1:
+            raise ValueError("a text feature needs a name and a positive max_length")
+
+    def encode(self, text: str) -> FloatArray:
+        """``text``'s columns; "" is a row without it. The caller checks the length first."""
+        if len(text) > self.max_length:
+            raise ValueError(f"{self.name!r} holds {len(text)} characters, over {self.max_length}")
+        codes = np.full(self.max_length, TEXT_PADDING, dtype=np.float32)
+        codes[: len(text)] = [ord(character) for character in text]
+        return codes
+
+
 @dataclass(frozen=True)
 class LogTransform:
     """Replaces a non-negative, heavy-tailed feature by ``log(value + offset)`` before scaling.
@@ -87,6 +114,8 @@ class FeaturePreprocessor:
 
     Order: unit repairs, imputation, log transforms (optional), then standardisation with
     ``mean``/``std`` (which are statistics of the log-transformed columns where one applies).
+    With ``text_features`` the rows are ``(N, F + sum of max_length)``: those transformed
+    numeric columns, then each text feature's code-point columns, passed through unchanged.
     """
 
     feature_names: tuple[str, ...]
@@ -95,6 +124,7 @@ class FeaturePreprocessor:
     unit_repairs: tuple[UnitRepair, ...] = ()
     imputers: tuple[Imputer, ...] = ()
     log_transforms: tuple[LogTransform, ...] = ()
+    text_features: tuple[TextFeature, ...] = ()
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
     _log_positions: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
     _log_offsets: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
@@ -127,6 +157,9 @@ class FeaturePreprocessor:
                         "required nor imputed before it"
                     )
             available.add(imputer.feature)
+        texts = [text.name for text in self.text_features]
+        if len(set(texts)) != len(texts):
+            raise ValueError("text features must have distinct names")
         logged = [transform.feature for transform in self.log_transforms]
         if len(set(logged)) != len(logged) or not set(logged) <= set(index):
             raise ValueError("log transforms must name distinct known features")
@@ -149,6 +182,20 @@ class FeaturePreprocessor:
 
     def column(self, name: str) -> int:
         return self._index[name]
+
+    @property
+    def width(self) -> int:
+        """Columns of the input matrix: the numeric features, then every text feature's."""
+        return len(self.feature_names) + sum(text.max_length for text in self.text_features)
+
+    def text_columns(self, name: str) -> slice:
+        """Where text feature ``name``'s code points sit in an input row."""
+        start = len(self.feature_names)
+        for text in self.text_features:
+            if text.name == name:
+                return slice(start, start + text.max_length)
+            start += text.max_length
+        raise KeyError(name)
 
     def fill(self, rows: npt.ArrayLike) -> FloatArray:
         """Unit repair and imputation only: the raw-scale matrix with no NaN left."""
@@ -174,14 +221,25 @@ class FeaturePreprocessor:
         return matrix
 
     def transform(self, rows: npt.ArrayLike) -> FloatArray:
-        filled = self.fill(rows)
+        """``(N, width)`` raw rows -> the model's input: standardised numeric columns, and the
+        text columns as they came."""
+        if not self.text_features:
+            return self._standardise(self.fill(rows))
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.width:
+            raise ValueError(f"expected (N, {self.width}) rows, got {matrix.shape}")
+        numeric = self._standardise(self.fill(matrix[:, : len(self.feature_names)]))
+        return np.concatenate([numeric, matrix[:, len(self.feature_names) :]], axis=1)
+
+    def _standardise(self, filled: FloatArray) -> FloatArray:
         if self.log_transforms:  # every logged column in one step
             positions = self._log_positions
             filled[:, positions] = log_scale(filled[:, positions], self._log_offsets)
         return ((filled - self._mean) / self._std).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        texts = [{"name": t.name, "max_length": t.max_length} for t in self.text_features]
+        return ({"text_features": texts} if texts else {}) | {
             "feature_names": list(self.feature_names),
             "mean": list(self.mean),
             "std": list(self.std),
@@ -227,6 +285,10 @@ class FeaturePreprocessor:
             log_transforms=tuple(
                 LogTransform(str(t["feature"]), float(t["offset"]))
                 for t in data.get("log_transforms", [])
+            ),
+            text_features=tuple(
+                TextFeature(str(t["name"]), int(t["max_length"]))
+                for t in data.get("text_features", [])
             ),
         )
 

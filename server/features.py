@@ -1,14 +1,17 @@
 """ClassifyFeatures wire format <-> numpy: decoding with validation, and ranked responses.
 
-Both request forms become one ``(N, F)`` float32 matrix in the model's column order, NaN where a
-caller omitted a feature the model can impute. Every rejection names the field, the row and the
-feature, so a caller can fix the request without reading server logs.
+Both request forms become one ``(N, W)`` float32 matrix in the model's column order, NaN where a
+caller omitted a feature the model can impute. For a model with text features (a track's title)
+the numeric columns are followed by each text feature's code-point columns
+(``modelcore.preprocessing.TextFeature``), padding where a row has none, so one matrix still
+carries the whole call. Every rejection names the field, the row and the feature, so a caller
+can fix the request without reading server logs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from genre.v1 import genre_pb2
-from modelcore.preprocessing import FeaturePreprocessor
+from modelcore.preprocessing import TEXT_PADDING, FeaturePreprocessor
 from server.errors import InvalidArgument, TooLarge
 
 FloatArray = npt.NDArray[np.float32]
@@ -59,8 +62,10 @@ def _decode_rows(
     """
     _check_row_count(len(rows), "rows", max_rows)
     names = preprocessor.feature_names
-    matrix = np.full((len(rows), len(names)), np.nan, dtype=np.float32)
+    matrix = empty_matrix(len(rows), preprocessor)
     for index, row in enumerate(rows):
+        if row.text:
+            place_text(matrix[index], row.text, preprocessor, f"rows[{index}].text")
         features = row.features
         keys = tuple(features)
         if not keys:
@@ -93,6 +98,42 @@ def _known_positions(keys: tuple[str, ...], names: tuple[str, ...]) -> npt.NDArr
     """KeyError for an unknown key (not cached: ``lru_cache`` keeps only results)."""
     columns = _columns(names)
     return np.array([columns[key] for key in keys], dtype=np.intp)
+
+
+def empty_matrix(rows: int, preprocessor: FeaturePreprocessor) -> FloatArray:
+    """``(rows, width)``: NaN in every numeric column (nothing given yet), padding in every
+    text column (no text given)."""
+    matrix = np.full((rows, preprocessor.width), np.nan, dtype=np.float32)
+    matrix[:, len(preprocessor.feature_names) :] = TEXT_PADDING
+    return matrix
+
+
+def place_text(
+    row: FloatArray,
+    text: Mapping[str, str],
+    preprocessor: FeaturePreprocessor,
+    field: str,
+    keyed: bool = True,
+) -> None:
+    """Writes ``text`` (name -> value) into one row's text columns. A value is trimmed of
+    surrounding spaces; empty, the row has no such text. Unknown names and values over the
+    feature's ``max_length`` characters are refused naming ``field`` (and the key after it, as
+    genre.v1's ``rows[3].text['title']``, unless ``keyed`` is false: v2's ``TITLE[3]``)."""
+    known = {feature.name: feature for feature in preprocessor.text_features}
+    for name, value in text.items():
+        feature = known.get(name)
+        if feature is None:
+            takes = ", ".join(repr(key) for key in sorted(known)) or "none"
+            raise InvalidArgument(
+                f"{field}: unknown text feature {name!r} (this model takes {takes})"
+            )
+        value = value.strip()
+        if len(value) > feature.max_length:
+            raise InvalidArgument(
+                f"{field}{f'[{name!r}]' if keyed else ''}: {len(value)} characters exceed the "
+                f"limit of {feature.max_length}"
+            )
+        row[preprocessor.text_columns(name)] = feature.encode(value)
 
 
 @lru_cache(maxsize=64)
@@ -138,8 +179,9 @@ def decode_matrix(
     fields: DenseFields,
 ) -> FloatArray:
     """Row-major ``values`` in the columns ``given``, checked and placed in the model's column
-    order (omitted columns NaN, for imputation): genre.v1's dense rows and the Open Inference
-    Protocol's FEATURES tensor both arrive this way."""
+    order (omitted columns NaN, for imputation; text columns empty, for ``place_text``):
+    genre.v1's dense rows and the Open Inference Protocol's FEATURES tensor both arrive this
+    way."""
     if not given:
         raise InvalidArgument(f"{fields.names}: required with {fields.values}")
     if len(set(given)) != len(given):
@@ -162,7 +204,7 @@ def decode_matrix(
         raise InvalidArgument(
             f"{fields.values}[row {row}, {given[column]!r}]: {values[row, column]} is not finite"
         )
-    matrix = np.full((values.shape[0], len(columns)), np.nan, dtype=np.float32)
+    matrix = empty_matrix(values.shape[0], preprocessor)
     matrix[:, [columns[name] for name in given]] = values
     _check_required(matrix, preprocessor, lambda _row: fields.names)
     return matrix
@@ -172,7 +214,7 @@ def _check_required(
     matrix: FloatArray, preprocessor: FeaturePreprocessor, field_of_row: _FieldOfRow
 ) -> None:
     """Omitted features must be ones this model imputes; name the first that is not."""
-    missing = np.isnan(matrix)
+    missing = np.isnan(matrix[:, : len(preprocessor.feature_names)])
     if not missing.any():
         return
     imputable = preprocessor.imputable

@@ -20,15 +20,17 @@ from google.protobuf.message import DecodeError, Message
 
 from genre.v1 import genre_pb2
 from server.errors import InvalidArgument
+from server.undecodable import explain_undecodable
 
 SERVICE = genre_pb2.DESCRIPTOR.services_by_name["GenreClassifier"]
 
 
 @dataclass(frozen=True)
 class MalformedMessage:
-    """Stands in for a request whose bytes did not parse."""
+    """Stands in for a request whose bytes did not parse (kept, to say why)."""
 
     message_type: str
+    data: bytes = b""
 
 
 MessageT = TypeVar("MessageT", bound=Message)
@@ -37,7 +39,10 @@ MessageT = TypeVar("MessageT", bound=Message)
 def parsed(request: MessageT | MalformedMessage) -> MessageT:
     """The request itself, or INVALID_ARGUMENT naming the message type that failed to parse."""
     if isinstance(request, MalformedMessage):
-        raise InvalidArgument(f"request: the bytes are not a valid {request.message_type}")
+        reason = explain_undecodable(request.message_type, request.data)
+        raise InvalidArgument(
+            reason or f"request: the bytes are not a valid {request.message_type}"
+        )
     return request
 
 
@@ -48,7 +53,7 @@ def _tolerant_parser(message_class: type[Message]) -> Callable[[bytes], Any]:
         try:
             return message_class.FromString(data)
         except DecodeError:
-            return MalformedMessage(name)
+            return MalformedMessage(name, data)
 
     return parse
 

@@ -3,7 +3,9 @@ registry, batchers, limits, metrics, logs and auth as ``genre.v1``.
 
 Feature models take ``FEATURES`` (FP32, [N, F], columns in the order ``ModelMetadata`` and
 ``ListModels`` give) and, optionally, ``FEATURE_NAMES`` (BYTES, [F]) to send the columns in the
-caller's own order, leaving out features the model imputes. They answer ``PROBABILITIES`` (FP32,
+caller's own order, leaving out features the model imputes; a model with text features also
+takes each as an optional BYTES [N] input named in upper case (``TITLE``: one UTF-8 title per
+row, empty for none). They answer ``PROBABILITIES`` (FP32,
 [N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Audio
 models take ``AUDIO`` (FP32 or INT16, [1, S], mono) with the parameter ``sample_rate``:
 ``ModelInfer`` answers a whole clip's track, ``ModelStreamInfer`` live sequences
@@ -34,7 +36,7 @@ from server.abstention import call_min_probability
 from server.admission import StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError
-from server.features import DenseFields, decode_matrix
+from server.features import DenseFields, decode_matrix, place_text
 from server.handlers import MalformedMessage, parsed
 from server.metrics import ServerMetrics
 from server.oip_audio import (
@@ -79,6 +81,11 @@ def tensor(name: str, datatype: str, shape: list[int]) -> Tensor:
     return Tensor(name=name, datatype=datatype, shape=shape)
 
 
+def text_inputs(model: FeaturesSignature) -> dict[str, str]:
+    """The optional BYTES inputs of a model's text features: tensor name -> feature name."""
+    return {feature.name.upper(): feature.name for feature in model.preprocessor.text_features}
+
+
 def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
     """Inputs and outputs of one version, as ``ModelMetadata`` states them."""
     classes = len(served.labels)
@@ -94,6 +101,7 @@ def signature(served: ServedVersion) -> tuple[list[Tensor], list[Tensor]]:
     assert isinstance(model, FeaturesSignature)
     columns = len(model.feature_names)
     inputs = [tensor(FEATURES, "FP32", [-1, columns]), tensor(FEATURE_NAMES, "BYTES", [columns])]
+    inputs += [tensor(name, "BYTES", [-1]) for name in text_inputs(model)]
     return inputs, [
         tensor(PROBABILITIES, "FP32", [-1, classes]),
         tensor(LABEL, "BYTES", [-1]),
@@ -123,7 +131,7 @@ def model_config(served: ServedVersion) -> model_config_pb2.ModelConfig:
             name=item.name,
             data_type=DATA_TYPES[item.datatype],
             dims=list(item.shape),
-            optional=item.name == FEATURE_NAMES,
+            optional=item.name != FEATURES and item.name != AUDIO,
         )
     for item in outputs:
         config.output.add(
@@ -299,7 +307,8 @@ class InferenceServicer:
         return final.track, session.windows_scored
 
     def _features(self, request: v2.ModelInferRequest, model: FeaturesSignature) -> np.ndarray:
-        check_inputs(request, {FEATURES, FEATURE_NAMES})
+        texts = text_inputs(model)
+        check_inputs(request, {FEATURES, FEATURE_NAMES, *texts})
         found = find_input(request, FEATURES)
         if found is None:
             raise InvalidArgument(f"inputs: {FEATURES} is required (FP32, [N, F])")
@@ -318,6 +327,21 @@ class InferenceServicer:
                     else f"the model has {len(names)}"
                 )
             )
-        return decode_matrix(
+        matrix = decode_matrix(
             names, values, model.preprocessor, self._max_rows, DenseFields(FEATURE_NAMES, FEATURES)
         )
+        for name, feature in texts.items():
+            found = find_input(request, name)
+            if found is None:
+                continue
+            strings = string_values(request, *found)
+            if len(strings) != len(matrix) or len(found[1].shape) != 1:
+                raise InvalidArgument(
+                    f"{name}: shape {list(found[1].shape)}, but {FEATURES} has {len(matrix)} "
+                    f"rows (one string per row, [{len(matrix)}])"
+                )
+            for row, text in enumerate(strings):
+                place_text(
+                    matrix[row], {feature: text}, model.preprocessor, f"{name}[{row}]", False
+                )
+        return matrix

@@ -96,10 +96,15 @@ def string_values(request: Request, index: int, tensor: InputTensor) -> list[str
         items = list(tensor.contents.bytes_contents)
     if len(items) != count:
         raise InvalidArgument(f"{tensor.name}: {len(items)} strings for shape {list(tensor.shape)}")
-    try:
-        return [item.decode("utf-8") for item in items]
-    except UnicodeDecodeError as error:
-        raise InvalidArgument(f"{tensor.name}: a string is not UTF-8 ({error.reason})") from None
+    strings = []
+    for position, item in enumerate(items):
+        try:
+            strings.append(item.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise InvalidArgument(
+                f"{tensor.name}[{position}]: not UTF-8 ({error.reason})"
+            ) from None
+    return strings
 
 
 def _split_raw_bytes(name: str, raw: bytes) -> list[bytes]:

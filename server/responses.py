@@ -80,6 +80,10 @@ def describe_version(
             genre_pb2.FeatureSpec(name=name, imputable=name in imputable)
             for name in signature.feature_names
         )
+        info.text_features.extend(
+            genre_pb2.TextFeatureSpec(name=text.name, max_length=text.max_length)
+            for text in signature.preprocessor.text_features
+        )
     if isinstance(signature, AudioSignature):
         info.detects_music = signature.detects_music
         frontend = signature.frontend_config

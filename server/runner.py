@@ -21,7 +21,7 @@ from torch import nn
 from modelcore.checkpoint import Checkpoint, CheckpointError
 from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
-from modelcore.preprocessing import FeaturePreprocessor
+from modelcore.preprocessing import TEXT_PADDING, FeaturePreprocessor
 from server.config import PRECISIONS
 from server.cuda_graphs import MATCH_TOLERANCE, GraphedForward
 from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
@@ -94,6 +94,10 @@ BFLOAT16_TOLERANCE = 0.02
 class FeaturesRunner:
     """Preprocessing from the manifest, then the MLP, then temperature-scaled softmax.
 
+    Inputs are ``(N, width)``: the numeric features, then, for a version with text features
+    (a title), their code-point columns (``modelcore.preprocessing.TextFeature``), which the
+    model reads itself (``modelcore.models.title_blend``).
+
     ``precision="bfloat16"`` (opt-in) runs the fused ensemble in bfloat16 at every batch size:
     1.1x-1.9x float32's rows/s for 256-row calls on a CPU with native bfloat16 or on a GPU
     (``bench/results/benchmarks.md``, ``bench/results/gpu-h100/benchmarks.md``).
@@ -125,6 +129,9 @@ class FeaturesRunner:
         fused = fuse(self.model)
         if fused is None:  # a blend: its MLP part fuses like a plain ensemble
             fuse_children(self.model, width, device)
+            numeric = getattr(self.model, "numeric", None)  # a title blend's numeric model
+            if isinstance(numeric, nn.Module):
+                fuse_children(numeric, width, device)
         usable = fused is not None and matches(self.model, fused, width, device)
         self._fused = fused if usable else None
         self._low: FusedMLPEnsemble | None = None
@@ -151,13 +158,14 @@ class FeaturesRunner:
         return worst
 
     def _check_shapes(self, checkpoint: Checkpoint) -> None:
-        width = len(self.preprocessor.feature_names)
+        width = self.preprocessor.width
         try:
             with torch.inference_mode():
-                logits = self.model(torch.zeros(2, width, device=self.device))
-        except RuntimeError as error:
+                rows = torch.from_numpy(self.preprocessor.transform(self.typical_rows(2)))
+                logits = self.model(rows.to(self.device))
+        except (RuntimeError, ValueError) as error:
             raise CheckpointError(
-                f"{checkpoint.directory}: model does not take {width} features ({error})"
+                f"{checkpoint.directory}: model does not take {width} columns ({error})"
             ) from error
         check_output_width(checkpoint, int(logits.shape[1]), self.labels)
 
@@ -169,8 +177,18 @@ class FeaturesRunner:
     def signature(self) -> FeaturesSignature:
         return FeaturesSignature(labels=self.labels, preprocessor=self.preprocessor)
 
+    def typical_rows(self, count: int, text: str = "") -> FloatArray:
+        """``count`` rows of the training means with ``text`` in every text feature (none by
+        default): for warm-up and probes."""
+        row = np.full(self.preprocessor.width, TEXT_PADDING, dtype=np.float32)
+        row[: len(self.feature_names)] = self.preprocessor.mean
+        for feature in self.preprocessor.text_features:
+            row[self.preprocessor.text_columns(feature.name)] = feature.encode(text)
+        return np.tile(row, (count, 1))
+
     def run(self, inputs: FloatArray) -> FloatArray:
-        """(N, F) raw features, NaN where omitted -> (N, C) calibrated probabilities."""
+        """(N, W) raw rows (features, NaN where omitted; then any text columns) -> (N, C)
+        calibrated probabilities."""
         standardised = torch.from_numpy(self.preprocessor.transform(inputs))
         with torch.inference_mode():
             if self._low is not None:
@@ -184,9 +202,10 @@ class FeaturesRunner:
         return probabilities.cpu().numpy()
 
     def warm_up(self, max_batch_size: int) -> None:
-        mean = np.asarray(self.preprocessor.mean, dtype=np.float32)
+        texts = ("", "warm up") if self.preprocessor.text_features else ("",)
         for size in sorted({1, min(8, max_batch_size), max_batch_size}):
-            self.run(np.tile(mean, (size, 1)))
+            for text in texts:
+                self.run(self.typical_rows(size, text))
 
 
 # Reduced precision for audio models is kept only where its answers stay this close to float32's

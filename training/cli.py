@@ -23,6 +23,7 @@ from training.features.config import (
     STOPPING_METRICS,
     TREE_DEFAULTS,
     RunConfig,
+    TitleConfig,
     TreeConfig,
     defaults_for,
 )
@@ -72,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="blend the MLPs with gradient-boosted trees (default: on for spotify11)",
     )
     features.add_argument("--tree-weight", type=float, help="the trees' share of the blend")
+    features.add_argument(
+        "--titles",
+        action="store_true",
+        help="stack a title member (character n-grams of the track title) onto the model; the "
+        "served version then takes an optional title (spotify11)",
+    )
+    features.add_argument(
+        "--title-max-length",
+        type=int,
+        help="longest title the version takes, in characters (default 200)",
+    )
     features.add_argument(
         "--class-weights", choices=("balanced", "none"), help="loss weights for imbalance"
     )
@@ -150,6 +162,13 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         if trees is None:
             raise ValueError("--tree-weight needs trees (--trees)")
         trees = replace(trees, weight=arguments.tree_weight)
+    titles = None
+    if arguments.titles:
+        titles = TitleConfig()
+        if arguments.title_max_length is not None:
+            titles = replace(titles, max_length=arguments.title_max_length)
+    elif arguments.title_max_length is not None:
+        raise ValueError("--title-max-length needs --titles")
     return RunConfig(
         dataset=arguments.dataset,
         data=arguments.data,
@@ -161,6 +180,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> RunConfig:
         genres=tuple(arguments.genres) if arguments.genres else None,
         conflicts=arguments.conflicts,
         trees=trees,
+        titles=titles,
         splits_dir=arguments.splits,
         refit=not arguments.no_refit,
         cv_folds=arguments.cv_folds,

@@ -135,17 +135,47 @@ class FeatureRow(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class TextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     FEATURES_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def features(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    @_builtins.property
+    def text(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Text features by name, for models that list them (ModelVersionInfo.text_features), e.g.
+        "title": the track's title, at most TextFeatureSpec.max_length characters. Optional on every
+        row: absent or empty (after trimming spaces), the row gets the answer of its numeric
+        features alone.
+        """
+
     def __init__(
         self,
         *,
         features: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        text: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -501,6 +531,32 @@ class FeatureSpec(_message.Message):
 Global___FeatureSpec: _TypeAlias = FeatureSpec  # noqa: Y015
 
 @_typing.final
+class TextFeatureSpec(_message.Message):
+    """One text input of a features model (a key of FeatureRow.text)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MAX_LENGTH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The key, e.g. "title" (over the Open Inference Protocol: the input TITLE)."""
+    max_length: _builtins.int
+    """The longest value accepted, in Unicode characters (code points) after trimming spaces."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        max_length: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_length", b"max_length", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextFeatureSpec: _TypeAlias = TextFeatureSpec  # noqa: Y015
+
+@_typing.final
 class AudioFrontEnd(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -574,6 +630,7 @@ class ModelVersionInfo(_message.Message):
     WEIGHTS_SHA256_FIELD_NUMBER: _builtins.int
     MIN_PROBABILITY_FIELD_NUMBER: _builtins.int
     DETECTS_MUSIC_FIELD_NUMBER: _builtins.int
+    TEXT_FEATURES_FIELD_NUMBER: _builtins.int
     kind: Global___ModelKind.ValueType
     split_protocol: _builtins.str
     """How the metrics were measured (which split, grouped how)."""
@@ -596,6 +653,12 @@ class ModelVersionInfo(_message.Message):
     def audio(self) -> Global___AudioFrontEnd: ...
     @_builtins.property
     def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___Metric]: ...
+    @_builtins.property
+    def text_features(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextFeatureSpec]:
+        """Optional text inputs of a features model (FeatureRow.text); its metrics with a _no_title
+        suffix are the answers to rows sent without them.
+        """
+
     def __init__(
         self,
         *,
@@ -611,10 +674,11 @@ class ModelVersionInfo(_message.Message):
         weights_sha256: _builtins.str = ...,
         min_probability: _builtins.float = ...,
         detects_music: _builtins.bool = ...,
+        text_features: _abc.Iterable[Global___TextFeatureSpec] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "created", b"created", "detects_music", b"detects_music", "features", b"features", "is_default", b"is_default", "kind", b"kind", "labels", b"labels", "metrics", b"metrics", "min_probability", b"min_probability", "model", b"model", "split_protocol", b"split_protocol", "weights_sha256", b"weights_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "created", b"created", "detects_music", b"detects_music", "features", b"features", "is_default", b"is_default", "kind", b"kind", "labels", b"labels", "metrics", b"metrics", "min_probability", b"min_probability", "model", b"model", "split_protocol", b"split_protocol", "text_features", b"text_features", "weights_sha256", b"weights_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

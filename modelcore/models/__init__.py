@@ -11,6 +11,8 @@ from modelcore.models.audio_ensemble import AudioEnsemble
 from modelcore.models.cnn_lstm import CNNLSTMClassifier
 from modelcore.models.ensemble import MLPEnsemble
 from modelcore.models.mlp import MLPClassifier
+from modelcore.models.title import TitleNgrams
+from modelcore.models.title_blend import TitleBlend
 from modelcore.models.trees import MLPTreeBlend, TreeEnsemble
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -20,6 +22,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "trees": TreeEnsemble,
     "mlp_tree_blend": MLPTreeBlend,
     "audio_ensemble": AudioEnsemble,
+    "title_ngrams": TitleNgrams,
+    "title_blend": lambda numeric, **params: TitleBlend(build_model(numeric), **params),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.inputs import InputError, parse_rows, select_features
+from client.inputs import InputError, parse_rows, select_features, select_titles, title_column
 
 GTZAN_CSV = (
     "filename,length,tempo,rms_mean,label\na.wav,661794,120.5,0.13,blues\nb.wav,661794,,0.2,jazz\n"
@@ -61,3 +61,23 @@ def test_unusable_input_names_the_problem(text: str, message: str) -> None:
 def test_empty_input_has_no_header() -> None:
     with pytest.raises(InputError, match="header"):
         parse_rows("")
+
+
+@pytest.mark.parametrize(
+    ("header", "chosen"),
+    [("a,Track Name,b", "Track Name"), ("title,Track Name", "title"), ("TITLE ,x", "TITLE "),
+     ("a,b", None)],
+)  # fmt: skip
+def test_the_title_column_is_title_or_track_name_in_any_case(
+    header: str, chosen: str | None
+) -> None:
+    assert (
+        title_column(parse_rows(f"{header}\n" + ",".join("1" for _ in header.split(",")))) == chosen
+    )
+
+
+def test_titles_are_trimmed_text_and_empty_where_absent() -> None:
+    rows = parse_rows('[{"title": " Hey Jude "}, {"title": null}, {}]')
+    assert select_titles(rows, "title") == ["Hey Jude", "", ""]
+    with pytest.raises(InputError, match=r"row 1, column 'title': 3 is not text"):
+        select_titles(parse_rows('[{"title": 3}]'), "title")

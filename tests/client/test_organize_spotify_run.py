@@ -35,11 +35,13 @@ class FakeFeatures:
     danceability, "uncertain" under 0.3 (a model's default threshold); refuses a batch holding a
     loudness over 0 dB as INVALID_ARGUMENT."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: ModelInfo = MODEL) -> None:
         self.batches: list[int] = []
+        self.titles: list[str | None] = []
+        self.model = model
 
     def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
-        return [MODEL]
+        return [self.model]
 
     def classify_features(
         self,
@@ -50,9 +52,11 @@ class FakeFeatures:
         top_k: int = 0,
         min_probability: float | None = None,
         timeout: float | None = None,
+        titles: Sequence[str] | None = None,
     ) -> FeaturesResult:
-        assert (model, version) == ("spotify11-mlp", "3")
+        assert (model, version) == ("spotify11-mlp", self.model.version)
         self.batches.append(len(rows))
+        self.titles.extend(titles if titles is not None else [None] * len(rows))
         for number, row in enumerate(rows):
             if row["loudness"] > 0:
                 raise GenreClientError(
@@ -165,3 +169,25 @@ def test_the_model_must_be_a_served_features_model(tmp_path: Path) -> None:
     fake.list_models = lambda *, timeout=None: [MODEL, audio]  # type: ignore[method-assign]
     with pytest.raises(OrganizeError, match="tagger is an audio model; organize-spotify needs"):
         organize_spotify(fake, SpotifyOptions(path, tmp_path / "o", model="tagger"), progress=False)
+
+
+def test_track_names_go_as_titles_to_a_model_that_takes_them(tmp_path: Path) -> None:
+    """The export's Track Name is each row's title; a name over the model's limit is left out
+    (the track is still answered); a model without titles gets none."""
+    long_name = "x" * 31
+    tracks = [
+        {**GOOD, "Track URI": "spotify:track:a", "Track Name": "Hey Jude"},
+        {**GOOD, "Track URI": "spotify:track:b", "Track Name": long_name},
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text(export(tracks), encoding="utf-8")
+    titled = replace(MODEL, version="4", text_features={"title": 30})
+    fake = FakeFeatures(titled)
+    options = SpotifyOptions(path, tmp_path / "out")
+    organize_spotify(fake, options, progress=False)
+    assert fake.titles == ["Hey Jude", ""]
+    report = read_csv(tmp_path / "out" / "report.csv")
+    assert [row["error"] for row in report] == ["", ""]
+    plain = FakeFeatures()
+    organize_spotify(plain, replace(options, out_dir=tmp_path / "plain"), progress=False)
+    assert plain.titles == [None, None]

@@ -112,6 +112,23 @@ def reference_rows(name: str, data_dir: Path, count: int = 64) -> tuple[np.ndarr
     return dataset.features[chosen], list(dataset.label_names)
 
 
+def reference_titles(name: str, data_dir: Path, count: int = 64) -> list[str]:
+    """The titles of ``reference_rows``' rows, every other one left out (a caller without)."""
+    dataset = load_dataset(DATASET_OF[name], data_dir)
+    chosen = np.random.default_rng(0).choice(len(dataset), size=count, replace=False)
+    titles = dataset.titles[chosen].tolist() if dataset.titles is not None else [""] * count
+    return [title if index % 2 else "" for index, title in enumerate(titles)]
+
+
+def with_text(preprocessor: FeaturePreprocessor, rows: np.ndarray, titles: list[str]) -> np.ndarray:
+    """``rows`` widened to the model's input: each title's code points where it takes one."""
+    if not preprocessor.text_features:
+        return rows
+    feature = preprocessor.text_features[0]
+    codes = np.stack([feature.encode(title) for title in titles])
+    return np.concatenate([rows, codes], axis=1)
+
+
 def training_code_probabilities(
     checkpoint: Checkpoint, rows: np.ndarray
 ) -> tuple[np.ndarray, FeaturePreprocessor]:
@@ -131,15 +148,20 @@ def test_grpc_answers_equal_the_training_code(
     directory = MODELS / name / str(max(list_versions(MODELS / name)))
     checkpoint = load_checkpoint(directory)
     rows, genre_names = reference_rows(name, data_dir)
-    expected, preprocessor = training_code_probabilities(checkpoint, rows)
+    titles = reference_titles(name, data_dir)
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
+    expected, _ = training_code_probabilities(checkpoint, with_text(preprocessor, rows, titles))
     request = genre_pb2.ClassifyFeaturesRequest(model=genre_pb2.ModelRef(name=name))
-    for row in rows:  # named form; NaN cells are omitted, as a caller would omit them
+    for row, title in zip(rows, titles, strict=True):  # NaN cells omitted, as a caller would
         features = {
             feature: float(value)
             for feature, value in zip(preprocessor.feature_names, row, strict=True)
             if not np.isnan(value)
         }
-        request.rows.add().features.update(features)
+        added = request.rows.add()
+        added.features.update(features)
+        if preprocessor.text_features and title:
+            added.text["title"] = title
     with grpc.insecure_channel(served.target) as channel:
         reply = genre_pb2_grpc.GenreClassifierStub(channel).ClassifyFeatures(request)
     labels = checkpoint.manifest.labels
@@ -157,12 +179,15 @@ def test_grpc_answers_equal_the_training_code(
 @pytest.mark.parametrize("name", sorted(DATASET_OF))
 def test_bfloat16_stays_close_to_the_training_code_on_real_rows(name: str, data_dir: Path) -> None:
     """The opt-in bfloat16 precision, on the shipped weights and real rows of their dataset. A
-    blend with boosted trees stays float32 (thresholds compare in float64), exactly."""
+    blend with boosted trees (or a title member over one) stays float32 (thresholds compare in
+    float64), exactly."""
     checkpoint = load_checkpoint(MODELS / name / str(max(list_versions(MODELS / name))))
     rows, _ = reference_rows(name, data_dir, count=512)
+    preprocessor = FeaturePreprocessor.from_dict(checkpoint.manifest.preprocessing)
+    rows = with_text(preprocessor, rows, reference_titles(name, data_dir, count=512))
     expected, _ = training_code_probabilities(checkpoint, rows)
     runner = FeaturesRunner(checkpoint, torch.device("cpu"), precision="bfloat16")
-    if checkpoint.manifest.architecture["type"] == "mlp_tree_blend":
+    if checkpoint.manifest.architecture["type"] in ("mlp_tree_blend", "title_blend"):
         assert runner.precision == "float32"
         assert np.abs(runner.run(rows) - expected).max() < 1e-5
         return

@@ -20,9 +20,11 @@ from tests.support.checkpoints import (
     FEATURE_NAMES,
     LABELS,
     TINY_FRONTEND,
+    TITLES,
     example_row,
     write_tiny_audio_model,
     write_tiny_model,
+    write_tiny_titled_model,
 )
 from tests.support.harness import start_server_process
 from tests.support.synthetic_audio import pcm_s16le, synth_clip, write_clip
@@ -33,6 +35,7 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     repository = tmp_path_factory.mktemp("client-e2e") / "models"
     write_tiny_model(repository, "tiny-mlp", seed=1)
     write_tiny_audio_model(repository, "tiny-audio")
+    write_tiny_titled_model(repository, "tiny-titled")
     process = start_server_process(repository, {"GENRE_TORCH_THREADS": "1"})
     yield process
     process.stop()
@@ -115,3 +118,43 @@ def test_cli_streams_a_file_at_its_own_rate(
     assert len(updates) == 3 + 1
     assert updates[-1]["final"] is True
     assert updates[-1]["audio_seconds"] == pytest.approx(1.0)
+
+
+def test_titles_from_the_sdk_and_from_a_track_name_column(
+    server_process: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``titles=`` in the SDK and a ``Track Name`` column in ``genre-client features`` reach the
+    model; a row with an empty title gets the answer of a row sent without one."""
+    rows = [example_row(), example_row(tempo=60.0)]
+    with GenreClient(server_process.target) as client:
+        info = {m.name: m for m in client.list_models()}["tiny-titled"]
+        assert info.takes_titles
+        plain = client.classify_features("tiny-titled", rows)
+        titled = client.classify_features("tiny-titled", rows, titles=[TITLES[0], ""])
+    assert titled.predictions[1] == plain.predictions[1]
+    assert titled.predictions[0] != plain.predictions[0]
+    path = tmp_path / "tracks.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["Track Name", "Artist Name", *FEATURE_NAMES])
+        writer.writeheader()
+        for row, title in zip(rows, [TITLES[0], ""], strict=True):
+            writer.writerow({"Track Name": title, "Artist Name": "X", **row})
+    code = client_main(
+        [
+            "--target",
+            server_process.target,
+            "features",
+            "--model",
+            "tiny-titled",
+            "--json",
+            str(path),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "Artist Name" in err
+    assert "Track Name" not in err  # used, not dropped
+    answers = json.loads(out)["rows"]
+    assert [[s["genre"] for s in row["scores"]] for row in answers] == [
+        [genre for genre, _ in prediction] for prediction in titled.predictions
+    ]

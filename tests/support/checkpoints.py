@@ -7,8 +7,11 @@ with real checksums that the server verifies like any other.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from bench.audio_model import write_stand_in
@@ -17,7 +20,9 @@ from modelcore.checkpoint import split_members, write_checkpoint
 from modelcore.frontend import FrontEndConfig, MusicnnFrontEndConfig
 from modelcore.models import build_model
 from modelcore.models.audio_ensemble import AudioEnsemble
-from modelcore.preprocessing import FeaturePreprocessor, Imputer, UnitRepair
+from modelcore.models.title import ngram_keys
+from modelcore.models.title_blend import TitleBlend
+from modelcore.preprocessing import FeaturePreprocessor, Imputer, TextFeature, UnitRepair
 
 FEATURE_NAMES = ("tempo", "energy", "loudness", "duration_ms", "key")
 LABELS = ("rock", "jazz", "classical")
@@ -36,14 +41,7 @@ def tiny_preprocessor() -> FeaturePreprocessor:
     )
 
 
-def write_tiny_model(
-    repository: Path,
-    name: str = "tiny-mlp",
-    version: int | None = None,
-    seed: int = 0,
-    hidden: tuple[int, ...] = (16,),
-) -> Path:
-    torch.manual_seed(seed)
+def _tiny_mlp(hidden: tuple[int, ...]) -> tuple[dict[str, Any], torch.nn.Module]:
     architecture = {
         "type": "mlp",
         "params": {
@@ -63,19 +61,93 @@ def write_tiny_model(
                 assert module.running_var is not None
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 1.5)
-    preprocessor = tiny_preprocessor()
-    manifest = {
+    return architecture, model
+
+
+def write_tiny_model(
+    repository: Path,
+    name: str = "tiny-mlp",
+    version: int | None = None,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (16,),
+) -> Path:
+    torch.manual_seed(seed)
+    architecture, model = _tiny_mlp(hidden)
+    manifest = _tiny_manifest(name, architecture, tiny_preprocessor(), seed)
+    return write_checkpoint(repository, manifest, model.state_dict(), version=version)
+
+
+def _tiny_manifest(
+    name: str,
+    architecture: dict[str, Any],
+    preprocessor: FeaturePreprocessor,
+    seed: int,
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The draft manifest of a tiny features model (its text features, if any, listed)."""
+    schema: dict[str, Any] = {"features": list(FEATURE_NAMES), "imputable": list(IMPUTABLE)}
+    if preprocessor.text_features:
+        schema["text"] = [
+            {"name": text.name, "max_length": text.max_length}
+            for text in preprocessor.text_features
+        ]
+    return {
         "name": name,
         "kind": "features",
         "architecture": architecture,
         "labels": list(LABELS),
         "preprocessing": preprocessor.to_dict(),
-        "input_schema": {"features": list(FEATURE_NAMES), "imputable": list(IMPUTABLE)},
+        "input_schema": schema,
         "calibration": {"temperature": 1.5},
-        "metrics": {"split_protocol": "untrained test model", "accuracy": 0.0},
+        "metrics": {"split_protocol": "untrained test model", **(metrics or {"accuracy": 0.0})},
         "training": {"dataset": "none", "seed": seed},
     }
-    return write_checkpoint(repository, manifest, model.state_dict(), version=version)
+
+
+TITLE_LENGTH = 24  # the tiny titled model's longest title, short enough to exceed in a test
+TITLES = ("Rock Anthem", "Midnight Jazz Night", "Nocturne in E flat", "Rock and Roll")
+
+
+def write_tiny_titled_model(repository: Path, name: str = "tiny-titled", seed: int = 0) -> Path:
+    """The tiny MLP with a title member (``TitleBlend``): a vocabulary of the n-grams of
+    ``TITLES`` with seeded random class scores, so titles move the answers."""
+    torch.manual_seed(seed)
+    numeric, mlp = _tiny_mlp((16,))
+    sizes = (1, 2, 3)
+    codes = torch.from_numpy(
+        np.stack([TextFeature("title", TITLE_LENGTH).encode(t) for t in TITLES])
+    )
+    keys = ngram_keys(codes, sizes).numpy()
+    vocabulary = np.unique(keys[keys >= 0])
+    title = {
+        "max_length": TITLE_LENGTH,
+        "ngram_sizes": list(sizes),
+        "vocabulary_size": len(vocabulary),
+        "num_classes": len(LABELS),
+    }
+    architecture = {
+        "type": "title_blend",
+        "params": {
+            "numeric": numeric,
+            "title": title,
+            "numeric_features": len(FEATURE_NAMES),
+            "numeric_weight": 0.9,
+            "title_weight": 0.7,
+        },
+    }
+    model = build_model(architecture)
+    assert isinstance(model, TitleBlend)
+    model.numeric.load_state_dict(mlp.state_dict())
+    with torch.no_grad():
+        model.title.vocabulary.copy_(torch.from_numpy(vocabulary))
+        model.title.idf.uniform_(1.0, 3.0)
+        model.title.scores.weight.normal_(0.0, 2.0)
+        model.title.bias.normal_(0.0, 0.5)
+        model.class_bias.normal_(0.0, 0.3)
+    preprocessor = replace(tiny_preprocessor(), text_features=(TextFeature("title", TITLE_LENGTH),))
+    metrics = {"accuracy": 0.5, "accuracy_no_title": 0.25}
+    manifest = _tiny_manifest(name, architecture, preprocessor, seed, metrics)
+    return write_checkpoint(repository, manifest, model.state_dict())
 
 
 def example_row(**overrides: float) -> dict[str, float]:

@@ -20,14 +20,12 @@ from training.features.boosting import BlendParts
 from training.features.config import RunConfig
 from training.features.crossval import (
     CrossValidation,
-    FoldResult,
     clustered_mean,
     cross_validate,
-    fold_split,
-    grouped_folds,
     paired_difference,
 )
 from training.features.datasets import load_dataset
+from training.features.folds import FoldResult, fold_split, grouped_folds
 from training.studies.ambiguity import best_possible_accuracy
 from training.studies.ambiguity_cli import main as ambiguity_main
 from training.studies.crossval_cli import main as crossval_main

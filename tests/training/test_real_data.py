@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from training.features.config import RunConfig
-from training.features.crossval import fold_split, grouped_folds
 from training.features.datasets import load_dataset
+from training.features.folds import fold_split, grouped_folds
 from training.features.pipeline import make_split
 from training.features.tabular import ambiguous_keys
 from training.studies.ambiguity import best_possible_accuracy

@@ -98,8 +98,8 @@ def test_an_added_field_passes_once_recorded_as_the_baseline(copy: Path) -> None
     edit(
         copy,
         GENRE_PROTO,
-        "  map<string, double> features = 1;\n",
-        "  map<string, double> features = 1;\n  map<string, string> text = 2;\n",
+        "  map<string, string> text = 2;\n",
+        "  map<string, string> text = 2;\n  map<string, string> tags = 3;\n",
     )
     before = (copy / contract.BASELINE).read_bytes()
     (stale,) = contract.check(copy)

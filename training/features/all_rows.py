@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from training.features.config import RunConfig
-from training.features.crossval import CrossValidation, clustered_mean, row_scores
+from training.features.crossval import clustered_mean, row_scores
 from training.features.datasets import load_dataset
 from training.features.tabular import StrArray, TabularDataset, ambiguous_keys
 from training.features.train import FloatArray, IntArray
@@ -52,22 +52,20 @@ def any_label_correct(
     )
 
 
-def all_rows_metrics(
-    validation: CrossValidation, dataset: TabularDataset, held_out: TabularDataset
+def every_row_metrics(
+    probabilities: FloatArray,
+    labels: IntArray,
+    groups: StrArray,
+    keys: StrArray,
+    ambiguous: np.ndarray[Any, np.dtype[np.bool_]],
 ) -> dict[str, float]:
-    """Pooled out-of-fold figures over the kept rows plus the held-out ones, standard errors
-    clustered by artist; ``*_ambiguous_rows`` cover the held-out rows alone."""
-    kept_rows, held_rows = validation.rows, validation.held_out_rows
-    probabilities: FloatArray = np.concatenate(
-        [validation.probabilities(), validation.held_out_probabilities()]
-    )
-    labels = np.concatenate([dataset.labels[kept_rows], held_out.labels[held_rows]])
-    groups = np.concatenate([dataset.groups[kept_rows], held_out.groups[held_rows]])
-    keys = np.concatenate([dataset.track_ids[kept_rows], held_out.track_ids[held_rows]])
+    """Pooled figures over every given row (standard errors clustered by artist):
+    ``accuracy_all_rows``, ``log_loss_all_rows``, ``top3_accuracy_all_rows``,
+    ``accuracy_any_label`` (right when the answer is any label of the row's ``key``) and
+    ``accuracy_ambiguous_rows`` over the rows of tracks filed under two or more genres."""
     scores = row_scores(probabilities, labels)
     any_label = any_label_correct(probabilities.argmax(axis=1), keys, labels)
     top3 = (np.argsort(-probabilities, axis=1)[:, :3] == labels[:, None]).any(axis=1)
-    ambiguous = np.arange(len(labels)) >= len(kept_rows)
     result: dict[str, float] = {
         "evaluated_rows_all": len(labels),
         "ambiguous_rows": int(ambiguous.sum()),
@@ -83,16 +81,29 @@ def all_rows_metrics(
     return result
 
 
-def all_rows_protocol(metrics: dict[str, float], kept_rows: int) -> str:
+def all_rows_protocol(metrics: dict[str, float], kept_rows: int, trained_on_all: bool) -> str:
     """The sentence ``split_protocol`` adds for the all-rows figures."""
     total, ambiguous = int(metrics["evaluated_rows_all"]), int(metrics["ambiguous_rows"])
+    if trained_on_all:
+        where = (
+            f" the {ambiguous} rows (one per track and genre) of tracks it files under two or"
+            f" more genres were trained on (conflicts keep) and scored in their artists' folds,"
+            f" but are not in those figures."
+        )
+        scored = "the same out-of-fold predictions,"
+    else:
+        where = (
+            f" the {ambiguous} rows (one per track and genre) of tracks it files under two or"
+            f" more genres were left out of training and of those figures."
+        )
+        scored = (
+            "the same folds' models also score the left-out rows, each in its artist's fold"
+            " (artists seen only in them dealt into folds by seed),"
+        )
     return (
         f" Rows covered: accuracy, log_loss, top3_accuracy, macro_f1 and ece cover the {kept_rows}"
-        f" rows of tracks the data gives one genre; the {ambiguous} rows (one per track and"
-        f" genre) of tracks it files under two or more genres were left out of training and of"
-        f" those figures. accuracy_all_rows, log_loss_all_rows and top3_accuracy_all_rows cover"
-        f" all {total} distinct labelled rows (identical repeats removed): the same folds' models"
-        f" also score the left-out rows, each in its artist's fold (artists seen only in them"
-        f" dealt into folds by seed), each row judged by its own label; accuracy_any_label"
+        f" rows of tracks the data gives one genre;{where} accuracy_all_rows, log_loss_all_rows"
+        f" and top3_accuracy_all_rows cover all {total} distinct labelled rows (identical repeats"
+        f" removed): {scored} each row judged by its own label; accuracy_any_label"
         f" counts a prediction right when it is any genre the data gives that track."
     )

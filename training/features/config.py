@@ -119,6 +119,26 @@ class TreeConfig:
 
 
 @dataclass(frozen=True)
+class TitleConfig:
+    """The title member's settings. ``max_length`` is the longest title a version takes (the
+    server refuses longer ones); ``c`` the inverse L2 strength of the regression."""
+
+    max_length: int = 200
+    ngram_sizes: tuple[int, ...] = (1, 2, 3, 4)
+    min_count: int = 2
+    c: float = 1.0
+    max_iterations: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_length < 1 or self.min_count < 1 or self.max_iterations < 1:
+            raise ValueError("max_length, min_count and max_iterations must be positive")
+        if self.c <= 0:
+            raise ValueError("c must be positive")
+        if not self.ngram_sizes or min(self.ngram_sizes) < 1:
+            raise ValueError("ngram_sizes must be positive lengths")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One ``genre-train features`` run: what to load, how to split, train and publish."""
 
@@ -132,6 +152,7 @@ class RunConfig:
     genres: tuple[str, ...] | None = None
     conflicts: str = "drop"
     trees: TreeConfig | None = None
+    titles: TitleConfig | None = None
     splits_dir: Path | None = None
     valid_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -169,6 +190,8 @@ class RunConfig:
             values["cv_folds"] = self.cv_folds
         if self.trees is not None:
             values["trees"] = asdict(self.trees)
+        if self.titles is not None:
+            values["titles"] = {**asdict(self.titles), "ngram_sizes": list(self.titles.ngram_sizes)}
         if self.genres is not None:
             values["genres"] = list(self.genres)
         return values

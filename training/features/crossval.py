@@ -19,7 +19,7 @@ difference, which is much smaller than either setting's own error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,79 +27,20 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from training.evaluate import permutation_importance
 from training.features.boosting import BlendParts
 from training.features.config import RunConfig
-from training.features.selection import select_and_refit
+from training.features.folds import (
+    FoldResult,
+    fold_split,
+    grouped_folds,
+    held_out_folds,
+    score_fold,
+)
 from training.features.tabular import StrArray, TabularDataset
-from training.features.train import EpochRecord, FloatArray, IntArray, logits_of
-from training.splits import Split, group_split
+from training.features.title_stack import TitleParts
+from training.features.train import FloatArray, IntArray
 
 Values = npt.NDArray[np.float64]
-
-
-def grouped_folds(groups: StrArray, folds: int, seed: int) -> IntArray:
-    """The fold (0 .. ``folds`` - 1) of each row: the distinct groups, in an order shuffled by
-    ``seed``, each go to the fold holding the fewest rows so far (sizes stay within one group
-    of each other)."""
-    unique, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    if not 2 <= folds <= len(unique):
-        raise ValueError(f"folds must be between 2 and the number of groups ({len(unique)})")
-    sizes = np.zeros(folds, dtype=np.int64)
-    fold_of_group = np.empty(len(unique), dtype=np.int64)
-    for group in np.random.default_rng(seed).permutation(len(unique)):
-        fold = int(np.argmin(sizes))
-        fold_of_group[group] = fold
-        sizes[fold] += counts[group]
-    result: IntArray = fold_of_group[inverse]
-    return result
-
-
-def held_out_folds(
-    groups: StrArray, fold_of_row: IntArray, held_out_groups: StrArray, folds: int, seed: int
-) -> IntArray:
-    """The fold of each held-out row: its group's fold among the training rows, or, for groups
-    that only held-out rows have, a fold dealt round-robin in an order shuffled by ``seed``."""
-    fold_of_group = dict(zip(groups.tolist(), fold_of_row.tolist(), strict=True))
-    unseen = sorted(set(held_out_groups.tolist()) - fold_of_group.keys())
-    for position, index in enumerate(np.random.default_rng(seed).permutation(len(unseen))):
-        fold_of_group[unseen[index]] = position % folds
-    return np.array([fold_of_group[group] for group in held_out_groups.tolist()], dtype=np.int64)
-
-
-def fold_split(
-    groups: StrArray, fold_of_row: IntArray, fold: int, valid_fraction: float, seed: int
-) -> Split:
-    """Fold ``fold`` is the test part; the other folds' groups are split into train and a
-    grouped valid part holding about ``valid_fraction`` of their rows."""
-    test = np.flatnonzero(fold_of_row == fold).astype(np.int64)
-    rest = np.flatnonzero(fold_of_row != fold).astype(np.int64)
-    inner = group_split(groups[rest], valid_fraction, 0.0, seed + fold)
-    return Split(
-        train=rest[inner.train],
-        valid=rest[inner.valid],
-        test=test,
-        method=f"grouped {int(fold_of_row.max()) + 1}-fold cross-validation (seed {seed})",
-    )
-
-
-@dataclass(frozen=True)
-class FoldResult:
-    """What one fold's model said about its scored rows: logits ``(n, C)`` before the
-    temperature, the temperature fitted on the fold's inner valid part, each member's epoch;
-    permutation importance on the scored rows and the first member's selection history
-    (neither is saved by ``save``)."""
-
-    fold: int
-    rows: IntArray
-    logits: FloatArray
-    temperature: float
-    member_epochs: tuple[int, ...]
-    importance: dict[str, dict[str, float]] = field(default_factory=dict)
-    history: tuple[EpochRecord, ...] = ()
-    blend: BlendParts | None = None
-    held_out_rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    held_out_logits: FloatArray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 @dataclass(frozen=True)
@@ -121,14 +62,24 @@ class CrossValidation:
         rows: IntArray = np.concatenate([fold.held_out_rows for fold in self.folds])
         return rows
 
-    def probabilities(self, calibrated: bool = True) -> FloatArray:
-        """``(rows, C)`` in the order of ``rows``; calibrated by each fold's own temperature."""
-        return _softmax([(fold.logits, fold.temperature) for fold in self.folds], calibrated)
+    @property
+    def has_titles(self) -> bool:
+        return any(fold.untitled_logits is not None for fold in self.folds)
 
-    def held_out_probabilities(self) -> FloatArray:
+    def probabilities(self, calibrated: bool = True, titles: bool = True) -> FloatArray:
+        """``(rows, C)`` in the order of ``rows``; calibrated by each fold's own temperature.
+        ``titles=False``: the answers to the same rows sent without their titles."""
+        parts = [(_logits(fold, titles), fold.temperature) for fold in self.folds]
+        return _softmax(parts, calibrated)
+
+    def held_out_probabilities(self, titles: bool = True) -> FloatArray:
         """Calibrated ``(held-out rows, C)`` in the order of ``held_out_rows``."""
         return _softmax(
-            [(f.held_out_logits, f.temperature) for f in self.folds if f.held_out_rows.size]
+            [
+                (_logits(f, titles, held_out=True), f.temperature)
+                for f in self.folds
+                if f.held_out_rows.size
+            ]
         )
 
     def member_epochs(self) -> tuple[int, ...]:
@@ -152,6 +103,11 @@ class CrossValidation:
             float(np.median([part.mlp_temperature for part in parts])),
             float(np.median([part.tree_temperature for part in parts])),
         )
+
+    def title(self) -> TitleParts | None:
+        """The title stack, each value the median over the folds (None without titles)."""
+        parts = [fold.title for fold in self.folds if fold.title is not None]
+        return TitleParts.median(parts) if parts else None
 
     def importance(self) -> dict[str, dict[str, float]]:
         """Permutation importance averaged over the folds that computed it."""
@@ -205,6 +161,11 @@ class CrossValidation:
                 arrays[f"blend_{fold.fold}"] = np.array(
                     [fold.blend.rounds, fold.blend.mlp_temperature, fold.blend.tree_temperature]
                 )
+            if fold.title is not None and fold.untitled_logits is not None:
+                arrays[f"title_{fold.fold}"] = fold.title.to_array()
+                arrays[f"untitled_{fold.fold}"] = fold.untitled_logits
+                if fold.held_out_untitled_logits is not None and fold.held_out_rows.size:
+                    arrays[f"helduntitled_{fold.fold}"] = fold.held_out_untitled_logits
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -220,6 +181,7 @@ class CrossValidation:
                     tuple(int(e) for e in data[f"epochs_{number}"]),
                     blend=_blend_parts(data, number),
                     **_held_out_parts(data, number),
+                    **_title_parts(data, number),
                 )
                 for number in numbers
             )
@@ -274,6 +236,25 @@ def _held_out_parts(data: Any, number: int) -> dict[str, Any]:
     }
 
 
+def _title_parts(data: Any, number: int) -> dict[str, Any]:
+    if f"title_{number}" not in data.files:
+        return {}
+    held = f"helduntitled_{number}"
+    return {
+        "title": TitleParts.from_array(data[f"title_{number}"].tolist()),
+        "untitled_logits": data[f"untitled_{number}"],
+        "held_out_untitled_logits": data[held] if held in data.files else None,
+    }
+
+
+def _logits(fold: FoldResult, titles: bool, held_out: bool = False) -> FloatArray:
+    """A fold's logits of its scored (or held-out) rows, with or without their titles."""
+    if held_out:
+        bare = fold.held_out_untitled_logits
+        return fold.held_out_logits if titles or bare is None else bare
+    return fold.logits if titles or fold.untitled_logits is None else fold.untitled_logits
+
+
 def clustered_mean(values: npt.NDArray[np.floating[Any]], groups: StrArray) -> tuple[float, float]:
     """The mean of ``values`` and its standard error with rows clustered by ``groups`` (the
     sandwich estimator: residual sums per group, small-sample factor G / (G - 1))."""
@@ -326,51 +307,5 @@ def cross_validate(
         split = fold_split(dataset.groups, fold_of_row, fold, config.valid_fraction, seed)
         split.assert_grouped(dataset.groups)
         extra = (held_out, np.flatnonzero(held_out_fold == fold)) if held_out else None
-        results.append(_score_fold(dataset, split, config, fold, progress, extra))
+        results.append(score_fold(dataset, split, config, fold, progress, extra))
     return CrossValidation(dataset.labels, dataset.groups, tuple(results))
-
-
-def _score_fold(
-    dataset: TabularDataset,
-    split: Split,
-    config: RunConfig,
-    fold: int,
-    progress: bool,
-    held_out: tuple[TabularDataset, IntArray] | None,
-) -> FoldResult:
-    fitted = select_and_refit(dataset, split, config, progress)
-    x_test = fitted.shipped_preprocessor.transform(dataset.features[split.test])
-    model, temperature = fitted.shipped.model, fitted.temperature
-    extra: dict[str, Any] = {}
-    if held_out is not None:
-        table, rows = held_out
-        x_held = fitted.shipped_preprocessor.transform(table.features[rows])
-        extra = {"held_out_rows": rows, "held_out_logits": logits_of(model, x_held).numpy()}
-
-    def predict(rows: FloatArray) -> FloatArray:
-        result: FloatArray = torch.softmax(logits_of(model, rows) / temperature, 1).numpy()
-        return result
-
-    importance = (
-        permutation_importance(
-            predict,
-            x_test,
-            dataset.labels[split.test],
-            dataset.feature_names,
-            config.importance_repeats,
-            config.train.seed,
-        )
-        if config.importance_repeats
-        else {}
-    )
-    return FoldResult(
-        fold,
-        split.test,
-        logits_of(model, x_test).numpy(),
-        temperature,
-        fitted.selection.member_epochs,
-        importance,
-        tuple(fitted.selection.history),
-        fitted.blend,
-        **extra,
-    )

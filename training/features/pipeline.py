@@ -25,20 +25,21 @@ import torch
 
 from modelcore.checkpoint import read_manifest, write_checkpoint
 from modelcore.manifest import Manifest
-from modelcore.preprocessing import FeaturePreprocessor
+from modelcore.preprocessing import FeaturePreprocessor, TextFeature
 from training.evaluate import classification_metrics, expected_calibration_error
 from training.evaluate import permutation_importance as importance_of
-from training.features.all_rows import all_rows_metrics, all_rows_protocol, conflicting_rows
+from training.features.all_rows import conflicting_rows
 from training.features.boosting import BlendParts
 from training.features.config import RunConfig
 from training.features.crossval import cross_validate
+from training.features.cv_figures import cv_figures
 from training.features.datasets import fingerprint, load_dataset
+from training.features.protocol import model_words, split_protocol, title_words, tree_words
 from training.features.report import build_files
-from training.features.selection import select_and_refit, train_fixed
+from training.features.selection import model_inputs, select_and_refit, title_source, train_fixed
 from training.features.tabular import TabularDataset
 from training.features.train import (
     FloatArray,
-    IntArray,
     TrainResult,
     logits_of,
 )
@@ -76,6 +77,8 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
     dataset = load_dataset(
         config.dataset, config.data, config.drop_bad_rows, config.genres, config.conflicts
     )
+    if config.titles is not None and dataset.titles is None:
+        raise ValueError(f"--titles: the {dataset.name} rows carry no track titles")
     if config.cv_folds:
         return run_cross_validated(dataset, config, progress)
     split = make_split(dataset, config)
@@ -92,7 +95,9 @@ def run_features(config: RunConfig, progress: bool = True) -> RunOutcome:
         )
     else:
         evaluated, evaluated_pre, eval_rows, where = selection, preprocessor, split.valid, "valid"
-    x_eval = evaluated_pre.transform(dataset.features[eval_rows])
+    x_eval = model_inputs(
+        dataset, config, evaluated_pre.transform(dataset.features[eval_rows]), eval_rows
+    )
     y_eval = labels[eval_rows]
     logits = logits_of(evaluated.model, x_eval)
     raw = torch.softmax(logits, dim=1).numpy()
@@ -174,12 +179,11 @@ def run_cross_validated(
     if config.cv_save is not None:
         validation.save(config.cv_save)
     epochs, temperature = validation.member_epochs(), validation.temperature()
-    blend = validation.blend()
+    blend, title = validation.blend(), validation.title()
     every_row = np.arange(len(dataset.labels))
-    shipped, preprocessor = train_fixed(dataset, every_row, config, epochs, blend, progress)
+    shipped, preprocessor = train_fixed(dataset, every_row, config, epochs, blend, progress, title)
     labels = dataset.labels[validation.rows]
-    raw = validation.probabilities(calibrated=False)
-    calibrated = validation.probabilities()
+    figures = cv_figures(validation, dataset, held_out, temperature)
     summary = validation.summary()
     groups = len(set(dataset.groups.tolist()))
     what = model_words(config)
@@ -193,13 +197,9 @@ def run_cross_validated(
         f"pool the {config.cv_folds} folds' out-of-fold predictions (standard errors "
         f"clustered by artist). Shipped weights: trained on all {len(labels)} rows for each "
         f"member's median fold epoch (median {int(np.median(epochs))}) with the median fold "
-        f"temperature{tree_words(blend)}; they were not scored on any held-out row."
-    )
-    every_row_metrics = (
-        all_rows_metrics(validation, dataset, held_out) if held_out is not None else {}
-    )
-    if every_row_metrics:
-        protocol += all_rows_protocol(every_row_metrics, len(labels))
+        f"temperature{tree_words(blend)}{title_words(title)}; they were not scored on any "
+        f"held-out row."
+    ) + figures.protocol
     report = {
         "name": config.name,
         "dataset": dataset.name,
@@ -207,15 +207,11 @@ def run_cross_validated(
         "split_protocol": protocol,
         "evaluated_on": f"out-of-fold predictions, {groups} artists",
         "split_sizes": {"train": len(labels), "valid": 0, "test": 0, "outside": 0},
-        "evaluation": classification_metrics(calibrated, labels, dataset.label_names),
-        "evaluation_uncalibrated": classification_metrics(raw, labels, dataset.label_names),
-        "calibration": {
-            "temperature": temperature,
-            "ece_before": expected_calibration_error(raw, labels),
-            "ece_after": expected_calibration_error(calibrated, labels),
-        },
+        "evaluation": figures.evaluation,
+        "evaluation_uncalibrated": figures.evaluation_uncalibrated,
+        "calibration": figures.calibration,
         "cross_validation": summary,
-        "all_rows": every_row_metrics,
+        "all_rows": figures.metrics,
         "list_swap": {},
         "feature_importance": validation.importance(),
         "history": [asdict(record) for record in validation.folds[0].history],
@@ -225,7 +221,6 @@ def run_cross_validated(
         "data_report": dataset.report.to_dict(),
         "hyperparameters": config.hyperparameters(),
     }
-    errors = {"accuracy_se": summary["correct_se"], "log_loss_se": summary["log_loss_se"]}
     manifest = build_manifest(
         config,
         dataset,
@@ -234,7 +229,7 @@ def run_cross_validated(
         preprocessor,
         report,
         str(resolve_device(config.train.device)),
-        {**errors, **every_row_metrics},
+        figures.metrics,
     )
     directory = write_checkpoint(
         config.out, manifest, shipped.model.state_dict(), extra_files=build_files(report)
@@ -269,62 +264,30 @@ def list_swap(
     }
 
 
-def model_words(config: RunConfig) -> str:
-    """How a protocol names the model: the MLP (ensemble) and, with trees, the blend."""
-    members = config.model.members
-    what = f"an ensemble of {members} MLPs" if members > 1 else "an MLP"
-    if config.trees is None:
-        return what
-    return (
-        f"{what} averaged with gradient-boosted trees (weight {config.trees.weight:g}; "
-        f"rounds chosen on valid log-loss, each part's temperature fitted on valid)"
-    )
+def served_preprocessor(
+    config: RunConfig, dataset: TabularDataset, preprocessor: FeaturePreprocessor
+) -> FeaturePreprocessor:
+    """The preprocessing the server applies: the fitted numeric one, plus the title's columns
+    when the run has a title member (the model takes both in one matrix)."""
+    source = title_source(dataset, config)
+    if source is None:
+        return preprocessor
+    return replace(preprocessor, text_features=(TextFeature("title", source[0].max_length),))
 
 
-def tree_words(blend: BlendParts | None) -> str:
-    if blend is None:
-        return ""
-    return f" and the trees' median fold rounds ({blend.rounds}) and part temperatures"
-
-
-def split_protocol(
-    dataset: TabularDataset, split: Split, config: RunConfig, selection: TrainResult, where: str
-) -> str:
-    unit = "3-s segment rows grouped by track" if dataset.name == "gtzan3" else "rows"
-    groups = "tracks" if dataset.name.startswith("gtzan") else "artists"
-
-    def part(rows: IntArray) -> str:
-        return f"{len(rows)} {unit} / {len(set(dataset.groups[rows].tolist()))} {groups}"
-
-    what = model_words(config)
-    stop_on = config.train.stop_on.replace("_", "-")
-    text = (
-        f"Split by {split.method} with no {groups[:-1]} on two sides: {what} trained on train "
-        f"({part(split.train)}), early stopping on valid {stop_on} and temperature fitted on "
-        f"valid ({part(split.valid)})"
-    )
-    if len(split.test):
-        text += f", test ({part(split.test)}) touched only for the reported metrics"
-    if split.rows_outside:
-        text += f"; {split.rows_outside} rows on no list were not used"
-    if config.refit:
-        epochs = (
-            f"each member's chosen epochs (median {selection.best_epoch})"
-            if config.model.members > 1
-            else f"the chosen {selection.best_epoch} epochs"
-        )
-        trees = " and the trees for their chosen rounds" if config.trees is not None else ""
-        text += (
-            f"; shipped weights refit on train+valid for {epochs}{trees} with the valid temperature"
-        )
-    if where == "test":
-        text += "; metrics are the shipped model's on the held-out test part."
-    else:
-        text += (
-            "; metrics are the train-only selection model's on valid (an estimate: valid also "
-            "chose the epoch and temperature; no test rows exist here)."
-        )
-    return text
+def input_schema(
+    config: RunConfig, dataset: TabularDataset, preprocessor: FeaturePreprocessor
+) -> dict[str, Any]:
+    """The manifest's ``input_schema``: the numeric features, those it imputes, and the text
+    features (``text``: name and longest length) a title member takes."""
+    schema: dict[str, Any] = {
+        "features": list(preprocessor.feature_names),
+        "imputable": sorted(preprocessor.imputable),
+    }
+    source = title_source(dataset, config)
+    if source is not None:
+        schema["text"] = [{"name": "title", "max_length": source[0].max_length}]
+    return schema
 
 
 def build_manifest(
@@ -355,11 +318,8 @@ def build_manifest(
         kind="features",
         architecture=shipped.architecture,
         labels=tuple(dataset.label_names),
-        preprocessing=preprocessor.to_dict(),
-        input_schema={
-            "features": list(preprocessor.feature_names),
-            "imputable": sorted(preprocessor.imputable),
-        },
+        preprocessing=served_preprocessor(config, dataset, preprocessor).to_dict(),
+        input_schema=input_schema(config, dataset, preprocessor),
         calibration=report["calibration"],
         metrics=metrics,
         training={

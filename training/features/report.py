@@ -48,6 +48,8 @@ def markdown(report: Mapping[str, Any]) -> str:
     ]
     for key in ("accuracy", "macro_f1", "top3_accuracy", "log_loss", "ece"):
         lines.append(f"| {key} | {evaluation[key]:.4f} |")
+    headline = {key: evaluation[key] for key in ("accuracy", "log_loss", "top3_accuracy")}
+    lines += _populations({**headline, **(report.get("all_rows") or {})})
     lines += [
         "",
         f"Temperature {calibration['temperature']:.3f} (fitted on the validation part): ECE "
@@ -87,6 +89,42 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# (row label, accuracy key, log-loss key, top-3 key) of the populations table; "" where none.
+_POPULATIONS = (
+    ("tracks with one genre", "accuracy", "log_loss", "top3_accuracy"),
+    ("all rows", "accuracy_all_rows", "log_loss_all_rows", "top3_accuracy_all_rows"),
+    ("all rows, any genre of the track", "accuracy_any_label", "", ""),
+    ("rows of tracks with two or more genres", "accuracy_ambiguous_rows", "", ""),
+)
+
+
+def _populations(metrics: Mapping[str, float]) -> list[str]:
+    """Accuracy, log-loss and top-3 per population of rows, given the title and without it
+    (when the run has a title member), from the run's all-rows figures."""
+    if "accuracy_all_rows" not in metrics:
+        return []
+    suffixes = ("", "_no_title") if "accuracy_all_rows_no_title" in metrics else ("",)
+    header = " | ".join(
+        f"{kind}{' without title' if suffix else ''}"
+        for suffix in suffixes
+        for kind in ("accuracy", "log-loss", "top-3")
+    )
+    lines = ["", "## Populations of rows", "", f"| rows | {header} |"]
+    lines.append("|---|" + "---|" * 3 * len(suffixes))
+    for label, *keys in _POPULATIONS:
+        cells = [
+            _figure(metrics, f"{key}{suffix}" if key else "") for suffix in suffixes for key in keys
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _figure(metrics: Mapping[str, float], key: str) -> str:
+    if key not in metrics:
+        return ""
+    return f"{metrics[key]:.4f}" if key.startswith("log_loss") else f"{metrics[key]:.2%}"
 
 
 def png_bytes(figure: Any) -> bytes:

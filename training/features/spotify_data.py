@@ -139,6 +139,7 @@ def load_spotify11(
         imputable=SPOTIFY11_IMPUTABLE,
         files=(path, path.parent / "sample_submission.csv"),
         conflicts=conflicts,
+        titles=tracks,
     )
 
 
@@ -208,6 +209,7 @@ def _finish(
     imputable: tuple[str, ...],
     files: tuple[Path, ...],
     conflicts: str,
+    titles: StrArray | None = None,
 ) -> TabularDataset:
     """Drops bad rows, then duplicates among the good ones, and records both counts."""
     good = checker.keep
@@ -233,4 +235,5 @@ def _finish(
         imputable=imputable,
         files=tuple(file for file in files if file.is_file()),
         report=report,
+        titles=None if titles is None else np.asarray(titles[keep], dtype=str),
     )

@@ -74,9 +74,13 @@ class TabularDataset:
     imputable: tuple[str, ...]
     files: tuple[Path, ...]
     report: LoadReport
+    # Each row's track title ("" where it has none), for a title member; None: no titles.
+    titles: StrArray | None = None
 
     def __post_init__(self) -> None:
         rows = self.features.shape[0]
+        if self.titles is not None and len(self.titles) != rows:
+            raise ValueError("titles need one entry per row")
         if self.features.ndim != 2 or self.features.shape[1] != len(self.feature_names):
             raise ValueError(f"features must be (N, {len(self.feature_names)})")
         if not (len(self.labels) == len(self.track_ids) == len(self.groups) == rows):
@@ -103,6 +107,7 @@ class TabularDataset:
             imputable=self.imputable,
             files=self.files,
             report=self.report,
+            titles=None if self.titles is None else self.titles[chosen],
         )
 
 

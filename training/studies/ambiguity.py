@@ -22,10 +22,7 @@ import numpy as np
 import torch
 
 from training.features.config import RunConfig
-from training.features.crossval import (
-    fold_split,
-    grouped_folds,
-)
+from training.features.folds import fold_split, grouped_folds
 from training.features.selection import select_and_refit
 from training.features.tabular import TabularDataset, ambiguous_keys
 from training.features.train import FloatArray, IntArray, logits_of
