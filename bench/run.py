@@ -36,7 +36,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench import endpoints, machine, report, verdicts
@@ -49,53 +48,14 @@ from bench.audio_model import (
 )
 from bench.clients import run_client, run_clients
 from bench.cpu import process_shares, server_cpu
-from bench.endpoints import CLASSIFY as CLASSIFY
 from bench.endpoints import Endpoint
 from bench.peers.base import Peer, PeerSettings
 from bench.plan import DESIGNS, PEERS, Plan, parse_arguments
+from bench.request_bodies import BULK_ROWS, write_requests
 from bench.server_process import start_server_process
 from bench.windows import saturated
-from genre.inference import grpc_service_pb2
-from genre.v1 import genre_pb2
 from server.config import ServerConfig
 from server.runner import select_device
-
-BULK_ROWS = 256
-
-
-def write_requests(workdir: Path, version: Path, model: str) -> dict[str, Path]:
-    """Request bodies: one named row, 256 dense rows, and the same rows raw for TorchServe."""
-    manifest = json.loads((version / "manifest.json").read_text())
-    names = [str(n) for n in manifest["preprocessing"]["feature_names"]]
-    row = np.asarray(manifest["preprocessing"]["mean"], dtype=np.float32)
-    bulk = np.tile(row, (BULK_ROWS, 1))
-    bodies = {
-        "features-1": genre_pb2.ClassifyFeaturesRequest(
-            model=genre_pb2.ModelRef(name=model),
-            rows=[genre_pb2.FeatureRow(features=dict(zip(names, row.tolist(), strict=True)))],
-        ).SerializeToString(),
-        "features-256": genre_pb2.ClassifyFeaturesRequest(
-            model=genre_pb2.ModelRef(name=model),
-            dense=genre_pb2.DenseFeatures(feature_names=names, values=bulk.ravel().tolist()),
-        ).SerializeToString(),
-        "raw-1": row.astype("<f4").tobytes(),
-        "raw-256": bulk.astype("<f4").tobytes(),
-        "v2-1": v2_request(model, row[None, :]),
-        "v2-256": v2_request(model, bulk),
-    }
-    paths = {}
-    for key, body in bodies.items():
-        paths[key] = workdir / f"{key}.bin"
-        paths[key].write_bytes(body)
-    return paths
-
-
-def v2_request(model: str, rows: np.ndarray) -> bytes:
-    """The same rows as an Open Inference Protocol ModelInfer: FEATURES [N, F], raw FP32."""
-    request = grpc_service_pb2.ModelInferRequest(model_name=model)
-    request.inputs.add(name="FEATURES", datatype="FP32", shape=list(rows.shape))
-    request.raw_input_contents.append(rows.astype("<f4").tobytes())
-    return bytes(request.SerializeToString())
 
 
 class Harness:

@@ -29,7 +29,7 @@ from bench.peers.model import FloatArray, load_runner
 from bench.peers.process import PeerUnavailable
 from bench.peers.triton import Triton
 from bench.plan import REPOSITORY_ROOT
-from bench.run import v2_request, write_requests
+from bench.request_bodies import v2_request, write_requests
 from genre.inference import grpc_service_pb2 as v2
 
 PEERS: dict[str, type[Peer]] = {"triton": Triton, "mlserver": MLServer}

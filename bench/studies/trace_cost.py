@@ -154,7 +154,7 @@ async def drive(
 def server(
     rounds: int, seconds: float, concurrency: int, workers: int, inference: str
 ) -> dict[str, Any]:
-    from bench.run import write_requests
+    from bench.request_bodies import write_requests
 
     repository = REPOSITORY_ROOT / "models"
     version = max(p for p in (repository / MODEL).iterdir() if p.name.isdigit())

@@ -28,7 +28,7 @@ from bench import machine
 from bench.clients import run_client
 from bench.cpu import server_cpu
 from bench.plan import REPOSITORY_ROOT
-from bench.run import write_requests
+from bench.request_bodies import write_requests
 from bench.server_process import ServerProcess, start_server_process
 
 MODEL = "gtzan-features-mlp"

@@ -24,8 +24,9 @@ from typing import Any
 
 from bench import machine
 from bench.clients import run_client
+from bench.endpoints import CLASSIFY
 from bench.plan import REPOSITORY_ROOT
-from bench.run import CLASSIFY, write_requests
+from bench.request_bodies import write_requests
 from bench.server_process import ServerProcess, start_server_process
 
 MODEL = "gtzan-features-mlp"

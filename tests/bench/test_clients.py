@@ -8,7 +8,7 @@ import pytest
 
 from bench import endpoints
 from bench.clients import run_clients, split_spec
-from bench.run import write_requests
+from bench.request_bodies import write_requests
 from tests.support.checkpoints import write_tiny_model
 
 

@@ -30,7 +30,7 @@ from bench.peers import model
 from bench.peers.base import PeerSettings, model_parameters
 from bench.peers.mlserver import MLServer
 from bench.peers.triton import model_config
-from bench.run import v2_request
+from bench.request_bodies import v2_request
 from bench.server_process import start_server_process
 from genre.inference import grpc_service_pb2 as v2
 from genre.inference import model_config_pb2

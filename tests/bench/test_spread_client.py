@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.endpoints import CLASSIFY
 from bench.load import UnarySpec, run_unary
-from bench.run import CLASSIFY, write_requests
+from bench.request_bodies import write_requests
 from bench.server_process import start_server_process
 from tests.support.checkpoints import write_tiny_model
 from tests.support.harness import sample_value, scrape
