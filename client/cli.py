@@ -24,8 +24,8 @@ from client.formatting import (
     update_line,
 )
 from client.inputs import InputError, parse_rows, select_features, select_titles, title_column
-from client.organize import add_organize_parser, run_organize
-from client.organize_spotify import add_organize_spotify_parser, run_organize_spotify
+from client.organize.folder import add_organize_parser, run_organize
+from client.organize.spotify import add_organize_spotify_parser, run_organize_spotify
 from client.pacing import chunk_size, paced, read_chunks, split_bytes
 from client.requests import BYTES_PER_SAMPLE, Encoding, StreamSettings
 from client.results import FeaturesResult, ModelInfo

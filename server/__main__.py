@@ -4,7 +4,7 @@ SIGTERM and SIGINT drain (NOT_SERVING, in-flight calls finish within the grace p
 SIGHUP rescans the model repository, so a new version goes live without a restart.
 
 With more than one worker (``GENRE_WORKERS``; by default one per CPU) this process becomes the
-supervisor of that many serving processes (``server.supervisor``); with one it serves itself.
+supervisor of that many serving processes (``server.pod.supervisor``); with one it serves itself.
 Only the single-process path imports ``server.app``: a supervisor never loads torch or gRPC, and
 each spawned worker imports this module again before it runs.
 """
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from server.config import ServerConfig
-from server.cpus import available_cpus, default_workers
 from server.logs import configure_logging
+from server.pod.cpus import available_cpus, default_workers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.log_format, config.log_level, background=True, access_sample=config.access_log_sample
     )
     if workers > 1:
-        from server.supervisor import Supervisor
+        from server.pod.supervisor import Supervisor
 
         return Supervisor(config.replace(workers=workers), workers).run()
     from server.app import serve

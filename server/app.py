@@ -20,7 +20,8 @@ The gRPC port opens before models load. Health (``grpc.health.v1``) then says:
 within the grace period, then stop the batchers.
 
 As one of several worker processes (``role``), readiness is the pod's, not the process's: SERVING
-only while every worker is ready (``server.readiness``), so a check that lands on any worker tells
+only while every worker is ready (``server.pod.readiness``), so a check that lands on any worker
+tells
 the truth. A worker shares the gRPC port with the others (SO_REUSEPORT) and leaves /metrics to the
 supervisor, which aggregates every worker's files.
 """
@@ -49,18 +50,18 @@ from server.auth import BearerTokenInterceptor, load_grants
 from server.batcher import BatcherSettings
 from server.calls import ServingState
 from server.config import ServerConfig
-from server.cpus import available_cpus, default_torch_threads
 from server.handlers import add_servicer
 from server.inference.catalog import RemoteRegistry
-from server.lateness import Lateness
 from server.logs import get_logger
 from server.metrics import ServerMetrics
-from server.oip_servicer import InferenceServicer
-from server.readiness import WorkerRole, WorkerState
+from server.oip.servicer import InferenceServicer
+from server.pod.cpus import available_cpus, default_torch_threads
+from server.pod.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable, Registry
 from server.runner import RunnerOptions, select_device
 from server.servicer import GenreClassifierServicer
-from server.streams import StreamLimits
+from server.streaming.lateness import Lateness
+from server.streaming.session import StreamLimits
 from server.tracing import start_tracing
 from server.transport import grpc_options, server_credentials
 from server.web.site import WebBackend, WebServer, start_web

@@ -4,7 +4,7 @@ Callers ``submit`` arrays of rows; one task per batcher collects queued work unt
 ``max_batch_size`` rows, or as many requests as were recently outstanding at once, or the oldest
 waiting request has waited ``max_queue_delay`` seconds. It then concatenates the batch, runs the
 runner once in a dedicated worker thread (so the event loop keeps serving; a very short pass may
-run on the loop's own thread, ``server.compute_site``), and hands each caller its own slice in
+run on the loop's own thread, ``server.compute.site``), and hands each caller its own slice in
 order. While a batch computes, new work queues up, so load itself grows the
 batches. The queue is bounded in rows: past the bound a caller fails at once with
 RESOURCE_EXHAUSTED rather than waiting in a queue that cannot drain in time. Work whose deadline
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from server.compute_site import ComputeSite
+from server.compute.site import ComputeSite
 from server.config import ServerConfig
 from server.errors import DeadlineExpired, Draining, Overloaded
 from server.logs import get_logger

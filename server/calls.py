@@ -19,7 +19,7 @@ import grpc
 from server.errors import Draining, ServiceError
 from server.logs import ACCESS_LOG, REQUEST_ID_KEY, call_metadata, get_logger
 from server.metrics import ServerMetrics
-from server.reader import DrainSignal
+from server.streaming.reader import DrainSignal
 from server.tracing.context import trace_id_of
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when traces are exported

@@ -1,6 +1,6 @@
 """Prometheus metrics, one registry per server instance so several servers can share a process.
 
-Under worker processes (``server.supervisor``) every value also goes to prometheus_client's
+Under worker processes (``server.pod.supervisor``) every value also goes to prometheus_client's
 multiprocess files, and the supervisor's /metrics adds them up: counters and histograms summed
 over every worker that ever ran, gauges by their ``multiprocess_mode`` over the live ones (sums
 for in-flight work, the maximum for a 0/1 info gauge and a per-worker load share, one series per

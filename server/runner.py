@@ -22,13 +22,13 @@ from modelcore.checkpoint import Checkpoint, CheckpointError
 from modelcore.frontend import FrontEndConfig, build_frontend
 from modelcore.models import build_model
 from modelcore.preprocessing import TEXT_PADDING, FeaturePreprocessor
+from server.compute.cuda_graphs import MATCH_TOLERANCE, GraphedForward
+from server.compute.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 from server.config import PRECISIONS
-from server.cuda_graphs import MATCH_TOLERANCE, GraphedForward
-from server.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 from server.signatures import AudioSignature, FeaturesSignature, Signature
 
 FloatArray = npt.NDArray[np.float32]
-# Fused MLP ensembles (server.fused) win by launching fewer kernels; past this many rows the
+# Fused MLP ensembles (server.compute.fused) win by launching fewer kernels; past this many rows the
 # member-by-member GEMMs are as fast or faster (measured on 2 CPU cores), so the original runs.
 FUSED_MAX_ROWS = 128
 CAPACITY_BATCH = 8  # audio windows per timed pass when a version measures its capacity
@@ -225,7 +225,7 @@ class AudioRunner:
     quiet bands) under bfloat16 autocast on a GPU when its probabilities stay within
     ``tolerance`` of float32's on a probe of made music, else float32; ``bfloat16`` asks for it
     anywhere, under the same check; ``float32`` never. ``cuda_graphs``: ``auto`` replays the
-    pass as CUDA graphs on a GPU (``server.cuda_graphs``), kept only if they match the eager
+    pass as CUDA graphs on a GPU (``server.compute.cuda_graphs``), kept only if they match the eager
     pass; ``off`` never. ``precision``, ``precision_error`` and ``graphs`` say what was chosen.
     """
 

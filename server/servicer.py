@@ -15,19 +15,19 @@ import grpc
 from genre.v1 import genre_pb2
 from modelcore.abstention import row_abstentions
 from server.abstention import call_min_probability
-from server.admission import StreamAdmission, StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import FailedPrecondition, InvalidArgument
 from server.features import decode_features
 from server.handlers import parsed
-from server.lateness import Lateness
 from server.metrics import ServerMetrics
-from server.reader import MessageReader
+from server.pod.shares import PodShares
 from server.registry import Registry
 from server.responses import features_response, list_models_response
-from server.shares import PodShares
 from server.signatures import FeaturesSignature
-from server.streams import (
+from server.streaming.admission import StreamAdmission, StreamResources
+from server.streaming.lateness import Lateness
+from server.streaming.reader import MessageReader
+from server.streaming.session import (
     StreamLimits,
     StreamPlan,
     StreamSession,

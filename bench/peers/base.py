@@ -3,7 +3,7 @@
 A worker count means N model processes behind the peer's one front-end process (Triton: N
 model instances, each a Python backend stub process; MLServer: N parallel workers), as
 TorchServe's N workers per model. Each model process runs as many torch threads as one of our N
-workers would (``server.cpus.default_torch_threads``).
+workers would (``server.pod.cpus.default_torch_threads``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from bench.endpoints import MODEL_INFER, Endpoint
 from bench.peers.process import PeerProcess, wait_until_serving
-from server.cpus import available_cpus, default_torch_threads
+from server.pod.cpus import available_cpus, default_torch_threads
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 

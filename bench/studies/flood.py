@@ -5,7 +5,7 @@
 
 The kernel deals connections, not streams, over the worker processes, so with a stream limit per
 worker a flood filled the workers that drew many connections and left slots free on the others
-(1,792 of 2,048 on an H200 with eight workers). The limit is now the pod's (``server.shares``).
+(1,792 of 2,048 on an H200 with eight workers). The limit is now the pod's (``server.pod.shares``).
 This opens ``streams`` streams as fast as it can over ``connections`` connections (dealt in turn),
 each sending its config and one chunk, then holding; counts the ones answered and the ones
 refused RESOURCE_EXHAUSTED, and reports the admitted share of ``workers x slots``. Capacity

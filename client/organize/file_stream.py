@@ -25,8 +25,8 @@ import numpy as np
 
 from client.audio import AudioDecodeError, AudioFile
 from client.errors import GenreClientError
-from client.flow import AnswerGate, Interrupted, Throttle
-from client.library import ReportRow
+from client.organize.flow import AnswerGate, Interrupted, Throttle
+from client.organize.library import ReportRow
 from client.requests import Encoding
 from client.results import ModelInfo, StreamUpdate
 

@@ -19,9 +19,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from client.file_stream import AudioClassifier, StreamPlan, classify_file
-from client.flow import Throttle
-from client.library import (
+from client.organize.file_stream import AudioClassifier, StreamPlan, classify_file
+from client.organize.flow import Throttle
+from client.organize.library import (
     REPORT_NAME,
     OrganizeError,
     ReportRow,
@@ -30,9 +30,16 @@ from client.library import (
     report_text,
     unsupported_reason,
 )
-from client.placement import Summary, check_min_probability, place
-from client.playlists import UNSORTED, Track, file_stem, m3u8_text, remove_stale, write_atomic
-from client.progress import ProgressBar
+from client.organize.placement import Summary, check_min_probability, place
+from client.organize.playlists import (
+    UNSORTED,
+    Track,
+    file_stem,
+    m3u8_text,
+    remove_stale,
+    write_atomic,
+)
+from client.organize.progress import ProgressBar
 from client.results import ModelInfo
 
 PLAYLIST_SUFFIX = ".m3u8"

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from client.playlists import UNSORTED
+from client.organize.playlists import UNSORTED
 
 ANSWERED = "answered"
 UNCERTAIN = "uncertain"

@@ -1,7 +1,8 @@
 """``genre-client organize-spotify``: sort a Spotify playlist export into per-genre CSVs of track
 URIs, through ``ClassifyFeatures``.
 
-Reads the export (its columns mapped as :mod:`client.spotify_export` documents), classifies the
+Reads the export (its columns mapped as :mod:`client.organize.spotify_export` documents),
+classifies the
 rows in batches against one pinned model version, and writes into ``OUT_DIR``: ``<genre>.csv``
 (``Track URI, Track Name, Artist Name(s)``, ready for an import tool), ``unsorted.csv`` and
 ``report.csv`` (one line per export row, with its answer or why it could not be sent). A bad
@@ -25,10 +26,10 @@ from typing import Protocol
 import grpc
 
 from client.errors import GenreClientError
-from client.library import REPORT_NAME, OrganizeError
-from client.organize import resolve_model
-from client.placement import Summary, check_min_probability, place
-from client.playlists import (
+from client.organize.folder import resolve_model
+from client.organize.library import REPORT_NAME, OrganizeError
+from client.organize.placement import Summary, check_min_probability, place
+from client.organize.playlists import (
     UNSORTED,
     SpotifyTrack,
     file_stem,
@@ -36,9 +37,9 @@ from client.playlists import (
     spotify_csv_text,
     write_atomic,
 )
-from client.progress import ProgressBar
+from client.organize.progress import ProgressBar
+from client.organize.spotify_export import ExportTrack, MappedExport, map_export
 from client.results import FeaturesResult, ModelInfo
-from client.spotify_export import ExportTrack, MappedExport, map_export
 
 DEFAULT_MODEL = "spotify11-mlp"
 SPOTIFY_REPORT_COLUMNS = (

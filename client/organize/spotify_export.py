@@ -50,7 +50,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from client.library import OrganizeError
+from client.organize.library import OrganizeError
 from client.results import FeatureInfo
 
 FRACTIONS = (

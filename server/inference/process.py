@@ -1,6 +1,6 @@
 """The inference process: one per device, the only one that holds weights and runs models.
 
-The supervisor spawns it before the front-ends (``server.supervisor``). It loads and warms the
+The supervisor spawns it before the front-ends (``server.pod.supervisor``). It loads and warms the
 model repository exactly as a single server does (``server.registry``: verified checkpoints,
 per-version batchers with today's max batch, delay, queue bound and deadlines), listens on a Unix
 socket for front-ends (``server.inference.service``), and rescans the repository on SIGHUP, on a
@@ -32,7 +32,8 @@ PARENT_WATCH_SECONDS = 0.5
 
 
 def run_inference(config: ServerConfig, socket_path: str, parent_pid: int) -> None:
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it (see server.worker)
+    # SIGHUP is ignored until the loop handles it (see server.pod.worker)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(config.log_format, config.log_level, background=True, fields={"inference": 0})
     asyncio.run(serve_inference(config, socket_path, parent_pid))
 
@@ -51,10 +52,10 @@ def listen(path: str) -> socket.socket:
 async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: int) -> None:
     from server.app import configure_torch  # torch and the models load here, not at import
     from server.batcher import BatcherSettings
-    from server.cpus import available_cpus, inference_torch_threads
     from server.inference.service import InferenceService
     from server.logs import get_logger
     from server.metrics import ServerMetrics
+    from server.pod.cpus import available_cpus, inference_torch_threads
     from server.registry import ModelRegistry
     from server.runner import RunnerOptions, select_device
     from server.tracing import start_tracing

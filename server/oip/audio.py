@@ -3,7 +3,7 @@ turned into what ``ClassifyAudioStream`` already serves, and its answers turned 
 
 ``AUDIO`` is mono, shape [1, S]: FP32 in -1..1 or INT16, raw or typed. A request names its rate
 in the parameter ``sample_rate`` (int64). The windows, hop, resampling and track answer are those
-of genre.v1's stream (``server.streams``), so both protocols give the same numbers.
+of genre.v1's stream (``server.streaming.session``), so both protocols give the same numbers.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from genre.v1 import genre_pb2
 from server.abstention import check_min_probability, check_silence_dbfs
 from server.errors import InvalidArgument
 from server.features import FloatArray
-from server.oip_tensors import InputTensor, Request, float_parameter, numeric_values
-from server.streams import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, StreamSession
+from server.oip.tensors import InputTensor, Request, float_parameter, numeric_values
+from server.streaming.session import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, StreamSession
 
 AUDIO = "AUDIO"
 ENCODINGS = {"FP32": (genre_pb2.PCM_F32LE, "<f4"), "INT16": (genre_pb2.PCM_S16LE, "<i2")}

@@ -9,9 +9,9 @@ row, empty for none). They answer ``PROBABILITIES`` (FP32,
 [N, C], in ``ListModels``' label order) and ``LABEL`` (BYTES, [N], the top genre), raw. Audio
 models take ``AUDIO`` (FP32 or INT16, [1, S], mono) with the parameter ``sample_rate``:
 ``ModelInfer`` answers a whole clip's track, ``ModelStreamInfer`` live sequences
-(``server.oip_streams``). Liveness and readiness follow the health service (and, like it, need no
+(``server.oip.streams``). Liveness and readiness follow the health service (and, like it, need no
 token: ``server.auth``); ``ModelConfig`` states the signature as a Triton configuration;
-``ModelStatistics`` reads the server's own counters (``server.statistics``). The repository,
+``ModelStatistics`` reads the server's own counters (``server.oip.statistics``). The repository,
 trace, log and shared-memory methods are not served: gRPC answers UNIMPLEMENTED for methods not
 registered.
 """
@@ -33,13 +33,12 @@ from genre.inference import model_config_pb2
 from genre.v1 import genre_pb2
 from modelcore.abstention import row_abstentions
 from server.abstention import call_min_probability
-from server.admission import StreamResources
 from server.calls import CallRecord, ServingState, deadline_of, observe_call
 from server.errors import InvalidArgument, ServiceError
 from server.features import DenseFields, decode_matrix, place_text
 from server.handlers import MalformedMessage, parsed
 from server.metrics import ServerMetrics
-from server.oip_audio import (
+from server.oip.audio import (
     AUDIO,
     ENCODINGS,
     answer_of,
@@ -48,8 +47,9 @@ from server.oip_audio import (
     feed_all,
     sample_rate_of,
 )
-from server.oip_streams import Sequences
-from server.oip_tensors import (
+from server.oip.statistics import statistics_registry, statistics_response, versions_asked
+from server.oip.streams import Sequences
+from server.oip.tensors import (
     ABSTENTION,
     LABEL,
     MUSIC_PROBABILITY,
@@ -63,8 +63,8 @@ from server.oip_tensors import (
 )
 from server.registry import Registry, ServedVersion
 from server.signatures import AudioSignature, FeaturesSignature
-from server.statistics import statistics_registry, statistics_response, versions_asked
-from server.streams import StreamSession, plan_stream
+from server.streaming.admission import StreamResources
+from server.streaming.session import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
 PROTOCOL = "v2"  # the protocol label of this service's metrics and log lines

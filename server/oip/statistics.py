@@ -2,7 +2,7 @@
 
 Nothing is counted twice on the side: the figures are read back through a metrics registry, so
 they are the ones /metrics shows. In a single process that is the server's own registry; where
-``PROMETHEUS_MULTIPROC_DIR`` is set (worker processes, ``server.supervisor``, and any other
+``PROMETHEUS_MULTIPROC_DIR`` is set (worker processes, ``server.pod.supervisor``, and any other
 process of the server that writes its metrics there), a ``MultiProcessCollector`` over that
 directory, so an answer from any worker counts every process that ever ran, as the supervisor's
 /metrics does.

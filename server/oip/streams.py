@@ -2,7 +2,8 @@
 
 Triton's sequence parameters carry a live stream chunk by chunk: ``sequence_id`` (int64 or
 string) names it, ``sequence_start`` (with ``sample_rate``) opens it, ``sequence_end`` closes it.
-Each sequence is a genre.v1 stream underneath (``server.streams.StreamSession``), counted against
+Each sequence is a genre.v1 stream underneath (``server.streaming.session.StreamSession``),
+counted against
 the same stream limit, capacity and lateness (``StreamResources``), so the answers are the same:
 a response per window once one is full (parameters ``sequence_id``, ``window_start_seconds``,
 ``window_end_seconds``, ``final`` false; outputs the window's ``PROBABILITIES`` and ``LABEL``),
@@ -20,11 +21,10 @@ from typing import Any
 
 from genre.inference import grpc_service_pb2 as v2
 from genre.v1 import genre_pb2
-from server.admission import StreamResources
 from server.errors import InvalidArgument, ServiceError
 from server.handlers import parsed
 from server.metrics import ServerMetrics
-from server.oip_audio import (
+from server.oip.audio import (
     AUDIO,
     ENCODINGS,
     answer_of,
@@ -32,10 +32,11 @@ from server.oip_audio import (
     audio_config,
     sample_rate_of,
 )
-from server.oip_tensors import check_inputs, find_input, infer_response
+from server.oip.tensors import check_inputs, find_input, infer_response
 from server.registry import Registry, ServedVersion
 from server.signatures import AudioSignature
-from server.streams import StreamSession, plan_stream
+from server.streaming.admission import StreamResources
+from server.streaming.session import StreamSession, plan_stream
 
 FIELDS = ("model_name", "model_version")
 

@@ -13,7 +13,7 @@ import enum
 from collections.abc import MutableSequence
 from dataclasses import dataclass
 
-from server.shares import PodShares
+from server.pod.shares import PodShares
 
 
 class WorkerState(enum.IntEnum):

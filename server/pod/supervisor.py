@@ -39,14 +39,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from server.config import ServerConfig
-from server.cpus import gpu_present
 from server.inference.process import run_inference
 from server.logs import get_logger
-from server.readiness import ReadinessBoard, WorkerState
-from server.shares import PodShares
-from server.worker import run_worker
+from server.pod.cpus import gpu_present
+from server.pod.readiness import ReadinessBoard, WorkerState
+from server.pod.shares import PodShares
+from server.pod.worker import run_worker
 
-log = get_logger("server.supervisor")
+log = get_logger("server.pod.supervisor")
 Process = multiprocessing.process.BaseProcess
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0

@@ -14,8 +14,8 @@ from collections.abc import MutableSequence
 
 from server.config import ServerConfig
 from server.logs import configure_logging
-from server.readiness import ReadinessBoard, WorkerRole
-from server.shares import PodShares
+from server.pod.readiness import ReadinessBoard, WorkerRole
+from server.pod.shares import PodShares
 
 
 def run_worker(

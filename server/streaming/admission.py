@@ -24,15 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from server.errors import Overloaded
-from server.lateness import Lateness
 from server.metrics import ServerMetrics
-from server.shares import PodShares
-from server.streams import StreamLimits, StreamPlan, StreamSlots
+from server.pod.shares import PodShares
+from server.streaming.lateness import Lateness
+from server.streaming.session import StreamLimits, StreamPlan, StreamSlots
 
 
 class StreamAdmission:
     """Admits streams while their summed share of audio capacity stays within ``limit`` and the
-    streams already open are not late (``server.lateness``; ``latency_bound`` 0 turns it off)."""
+    streams already open are not late (``server.streaming.lateness``; ``latency_bound`` 0 turns
+    it off)."""
 
     def __init__(
         self,
@@ -44,7 +45,7 @@ class StreamAdmission:
         shares: PodShares | None = None,
     ) -> None:
         """``shares``: the workers feed one inference process, whose capacity is the pod's, so
-        the load every worker admitted counts against the limit (``server.shares``)."""
+        the load every worker admitted counts against the limit (``server.pod.shares``)."""
         self._limit = limit
         self._override = override
         self._shares = shares

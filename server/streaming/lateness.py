@@ -1,6 +1,7 @@
 """Whether this process is already late: recent window latencies and event-loop lag.
 
-Admission by measured model capacity (``server.admission``) sees only the model. A process can
+Admission by measured model capacity (``server.streaming.admission``) sees only the model. A
+process can
 run out of something else first: on an H200 the CNN-LSTM scores 30,000 windows/s offline, yet
 1,024 live streams (443 windows/s) on one process had a p99 window latency of 535 ms, the event
 loop the limit (``bench/results/workers-gpu-h200``). So admission also looks at what the

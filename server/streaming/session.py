@@ -40,13 +40,13 @@ from server.errors import (
     TooLarge,
 )
 from server.features import FloatArray, ranked
-from server.lateness import Lateness
 from server.metrics import ServerMetrics
-from server.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
+from server.pod.shares import PodShares
 from server.registry import Registry, ServedVersion
 from server.runner import split_outputs
-from server.shares import PodShares
 from server.signatures import AudioSignature
+from server.streaming.lateness import Lateness
+from server.streaming.pcm import SAMPLE_TYPES, PcmDecoder, Window, WindowCutter
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_HOP_SECONDS = 0.1

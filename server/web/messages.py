@@ -10,7 +10,8 @@ The page speaks in text frames of JSON and binary frames of PCM:
 - then ``{"type": "end"}``, the half-close after which the final answer comes.
 
 Every value is checked here for its JSON type, naming the field (``config.sample_rate: must be
-an integer, got "22050"``); the values themselves are checked by ``server.streams.plan_stream``,
+an integer, got "22050"``); the values themselves are checked by
+``server.streaming.session.plan_stream``,
 exactly as for a gRPC caller. Answers carry the keys of the client's ``StreamUpdate`` (the
 ``genre-client stream --json`` vocabulary), with abstentions as lower-case names.
 """

@@ -12,7 +12,7 @@ import pytest
 
 from client.audio import AudioDecodeError, AudioFile, decode_file
 from client.cli import main
-from client.library import read_report
+from client.organize.library import read_report
 from tests.client.test_organize_runs import FakeStreams, run
 from tests.support.encoded_audio import FORMATS, Format, damaged_mp3, write_encoded
 

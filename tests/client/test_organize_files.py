@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from client.file_stream import stream_rate
-from client.library import read_report
+from client.organize.file_stream import stream_rate
+from client.organize.library import read_report
 from tests.client.test_organize_runs import RATE, FakeStreams, run
 
 

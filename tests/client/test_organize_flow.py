@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from client.flow import GROW_AFTER, AnswerGate, Interrupted, Throttle
+from client.organize.flow import GROW_AFTER, AnswerGate, Interrupted, Throttle
 from client.results import StreamUpdate
 from tests.client.test_organize_runs import (
     HOP_SECONDS,

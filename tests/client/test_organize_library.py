@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from client.library import (
+from client.organize.library import (
     AUDIO_EXTENSIONS,
     REPORT_COLUMNS,
     OrganizeError,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from client.library import ReportRow
-from client.placement import Summary, place
-from client.playlists import (
+from client.organize.library import ReportRow
+from client.organize.placement import Summary, place
+from client.organize.playlists import (
     SpotifyTrack,
     Track,
     file_stem,
@@ -22,7 +22,7 @@ from client.playlists import (
     spotify_csv_text,
     write_atomic,
 )
-from client.progress import ProgressBar, format_eta, progress_line
+from client.organize.progress import ProgressBar, format_eta, progress_line
 
 
 def test_m3u8_has_header_extinf_and_paths_relative_to_the_playlist(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import soundfile
 
 from client.cli import main
 from client.errors import GenreClientError
-from client.library import read_report
-from client.organize import OrganizeOptions, organize, resolve_audio_model
+from client.organize.folder import OrganizeOptions, organize, resolve_audio_model
+from client.organize.library import read_report
 from client.requests import Encoding
 from client.results import AudioFrontEndInfo, ModelInfo, StreamUpdate
 
@@ -317,7 +317,7 @@ def test_ctrl_c_leaves_complete_playlists_of_what_was_done(
             raise KeyboardInterrupt
         return real_wait(futures, timeout=None, return_when=return_when)
 
-    monkeypatch.setattr("client.organize.wait", wait_then_interrupt)
+    monkeypatch.setattr("client.organize.folder.wait", wait_then_interrupt)
     out = tmp_path / "out"
     summary = run(FakeStreams(), library, out, jobs=1)
     assert summary["interrupted"] is True

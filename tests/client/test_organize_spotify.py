@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from client.library import OrganizeError
+from client.organize.library import OrganizeError
+from client.organize.spotify_export import api_feature, map_export, model_feature_source
 from client.results import FeatureInfo
-from client.spotify_export import api_feature, map_export, model_feature_source
 
 SPOTIFY11_INPUTS = tuple(
     FeatureInfo(name, name in ("Popularity", "key", "instrumentalness"))

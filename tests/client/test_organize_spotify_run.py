@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from client.errors import GenreClientError
-from client.library import OrganizeError
-from client.organize_spotify import SpotifyOptions, organize_spotify
+from client.organize.library import OrganizeError
+from client.organize.spotify import SpotifyOptions, organize_spotify
 from client.results import FeaturesResult, ModelInfo
 from tests.client.test_organize_spotify import GOOD, SPOTIFY11_INPUTS, export
 

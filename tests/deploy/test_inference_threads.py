@@ -1,7 +1,7 @@
 """Workers and inference threads in each overlay fit the pod's CPU request.
 
 One serving process per requested CPU (``GENRE_WORKERS``), each with its share of the request
-less one core for its event loop, at least one thread (``server.cpus.default_torch_threads``).
+less one core for its event loop, at least one thread (``server.pod.cpus.default_torch_threads``).
 Measured on 2 CPUs: a second intra-op thread made 256-row calls no faster on the CPU and slower on
 the GPU, for more CPU per call (``bench/results/torch_threads_h200.md``); a second process gave
 1.2-1.5x the calls/s of one (``bench/results/workers-probe``). The server's own defaults count the
@@ -14,7 +14,7 @@ import math
 import pytest
 
 from server.config import ServerConfig
-from server.cpus import default_torch_threads
+from server.pod.cpus import default_torch_threads
 from tests.deploy.conftest import OVERLAYS, Manifest, config_map_data, server_container
 
 

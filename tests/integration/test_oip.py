@@ -19,7 +19,7 @@ from genre.inference import grpc_service_pb2 as v2
 from genre.inference import grpc_service_pb2_grpc as v2_grpc
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
-from server.oip_tensors import raw_bytes
+from server.oip.tensors import raw_bytes
 from tests.support.checkpoints import (
     AUDIO_LABELS,
     FEATURE_NAMES,

@@ -18,7 +18,7 @@ from genre.inference import grpc_service_pb2 as v2
 from genre.inference import grpc_service_pb2_grpc as v2_grpc
 from genre.v1 import genre_pb2, genre_pb2_grpc
 from server.app import App, create_server
-from server.statistics import NANOSECONDS
+from server.oip.statistics import NANOSECONDS
 from tests.support.checkpoints import (
     FEATURE_NAMES,
     TINY_FRONTEND,

@@ -19,9 +19,9 @@ from bench.server_process import ServerProcess
 from client import GenreClient
 from client.audio import decode_file
 from client.cli import main
-from client.library import read_report
+from client.organize.library import read_report
+from client.organize.playlists import file_stem
 from client.pacing import split_bytes
-from client.playlists import file_stem
 from tests.support.encoded_audio import FORMATS, damaged_mp3, write_encoded
 from tests.support.harness import start_server_process
 

@@ -19,7 +19,7 @@ from modelcore.checkpoint import load_checkpoint
 from modelcore.models import build_model
 from modelcore.preprocessing import FeaturePreprocessor
 from server.app import App, create_server
-from server.oip_tensors import raw_bytes
+from server.oip.tensors import raw_bytes
 from tests.support.checkpoints import (
     FEATURE_NAMES,
     LABELS,

@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from genre.v1 import genre_pb2, genre_pb2_grpc
-from server.cpus import available_cpus, default_workers
+from server.pod.cpus import available_cpus, default_workers
 from tests.support.checkpoints import write_tiny_audio_model, write_tiny_model
 from tests.support.harness import sample_value, scrape
 from tests.support.workers import (

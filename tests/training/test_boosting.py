@@ -13,7 +13,7 @@ from modelcore.checkpoint import load_checkpoint
 from modelcore.models import build_model
 from modelcore.models.trees import MLPTreeBlend, TreeEnsemble
 from modelcore.preprocessing import FeaturePreprocessor
-from server.fused import FusedMLPEnsemble
+from server.compute.fused import FusedMLPEnsemble
 from server.runner import FeaturesRunner
 from tests.support.predictions import predict_probabilities
 from tests.training.synthetic import SPOTIFY11_HEADER, spotify11_rows, write_csv

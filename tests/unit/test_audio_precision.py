@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from modelcore.checkpoint import load_checkpoint
-from server.cuda_graphs import buckets
+from server.compute.cuda_graphs import buckets
 from server.runner import AudioRunner, made_music
 from tests.support.checkpoints import TINY_FRONTEND, write_tiny_audio_model
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.config import ServerConfig
-from server.cpus import (
+from server.pod.cpus import (
     MAX_DEFAULT_WORKERS,
     available_cpus,
     cgroup_cpu_limit,

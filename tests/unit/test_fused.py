@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modelcore.models import build_model
-from server.fused import fuse, matches
+from server.compute.fused import fuse, matches
 
 
 @pytest.mark.parametrize("members", [1, 4])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.lateness import Lateness
+from server.streaming.lateness import Lateness
 
 
 class Clock:

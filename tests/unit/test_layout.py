@@ -10,6 +10,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPOSITORY_ROOT
 
 PACKAGES = ("modelcore", "server", "training", "client", "bench")
@@ -118,3 +120,65 @@ def test_no_module_over_the_size_limit() -> None:
         if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+ROOMED = ("server", "client", "bench", "training")
+MAX_TOP_LEVEL = 20
+
+
+def top_level_modules(folder: Path) -> list[str]:
+    """The modules directly in ``folder`` (``__init__`` and ``__main__`` are the folder's own)."""
+    return sorted(
+        path.stem for path in folder.glob("*.py") if path.stem not in ("__init__", "__main__")
+    )
+
+
+def package_folders() -> list[Path]:
+    """Every package of the project, its rooms included (not venvs or caches)."""
+    return sorted(
+        path.parent
+        for package in PACKAGES
+        for path in (REPOSITORY_ROOT / package).rglob("__init__.py")
+        if not any(part.startswith(".") for part in path.relative_to(REPOSITORY_ROOT).parts)
+    )
+
+
+@pytest.mark.parametrize("package", ROOMED)
+def test_a_folder_past_twenty_modules_has_rooms(package: str) -> None:
+    found = top_level_modules(REPOSITORY_ROOT / package)
+    assert len(found) <= MAX_TOP_LEVEL, f"{package}/ has {len(found)} top-level modules: {found}"
+
+
+def name_families(names: list[str]) -> dict[str, list[str]]:
+    """Modules whose names share the part before the first underscore, three or more of them."""
+    families: dict[str, list[str]] = {}
+    for name in names:
+        if "_" in name:
+            families.setdefault(name.split("_")[0], []).append(name)
+    return {prefix: found for prefix, found in families.items() if len(found) >= 3}
+
+
+def test_no_three_modules_of_a_folder_share_a_name_prefix() -> None:
+    """A family of three or more modules named by a prefix wants a package of its own."""
+    crowded = {
+        f"{folder.relative_to(REPOSITORY_ROOT)}/{prefix}_*": names
+        for folder in package_folders()
+        for prefix, names in name_families(top_level_modules(folder)).items()
+    }
+    assert crowded == {}
+
+
+def test_the_prefix_rule_sees_a_family() -> None:
+    """The server's v2 modules before they moved into server/oip/ were such a family."""
+    names = [
+        "oip_audio",
+        "oip_servicer",
+        "oip_streams",
+        "oip_tensors",
+        "servicer",
+        "spotify_export",
+    ]
+    assert name_families(names) == {
+        "oip": ["oip_audio", "oip_servicer", "oip_streams", "oip_tensors"]
+    }
+    assert name_families(["organize", "organize_spotify", "spotify_export"]) == {}

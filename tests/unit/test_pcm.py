@@ -7,7 +7,7 @@ import pytest
 
 from genre.v1 import genre_pb2
 from server.errors import InvalidArgument
-from server.pcm import PcmDecoder, WindowCutter
+from server.streaming.pcm import PcmDecoder, WindowCutter
 
 
 def split_anywhere(data: bytes, seed: int) -> list[bytes]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.errors import DeadlineExpired
-from server.reader import DrainSignal, MessageReader
+from server.streaming.reader import DrainSignal, MessageReader
 
 
 class Source:

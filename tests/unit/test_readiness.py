@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from server.readiness import ReadinessBoard, WorkerState
+from server.pod.readiness import ReadinessBoard, WorkerState
 
 
 def board(*states: WorkerState) -> ReadinessBoard:

@@ -1,4 +1,5 @@
-"""Stream planning and bookkeeping (``server.streams``): a config is checked field by field
+"""Stream planning and bookkeeping (``server.streaming.session``): a config is checked field by
+field
 against the audio model it names, slots are bounded, and the first message must be a config."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from server.config import ServerConfig
 from server.errors import FailedPrecondition, InvalidArgument, Overloaded
 from server.metrics import ServerMetrics
 from server.registry import ModelRegistry
-from server.streams import StreamLimits, StreamSlots, plan_stream, require_config
+from server.streaming.session import StreamLimits, StreamSlots, plan_stream, require_config
 from tests.support.checkpoints import write_tiny_audio_model, write_tiny_model
 from tests.support.harness import cpu_registry
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server import supervisor
 from server.config import ServerConfig
+from server.pod import supervisor
 
 
 @pytest.mark.parametrize(
