@@ -56,6 +56,7 @@ from server.logs import get_logger
 from server.metrics import ServerMetrics
 from server.oip.servicer import InferenceServicer
 from server.pod.cpus import available_cpus, default_torch_threads
+from server.pod.heap import settle_heap
 from server.pod.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable, Registry
 from server.runner import RunnerOptions, select_device
@@ -378,6 +379,7 @@ async def create_server(config: ServerConfig, role: WorkerRole | None = None) ->
 async def serve(config: ServerConfig, role: WorkerRole | None = None) -> None:
     """Runs a server until SIGTERM or SIGINT, then drains it; SIGHUP rescans the repository."""
     app = await create_server(config, role)
+    settle_heap()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -56,6 +56,7 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
     from server.logs import get_logger
     from server.metrics import ServerMetrics
     from server.pod.cpus import available_cpus, inference_torch_threads
+    from server.pod.heap import settle_heap
     from server.registry import ModelRegistry
     from server.runner import RunnerOptions, select_device
     from server.tracing import start_tracing
@@ -98,6 +99,7 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
     await reload()
     service.loaded = True
     service.publish(registry.table)
+    settle_heap()
     log.info(
         "inference_ready",
         models=[f"{s.name}/{s.version}" for s in registry.table.all()],
