@@ -1,10 +1,12 @@
-"""The ceiling: a bare ``grpc.aio`` GenreClassifier that answers ClassifyFeatures at once.
+"""The ceiling: a bare ``grpc.aio`` GenreClassifier that answers at once, with no model.
 
 Same gRPC stack, same registration (``server.handlers.add_servicer``, so requests are parsed
 exactly as ours parses them), same channel options; no validation, no model, no metrics, no log
 line. It answers each call with a pre-built response of the size ours would send: one
 ``Classification`` per request row with every label of the model. What our server achieves
-relative to this is the share of a Python gRPC service's best that it keeps.
+relative to this is the share of a Python gRPC service's best that it keeps. An audio stream
+gets one pre-built update per hop of audio it was sent (``bench.studies.message_cost --server
+echo``: the CPU a message costs the gRPC stack alone).
 
     python -m bench.peers.echo --manifest models/gtzan-features-mlp/1/manifest.json
 
@@ -61,6 +63,10 @@ class EchoServicer:
         self._labels = tuple(labels)
         self._model = model
         self._responses: dict[int, genre_pb2.ClassifyFeaturesResponse] = {}
+        self._window = genre_pb2.ClassifyAudioStreamResponse(
+            model=genre_pb2.ModelRef(name=model, version="1"),
+            window=prebuilt_response(labels, 1, model).results[0],
+        )
         self.calls = 0
 
     async def ClassifyFeatures(  # noqa: N802
@@ -80,8 +86,23 @@ class EchoServicer:
         self,
         request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> None:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the echo server has no audio")
+    ) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
+        """Reads every message and answers one pre-built update per hop of audio, then a final
+        one: what a stream costs a Python gRPC server before any decoding, window or model."""
+        bytes_per_hop, pending = 0, 0
+        async for message in request_iterator:
+            request = parsed(message)
+            if request.HasField("config"):
+                config = request.config
+                bytes_per_hop = 2 * max(1, config.channels) * int(
+                    config.sample_rate * (config.hop_seconds or 1.5)
+                )
+                continue
+            pending += len(request.audio.data)
+            while bytes_per_hop and pending >= bytes_per_hop:
+                pending -= bytes_per_hop
+                yield self._window
+        yield genre_pb2.ClassifyAudioStreamResponse(final=True, track=self._window.window)
 
     async def ListModels(  # noqa: N802
         self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.studies.message_cost          # 3 rounds, results/message-cost/
     .venv/bin/python -m bench.studies.message_cost --rounds 1 --tracks 4 --out /tmp/message-cost
+    .venv/bin/python -m bench.studies.message_cost --server echo  # the gRPC stack's own share
 
 One server process (``GENRE_WORKERS=1``) serves the CNN-LSTM alone (``gtzan-cnn-lstm`` pinned to
 version 2: a window costs milliseconds, not the ensemble's 45, so the model does not drown the
@@ -32,7 +33,7 @@ import numpy as np
 from bench import machine
 from bench.cpu import tree_cpu_seconds
 from bench.plan import REPOSITORY_ROOT, RESULTS
-from bench.server_process import start_server_process
+from bench.server_process import ServerProcess, start_server_process
 from genre.v1 import genre_pb2, genre_pb2_grpc
 
 MODEL, VERSION, RATE = "gtzan-cnn-lstm", "2", 22050
@@ -104,16 +105,28 @@ async def one_case(
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
-def measure(rounds: int, tracks: int, seconds: float, realtime: bool) -> dict[str, Any]:
-    audio = [track(seconds, seed) for seed in range(tracks)]
-    server = start_server_process(
-        REPOSITORY_ROOT / "models",
+def start(server_kind: str) -> ServerProcess:
+    """Ours with the CNN-LSTM alone, or the echo ceiling (one pre-built update per hop)."""
+    models = REPOSITORY_ROOT / "models"
+    if server_kind == "echo":
+        manifest = models / MODEL / VERSION / "manifest.json"
+        command = (sys.executable, "-m", "bench.peers.echo", "--manifest", str(manifest))
+        return start_server_process(None, command=command)
+    return start_server_process(
+        models,
         {
             "GENRE_MODELS": MODEL,
             "GENRE_PINNED_VERSIONS": f"{MODEL}={VERSION}",
             "GENRE_WORKERS": "1",
         },
     )
+
+
+def measure(
+    rounds: int, tracks: int, seconds: float, realtime: bool, server_kind: str = "ours"
+) -> dict[str, Any]:
+    audio = [track(seconds, seed) for seed in range(tracks)]
+    server = start(server_kind)
     cases: list[dict[str, Any]] = []
     try:
         asyncio.run(one_case(server.target, audio[:1], 1.0, realtime=False))  # warm-up
@@ -150,7 +163,8 @@ def measure(rounds: int, tracks: int, seconds: float, realtime: bool) -> dict[st
         per_round.append(1e6 * extra / (small["messages"] - large["messages"]))
     return {
         "machine": machine.describe(),
-        "model": f"{MODEL}/{VERSION}",
+        "server": server_kind,
+        "model": f"{MODEL}/{VERSION}" if server_kind == "ours" else "none (echo ceiling)",
         "tracks": tracks,
         "track_seconds": seconds,
         "hop_seconds": 3.0,
@@ -165,7 +179,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Server CPU per audio message",
         "",
-        f"`python -m bench.studies.message_cost`: one server process, `{result['model']}`, "
+        f"`python -m bench.studies.message_cost --server {result.get('server', 'ours')}`: "
+        f"one server process, model `{result['model']}`, "
         f"{result['tracks']} tracks of {result['track_seconds']:g} s at hop 3 s, "
         f"{'in real time' if result['realtime'] else 'flat out'}, "
         "as 100 ms and as 1 s chunks (same audio, same windows). "
@@ -198,12 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--flat-out", action="store_true", help="send as fast as possible, not in real time"
     )
+    parser.add_argument(
+        "--server",
+        choices=("ours", "echo"),
+        default="ours",
+        help="echo: the ceiling, which reads every message and answers pre-built updates",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "message-cost")
     args = parser.parse_args(argv)
-    result = measure(args.rounds, args.tracks, args.seconds, realtime=not args.flat_out)
+    result = measure(args.rounds, args.tracks, args.seconds, not args.flat_out, args.server)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "message_cost.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "message_cost.md").write_text(markdown(result))
+    stem = "message_cost" if args.server == "ours" else f"message_cost_{args.server}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

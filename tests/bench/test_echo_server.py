@@ -56,6 +56,30 @@ async def test_named_rows_get_one_full_classification_each(
     assert response.ByteSize() == ours(3).ByteSize()
 
 
+async def test_a_stream_gets_one_update_per_hop_of_audio_then_a_final_one(
+    stub: genre_pb2_grpc.GenreClassifierAsyncStub,
+) -> None:
+    rate, hop_seconds = 8000, 1.5
+    chunk = b"\x00\x01" * (rate // 10)  # 100 ms of 16-bit mono
+
+    async def requests() -> AsyncIterator[genre_pb2.ClassifyAudioStreamRequest]:
+        yield genre_pb2.ClassifyAudioStreamRequest(
+            config=genre_pb2.StreamConfig(
+                model=genre_pb2.ModelRef(name="some-model"),
+                sample_rate=rate,
+                encoding=genre_pb2.PCM_S16LE,
+                channels=1,
+                hop_seconds=hop_seconds,
+            )
+        )
+        for _ in range(47):  # 4.7 s: three whole hops and part of a fourth
+            yield genre_pb2.ClassifyAudioStreamRequest(audio=genre_pb2.AudioChunk(data=chunk))
+
+    updates = [update async for update in stub.ClassifyAudioStream(requests())]
+    assert [update.final for update in updates] == [False, False, False, True]
+    assert {score.genre for score in updates[0].window.scores} == set(LABELS)
+
+
 async def test_dense_rows_are_counted_from_the_values(
     stub: genre_pb2_grpc.GenreClassifierAsyncStub,
 ) -> None:
