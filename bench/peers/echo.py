@@ -86,23 +86,28 @@ class EchoServicer:
         self,
         request_iterator: AsyncIterator[genre_pb2.ClassifyAudioStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[genre_pb2.ClassifyAudioStreamResponse]:
-        """Reads every message and answers one pre-built update per hop of audio, then a final
-        one: what a stream costs a Python gRPC server before any decoding, window or model."""
+    ) -> None:
+        """Reads every message and writes one pre-built update per hop of audio, then a final
+        one: what a stream costs a Python gRPC server before any decoding, window or model.
+        Reads and writes as ours does (an await on the iterator, ``context.write``)."""
         bytes_per_hop, pending = 0, 0
         async for message in request_iterator:
             request = parsed(message)
             if request.HasField("config"):
                 config = request.config
-                bytes_per_hop = 2 * max(1, config.channels) * int(
-                    config.sample_rate * (config.hop_seconds or 1.5)
+                bytes_per_hop = (
+                    2
+                    * max(1, config.channels)
+                    * int(config.sample_rate * (config.hop_seconds or 1.5))
                 )
                 continue
             pending += len(request.audio.data)
             while bytes_per_hop and pending >= bytes_per_hop:
                 pending -= bytes_per_hop
-                yield self._window
-        yield genre_pb2.ClassifyAudioStreamResponse(final=True, track=self._window.window)
+                await context.write(self._window)
+        await context.write(
+            genre_pb2.ClassifyAudioStreamResponse(final=True, track=self._window.window)
+        )
 
     async def ListModels(  # noqa: N802
         self, request: genre_pb2.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
