@@ -22,7 +22,7 @@ SERVERS = (
 )
 # Ours with each serving design forced, whatever GENRE_INFERENCE_PROCESS=auto picks on this
 # machine: complete workers, or front-ends feeding one inference process. Named with --servers
-# (the design choice per device kind, README); not in the default run.
+# (the design choice per device kind, docs/benchmarks.md); not in the default run.
 DESIGNS = ("ours-complete", "ours-inference")
 # The other serving stacks: set up on first use, recorded as skipped (with why) when they cannot
 # be set up or started, never a reason for the run to fail.

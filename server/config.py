@@ -2,7 +2,8 @@
 
 Precedence: command-line flag, then environment variable, then the default. Every field of
 ``ServerConfig`` is a setting; its environment variable is ``GENRE_`` plus the upper-cased field
-name (``grpc_port`` -> ``GENRE_GRPC_PORT``). Defaults were chosen by measurement (README).
+name (``grpc_port`` -> ``GENRE_GRPC_PORT``). Defaults were chosen by measurement;
+docs/operations.md lists every setting and why its default is what it is.
 """
 
 from __future__ import annotations
@@ -204,8 +205,8 @@ class ServerConfig:
         metadata={
             "help": "with several workers: on runs the models in one inference process per "
             "device that every worker feeds through shared memory; off gives each worker its "
-            "own copy (auto: on where a GPU is present, off on CPU nodes; README, 'Worker "
-            "processes')"
+            "own copy (auto: on where a GPU is present, off on CPU nodes; docs/operations.md, "
+            "'Worker processes')"
         },
     )
     inference_arena_mib: int = field(

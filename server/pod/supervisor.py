@@ -1,7 +1,7 @@
 """The parent of the worker processes: starts them, restarts the dead, drains them all.
 
-Design, chosen by measurement (README, "Worker processes"): N complete servers on one port,
-each with its own batchers, the kernel spreading connections over them (SO_REUSEPORT). The
+Design, chosen by measurement (docs/operations.md, "Worker processes"): N complete servers on
+one port, each with its own batchers, the kernel spreading connections over them (SO_REUSEPORT). The
 supervisor serves no RPC and loads no model; it imports neither torch nor gRPC, and starts each
 worker with ``spawn`` so no CUDA or gRPC state is ever inherited across a fork.
 
@@ -137,7 +137,7 @@ def fresh_metrics_directory() -> str:
 
 def uses_inference_process(config: ServerConfig) -> bool:
     """``GENRE_INFERENCE_PROCESS``: on, off, or auto (on where a GPU is present and the
-    device setting may use it; README, 'Worker processes', has the measurements)."""
+    device setting may use it; docs/benchmarks.md has the measurements)."""
     if config.inference_process != "auto":
         return config.inference_process == "on"
     return config.device != "cpu" and gpu_present()
