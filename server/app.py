@@ -47,7 +47,6 @@ from prometheus_client import start_http_server
 from genre.inference import grpc_service_pb2
 from genre.v1 import genre_pb2
 from server.auth import BearerTokenInterceptor, load_grants
-from server.batcher import BatcherSettings
 from server.calls import ServingState
 from server.config import ServerConfig
 from server.handlers import add_servicer
@@ -59,7 +58,7 @@ from server.pod.cpus import available_cpus, default_torch_threads
 from server.pod.heap import settle_heap
 from server.pod.readiness import WorkerRole, WorkerState
 from server.registry import ModelRegistry, ModelTable, Registry
-from server.runner import RunnerOptions, select_device
+from server.runner import select_device
 from server.servicer import GenreClassifierServicer
 from server.streaming.lateness import Lateness
 from server.streaming.session import StreamLimits
@@ -257,18 +256,7 @@ def build_registry(
         return remote, "inference process", configure_torch(1)
     threads = configure_torch(config.torch_threads, config.workers if role else 1)
     device = select_device(config.device)
-    registry = ModelRegistry(
-        config.model_repository,
-        names=config.models,
-        pins=config.pins,
-        device=device,
-        settings=BatcherSettings.per_kind(config),
-        metrics=metrics,
-        options=RunnerOptions(
-            config.features_precision, config.audio_precision, config.cuda_graphs
-        ),
-    )
-    return registry, str(device), threads
+    return ModelRegistry.from_config(config, device, metrics), str(device), threads
 
 
 async def create_server(config: ServerConfig, role: WorkerRole | None = None) -> App:

@@ -22,6 +22,7 @@ import torch
 from modelcore.checkpoint import CheckpointError, list_versions, load_checkpoint
 from modelcore.manifest import Manifest
 from server.batcher import BatcherSettings, BatchResult, DynamicBatcher, FloatArray
+from server.config import ServerConfig
 from server.errors import InvalidArgument, ModelNotFound
 from server.logs import get_logger
 from server.metrics import ServerMetrics
@@ -155,6 +156,29 @@ class ModelRegistry:
         self._table = ModelTable(versions={}, defaults={})
         self._reload_lock = asyncio.Lock()
         self._refused: dict[Path, str] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ServerConfig,
+        device: torch.device,
+        metrics: ServerMetrics,
+        retire: Callable[[list[ServedVersion]], Awaitable[None]] | None = None,
+    ) -> ModelRegistry:
+        """The registry a serving process builds from its settings: a complete worker for
+        itself, the inference process for every front-end (with its own ``retire``)."""
+        return cls(
+            config.model_repository,
+            names=config.models,
+            pins=config.pins,
+            device=device,
+            settings=BatcherSettings.per_kind(config),
+            metrics=metrics,
+            options=RunnerOptions(
+                config.features_precision, config.audio_precision, config.cuda_graphs
+            ),
+            retire=retire,
+        )
 
     @property
     def table(self) -> ModelTable:

@@ -51,14 +51,13 @@ def listen(path: str) -> socket.socket:
 
 async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: int) -> None:
     from server.app import configure_torch  # torch and the models load here, not at import
-    from server.batcher import BatcherSettings
     from server.inference.service import InferenceService
     from server.logs import get_logger
     from server.metrics import ServerMetrics
     from server.pod.cpus import available_cpus, inference_torch_threads
     from server.pod.heap import settle_heap
     from server.registry import ModelRegistry
-    from server.runner import RunnerOptions, select_device
+    from server.runner import select_device
     from server.tracing import start_tracing
 
     log = get_logger("server.inference")
@@ -75,18 +74,7 @@ async def serve_inference(config: ServerConfig, socket_path: str, parent_pid: in
 
     tracing = start_tracing(config.otlp_endpoint, "inference")
     service = InferenceService(reload, tracing)
-    registry = ModelRegistry(
-        config.model_repository,
-        names=config.models,
-        pins=config.pins,
-        device=device,
-        settings=BatcherSettings.per_kind(config),
-        metrics=metrics,
-        options=RunnerOptions(
-            config.features_precision, config.audio_precision, config.cuda_graphs
-        ),
-        retire=service.retire,
-    )
+    registry = ModelRegistry.from_config(config, device, metrics, retire=service.retire)
     listener = listen(socket_path)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
