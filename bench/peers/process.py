@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +104,16 @@ def launch(
     return PeerProcess(process, grpc_port, log)
 
 
-def wait_until_serving(peer: PeerProcess, method: str, probe: bytes, timeout: float) -> None:
-    """Returns once ``probe`` (a request body for ``method``) is answered; stops the peer and
-    raises PeerUnavailable when it exits or does not answer within ``timeout`` seconds."""
+def wait_until_serving(
+    peer: PeerProcess,
+    method: str,
+    probe: bytes,
+    timeout: float,
+    not_ready: Callable[[], str] | None = None,
+) -> None:
+    """Returns once ``probe`` (a request body for ``method``) is answered and ``not_ready``
+    (the peer's own readiness check, if it has one) gives no reason to wait; stops the peer and
+    raises PeerUnavailable when it exits or is not ready within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     with grpc.insecure_channel(peer.target) as channel:
@@ -117,9 +124,13 @@ def wait_until_serving(peer: PeerProcess, method: str, probe: bytes, timeout: fl
                 break
             try:
                 infer(probe, timeout=5)
-                return
             except grpc.RpcError as error:
                 last_error = f"{error.code().name}: {error.details()}"
                 time.sleep(0.5)
+                continue
+            last_error = not_ready() if not_ready is not None else ""
+            if not last_error:
+                return
+            time.sleep(0.5)
     peer.stop()
     raise PeerUnavailable(f"no answer within {timeout:.0f} s ({last_error})")

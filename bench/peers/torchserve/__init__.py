@@ -22,13 +22,17 @@ import sysconfig
 import time
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import grpc
-
-from bench.peers.process import free_ports, stop_group
+from bench.peers.process import (
+    PeerProcess,
+    PeerUnavailable,
+    free_ports,
+    launch,
+    run_step,
+    wait_until_serving,
+)
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parents[1]
@@ -43,18 +47,15 @@ message Status { int32 code = 1; string message = 2; repeated google.protobuf.An
 """
 
 
-class TorchServeUnavailable(RuntimeError):
+class TorchServeUnavailable(PeerUnavailable):
     """TorchServe could not be set up or started; the message says why."""
 
 
 def _run(command: list[str], timeout: float, **kwargs: object) -> None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
-    except subprocess.TimeoutExpired as error:
-        raise TorchServeUnavailable(f"{Path(command[0]).name} took over {timeout:.0f} s") from error
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
-        raise TorchServeUnavailable(f"{' '.join(command[:4])} failed: {' | '.join(tail)}")
+        run_step(command, timeout, **kwargs)
+    except PeerUnavailable as error:
+        raise TorchServeUnavailable(str(error)) from error
 
 
 def ensure_venv(timeout: float = 240.0) -> Path:
@@ -159,21 +160,6 @@ def _ready_workers(management_port: int, name: str) -> int:
     return sum(1 for worker in described[0].get("workers", []) if worker.get("status") == "READY")
 
 
-@dataclass
-class TorchServeProcess:
-    process: subprocess.Popen[bytes]
-    grpc_port: int
-    log_dir: Path
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM to the process group we started (TorchServe's launcher, JVM and workers)."""
-        stop_group(self.process, timeout)
-
-
 def start_torchserve(
     workdir: Path,
     venv: Path,
@@ -185,7 +171,7 @@ def start_torchserve(
     job_queue_size: int = 8192,
     timeout: float = 120.0,
     workers: int = 1,
-) -> TorchServeProcess:
+) -> PeerProcess:
     """Starts TorchServe with our batch and queue settings; returns once ``probe`` answers.
 
     ``workers``: Python worker processes for the model (the Java front-end stays one), the
@@ -238,43 +224,32 @@ def start_torchserve(
         "METRICS_LOCATION": str(log_dir),
         "TS_DISABLE_SYSTEM_METRICS": "true",
     }
-    with (log_dir / "launcher.log").open("wb") as launcher_log:
-        process = subprocess.Popen(
-            [
-                str(venv / "bin" / "torchserve"),
-                "--start",
-                "--foreground",
-                "--ncs",
-                "--disable-token-auth",
-                "--ts-config",
-                str(config),
-                "--model-store",
-                str(store),
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=launcher_log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    handle = TorchServeProcess(process, grpc_inference, log_dir)
-    deadline = time.monotonic() + timeout
-    last_error = "no answer"
-    with grpc.insecure_channel(handle.target) as channel:
-        predict = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            try:
-                predict(probe, timeout=5)
-            except grpc.RpcError as error:
-                last_error = f"{error.code().name}: {error.details()}"
-                time.sleep(0.5)
-                continue
-            ready = 1 if workers == 1 else _ready_workers(management, name)  # one answered
-            if ready >= workers:
-                return handle
-            last_error = f"{ready} of {workers} workers ready"
-            time.sleep(0.5)
-    handle.stop()
-    raise TorchServeUnavailable(f"TorchServe did not answer within {timeout:.0f} s ({last_error})")
+    handle = launch(
+        [
+            str(venv / "bin" / "torchserve"),
+            "--start",
+            "--foreground",
+            "--ncs",
+            "--disable-token-auth",
+            "--ts-config",
+            str(config),
+            "--model-store",
+            str(store),
+        ],
+        grpc_inference,
+        log_dir / "launcher.log",
+        workdir,
+        env,
+    )
+
+    def not_ready() -> str:
+        if workers == 1:
+            return ""  # the probe was answered: its one worker is up
+        ready = _ready_workers(management, name)
+        return "" if ready >= workers else f"{ready} of {workers} workers ready"
+
+    try:
+        wait_until_serving(handle, METHOD, probe, timeout, not_ready)
+    except PeerUnavailable as error:
+        raise TorchServeUnavailable(f"TorchServe: {error}") from error
+    return handle
