@@ -179,21 +179,22 @@ class observe_call:  # noqa: N801 -- used as ``async with observe_call(...)``, l
         metrics.child(metrics.request_latency, record.method, record.model, protocol).observe(
             elapsed
         )
-        line: dict[str, object] = {
-            "method": record.method,
-            "protocol": protocol,
-            "model": record.model,
-            "version": record.version,
-            "rows": record.rows,
-            "batch": record.batch_rows,
-            "latency_ms": round(elapsed * 1000, 3),
-            "status": record.status,
-            "peer": self._context.peer(),
-            "request_id": self._request_id,
-        }
-        if self._trace_id:
-            line["trace_id"] = self._trace_id
-        ACCESS_LOG.write(record.status == "OK", line)
+        if ACCESS_LOG.wanted(record.status == "OK"):
+            line: dict[str, object] = {
+                "method": record.method,
+                "protocol": protocol,
+                "model": record.model,
+                "version": record.version,
+                "rows": record.rows,
+                "batch": record.batch_rows,
+                "latency_ms": round(elapsed * 1000, 3),
+                "status": record.status,
+                "peer": self._context.peer(),
+                "request_id": self._request_id,
+            }
+            if self._trace_id:
+                line["trace_id"] = self._trace_id
+            ACCESS_LOG.emit(line)
         if self._span is not None:
             self._span.finish(record.model, record.version, record.rows, record.status)
 

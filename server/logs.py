@@ -161,12 +161,20 @@ class AccessLog:
         self._sample_every = max(1, every)
 
     def write(self, ok: bool, line: dict[str, object]) -> None:
+        if self.wanted(ok):
+            self.emit(line)
+
+    def wanted(self, ok: bool) -> bool:
+        """Whether this call gets its line (counting successful calls for the sampling), asked
+        before the line is built, so a call sampled out builds nothing."""
         if not self._enabled:
-            return
+            return False
         if ok and self._sample_every > 1:
             self._count += 1
-            if self._count % self._sample_every:
-                return
+            return self._count % self._sample_every == 0
+        return True
+
+    def emit(self, line: dict[str, object]) -> None:
         if not self._json or self._output is None:
             structlog.get_logger(component="server.requests").info("request", **line)
             return
