@@ -127,11 +127,8 @@ class FeaturesRunner:
         self._check_shapes(checkpoint)
         width = len(self.preprocessor.feature_names)
         fused = fuse(self.model)
-        if fused is None:  # a blend: its MLP part fuses like a plain ensemble
+        if fused is None:  # a blend: its MLP parts fuse like plain ensembles
             fuse_children(self.model, width, device)
-            numeric = getattr(self.model, "numeric", None)  # a title blend's numeric model
-            if isinstance(numeric, nn.Module):
-                fuse_children(numeric, width, device)
         usable = fused is not None and matches(self.model, fused, width, device)
         self._fused = fused if usable else None
         self._low: FusedMLPEnsemble | None = None

@@ -131,12 +131,16 @@ def fuse(model: nn.Module) -> FusedMLPEnsemble | None:
 
 
 def fuse_children(model: nn.Module, width: int, device: torch.device) -> None:
-    """Swaps each direct child MLP (or MLP ensemble) of a composite model, such as an MLP and
-    trees blend, for its fused twin where that reproduces the child's outputs; the composite
-    itself cannot be fused as a whole."""
+    """Swaps each MLP (or MLP ensemble) inside a composite model, at any depth (an MLP and
+    trees blend, or that blend as a title blend's numeric part), for its fused twin where that
+    reproduces its outputs on ``width`` columns; the composite itself cannot be fused as a
+    whole. A child that is not an MLP is searched in turn; one that is, but whose fused twin
+    differs, is left as it is."""
     for name, child in list(model.named_children()):
         fused = fuse(child)
-        if fused is not None and matches(child, fused, width, device):
+        if fused is None:
+            fuse_children(child, width, device)
+        elif matches(child, fused, width, device):
             setattr(model, name, fused)
 
 

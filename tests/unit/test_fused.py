@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modelcore.models import build_model
-from server.compute.fused import fuse, matches
+from server.compute.fused import FusedMLPEnsemble, fuse, fuse_children, matches
 
 
 @pytest.mark.parametrize("members", [1, 4])
@@ -30,3 +30,29 @@ def test_fused_ensemble_matches_the_original(members: int) -> None:
     assert fused is not None
     assert matches(model, fused, 7, torch.device("cpu"))
     assert not matches(build_model(architecture).eval(), fused, 7, torch.device("cpu"))
+
+
+class _Wrapper(torch.nn.Module):
+    """A composite holding a composite that holds an MLP ensemble, as a title blend holds an
+    MLP and trees blend."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = torch.nn.ModuleDict({"mlp": inner, "scale": torch.nn.Identity()})
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.inner["scale"](self.inner["mlp"](features))
+
+
+def test_fusing_children_reaches_an_ensemble_nested_in_composites() -> None:
+    torch.manual_seed(0)
+    params = {"input_dim": 7, "num_classes": 5, "hidden_sizes": [16], "dropout": 0.0}
+    ensemble = build_model({"type": "mlp_ensemble", "params": {**params, "members": 3}}).eval()
+    model = _Wrapper(ensemble).eval()
+    inputs = torch.randn(9, 7)
+    with torch.inference_mode():
+        expected = model(inputs)
+    fuse_children(model, 7, torch.device("cpu"))
+    assert isinstance(model.inner["mlp"], FusedMLPEnsemble)
+    with torch.inference_mode():
+        assert torch.allclose(model(inputs), expected, rtol=1e-4, atol=1e-5)
