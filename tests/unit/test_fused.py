@@ -41,7 +41,8 @@ class _Wrapper(torch.nn.Module):
         self.inner = torch.nn.ModuleDict({"mlp": inner, "scale": torch.nn.Identity()})
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.inner["scale"](self.inner["mlp"](features))
+        scaled: torch.Tensor = self.inner["scale"](self.inner["mlp"](features))
+        return scaled
 
 
 def test_fusing_children_reaches_an_ensemble_nested_in_composites() -> None:
